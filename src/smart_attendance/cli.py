@@ -1,0 +1,337 @@
+"""The ``attendance`` command: a thin shell over the library.
+
+Every ``AttendanceError`` becomes a one-line message and exit status 1 (``click.ClickException``);
+no command prints a traceback for a problem a person can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .config import Settings, load_settings
+from .errors import AttendanceError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except AttendanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def _settings(env_file: str | None) -> Settings:
+    with friendly_errors():
+        return load_settings(env_file=env_file or ".env")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+env_file_option = click.option(
+    "--env-file", default=None, metavar="FILE", help="Settings file to read (default: ./.env)."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smart-attendance")
+def main() -> None:
+    """Smart Attendance: face-recognition attendance server and tools."""
+
+
+def ensure_api_key(settings: Settings, echo: Callable[[str], None] = click.echo) -> Settings:
+    """The configured key, else the one kept in DATA_DIR/api_key, else a new one (printed once)."""
+    if settings.api_key:
+        return settings
+    key_file = settings.data_dir / "api_key"
+    if key_file.is_file():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key:
+            echo(f"Using the API key kept in {key_file} (set API_SECRET_KEY to choose your own).")
+            return replace(settings, api_key=key)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    echo("No API_SECRET_KEY was set, so one was generated. Give it to your camera clients;")
+    echo(f"it is shown only this once and kept in {key_file}:")
+    echo(f"\n    API_SECRET_KEY={key}\n")
+    return replace(settings, api_key=key)
+
+
+def _progress_enroll(service: Any, label: str = "Enrolling photos") -> Any:
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def on_total(total: int) -> None:
+        if total:
+            bar["bar"] = tqdm(total=total, desc=label, unit="photo", file=sys.stderr, disable=None)
+
+    def on_progress(step: int) -> None:
+        if "bar" in bar:
+            bar["bar"].update(step)
+
+    try:
+        return service.enroll(on_total=on_total, on_progress=on_progress)
+    finally:
+        if "bar" in bar:
+            bar["bar"].close()
+
+
+def _print_report(report: Any, verbose: bool = True) -> None:
+    click.echo(f"Enrolled {report.summary()}.")
+    if report.skipped:
+        click.echo(f"{len(report.skipped)} photo(s) were not enrolled:")
+        shown = report.skipped if verbose else report.skipped[:20]
+        for skipped in shown:
+            click.echo(f"  {skipped.path}: {skipped.reason}")
+        if len(shown) < len(report.skipped):
+            click.echo(
+                f"  ... and {len(report.skipped) - len(shown)} more "
+                "(see `attendance enroll` or GET /enrolment)"
+            )
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (ATTENDANCE_HOST).")
+@click.option("--port", default=None, type=int, help="Port to listen on (ATTENDANCE_PORT).")
+@env_file_option
+def serve(host: str | None, port: int | None, env_file: str | None) -> None:
+    """Run the attendance server (enrols the dataset first, in the background)."""
+    from waitress import serve as waitress_serve
+
+    from .service import build_service
+    from .web import create_app
+
+    settings = _settings(env_file)
+    _logging(settings)
+    with friendly_errors():
+        settings = ensure_api_key(settings)
+        settings = replace(settings, host=host or settings.host, port=port or settings.port)
+        service = build_service(settings)
+        app = create_app(service=service)
+
+    def background() -> None:
+        try:
+            report = _progress_enroll(service)
+            _print_report(report, verbose=False)
+            click.echo("Ready: enrolment finished, recognising.")
+        except AttendanceError as exc:
+            click.echo(f"Error: enrolment failed: {exc}", err=True)
+
+    threading.Thread(target=background, name="enrolment", daemon=True).start()
+    click.echo(
+        f"Serving on http://{settings.host}:{settings.port} "
+        f"({service.pool.workers} recognition workers, {settings.threads} threads)"
+    )
+    try:
+        waitress_serve(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            # Waitress refuses far larger bodies itself (plain 413); Flask answers JSON below.
+            max_request_body_size=2 * settings.max_upload_bytes + 1024 * 1024,
+            ident="smart-attendance",
+            _quiet=True,
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        service.close()
+
+
+@main.command()
+@env_file_option
+def enroll(env_file: str | None) -> None:
+    """Enrol (or update) the students from the dataset folder, with a progress bar."""
+    from .service import build_service
+
+    settings = _settings(env_file)
+    _logging(settings)
+    with friendly_errors():
+        if not settings.dataset_dir.is_dir():
+            raise click.ClickException(
+                f"dataset folder not found: {settings.dataset_dir} "
+                "(set ATTENDANCE_DATASET_DIR or create dataset/<student>/photo.jpg)"
+            )
+        service = build_service(settings)
+        try:
+            report = _progress_enroll(service)
+        finally:
+            service.close()
+    _print_report(report)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@env_file_option
+def stats(as_json: bool, env_file: str | None) -> None:
+    """Print per-student attendance statistics from the database."""
+    from .gallery import enrolled_students
+    from .store import Store
+
+    settings = _settings(env_file)
+    with friendly_errors():
+        store = Store(settings.db_url)
+        store.create()
+        rows = store.statistics(enrolled=enrolled_students(settings.dataset_dir))
+        store.close()
+    if as_json:
+        click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
+        return
+    days = max((row.total_days for row in rows), default=0)
+    click.echo(f"{days} day(s) on record")
+    click.echo(
+        f"{'Student':30} {'Present':>7} {'OnTime':>7} {'Late':>5} {'Attend%':>8} {'Late%':>6}"
+    )
+    for row in rows:
+        click.echo(
+            f"{row.name[:30]:30} {row.days_present:7d} {row.days_on_time:7d} "
+            f"{row.days_late:5d} {row.attendance_pct:8.1f} {row.late_pct:6.1f}"
+        )
+
+
+@main.command(name="eval")
+@click.argument("dataset_root", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--threshold",
+    type=float,
+    default=None,
+    help="Threshold to evaluate (default: ATTENDANCE_MATCH_THRESHOLD).",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=None,
+    help="Margin to evaluate (default: ATTENDANCE_MATCH_MARGIN).",
+)
+@click.option(
+    "--folds",
+    type=click.IntRange(1, 100),
+    default=10,
+    show_default=True,
+    help="Number of random enrolled/stranger splits.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@env_file_option
+def eval_command(
+    dataset_root: Path,
+    threshold: float | None,
+    margin: float | None,
+    folds: int,
+    as_json: bool,
+    env_file: str | None,
+) -> None:
+    """Open-set evaluation (DIR and FPIR) on a labelled folder tree such as ../shared/faces."""
+    from tqdm import tqdm
+
+    from .encoder import EncoderPool
+    from .evaluation import Rule, describe_all, evaluate, find_identities
+    from .store import Store
+
+    settings = _settings(env_file)
+    if not dataset_root.is_dir():
+        raise click.ClickException(f"folder not found: {dataset_root}")
+    identities = find_identities(dataset_root)
+    total = sum(len(v) for v in identities.values())
+    if total == 0:
+        raise click.ClickException(
+            f"no labelled photos under {dataset_root} "
+            "(expected <identity>/*.jpg or <set>/<identity>/*.jpg)"
+        )
+    with friendly_errors():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.db_url)
+        store.create()
+        pool = EncoderPool(settings.worker_count, settings.max_image_pixels)
+        try:
+            with tqdm(
+                total=total, desc="Describing photos", unit="photo", file=sys.stderr, disable=None
+            ) as bar:
+                samples = describe_all(identities, pool, store, on_progress=bar.update)
+        finally:
+            pool.close()
+            store.close()
+    rules = [
+        Rule(
+            "this system",
+            threshold if threshold is not None else settings.match_threshold,
+            margin if margin is not None else settings.match_margin,
+        ),
+        Rule("original rule", 0.6, 0.0, original=True),
+    ]
+    results = evaluate(samples, rules, folds)
+    usable = sum(1 for s in samples if s.plain is not None)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "photos": total,
+                    "usable": usable,
+                    "identities": len(identities),
+                    "folds": folds,
+                    "results": [
+                        {
+                            "rule": r.rule.label,
+                            "threshold": r.rule.threshold,
+                            "margin": r.rule.margin,
+                            "dir": r.dir,
+                            "fpir": r.fpir,
+                            "genuine_probes": r.genuine,
+                            "stranger_probes": r.strangers,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"Open-set evaluation: {total} photos ({usable} with one usable face) of "
+        f"{len(identities)} identities, {folds} splits"
+    )
+    click.echo(
+        f"{'rule':16} {'threshold':>9} {'margin':>6} {'DIR':>8} {'FPIR':>8} "
+        f"{'genuine':>8} {'strangers':>9}"
+    )
+    for r in results:
+        click.echo(
+            f"{r.rule.label:16} {r.rule.threshold:9.2f} {r.rule.margin:6.2f} "
+            f"{r.dir:8.2%} {r.fpir:8.2%} {r.genuine:8d} {r.strangers:9d}"
+        )
+    click.echo(
+        "DIR: enrolled people found and named correctly (higher is better). "
+        "FPIR: strangers given a student's name (lower is better)."
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,382 @@
+"""Settings: the only module that reads the environment and the ``.env`` file.
+
+Every setting is declared once in ``SPECS`` (name, default, parser, meaning). ``load_settings``
+reads the process environment over a ``.env`` file, validates every value, rejects unknown
+``ATTENDANCE_*`` names (a typo must not be silently ignored) and returns a frozen ``Settings``.
+A bad value raises ``ConfigError`` with a one-line message naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+PREFIX = "ATTENDANCE_"
+
+
+def _local_zone_name() -> str:
+    """The machine's IANA zone name, best effort ("UTC" when it cannot be told)."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and not tz.startswith("/"):
+        return tz
+    try:
+        target = os.path.realpath("/etc/localtime")
+        marker = "/zoneinfo/"
+        if marker in target:
+            return target.split(marker, 1)[1]
+    except OSError:
+        pass
+    try:
+        name = Path("/etc/timezone").read_text(encoding="utf-8").strip()
+        if name:
+            return name
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _parse_int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a number from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_float(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"expected a number from {lo} to {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_time(raw: str) -> time:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", raw)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"expected a time as HH:MM (24-hour), got {raw!r}")
+    return time(int(match[1]), int(match[2]))
+
+
+def _parse_zone(raw: str) -> str:
+    name = raw.strip() or _local_zone_name()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+        ) from None
+    return name
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("expected a folder path, got an empty value")
+    return Path(raw.strip()).expanduser()
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its variable name, field name, default (as text), parser and meaning."""
+
+    env: str
+    attr: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+    secret: bool = False
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec(
+        "API_SECRET_KEY",
+        "api_key",
+        "",
+        _parse_str,
+        "Key every client sends in the X-API-KEY header. Empty: `attendance serve` generates "
+        "one on first start, prints it once and keeps it in DATA_DIR/api_key.",
+        secret=True,
+    ),
+    Spec(
+        "ATTENDANCE_DATASET_DIR",
+        "dataset_dir",
+        "./dataset",
+        _parse_path,
+        "Folder of student photos: dataset/<student>/*.jpg|*.jpeg|*.png.",
+    ),
+    Spec(
+        "ATTENDANCE_DATA_DIR",
+        "data_dir",
+        "./data",
+        _parse_path,
+        "Folder for the database, logs/ (CSV files) and intruders/ (photos).",
+    ),
+    Spec(
+        "ATTENDANCE_DATABASE_URL",
+        "database_url",
+        "",
+        _parse_str,
+        "SQLAlchemy database URL. Empty: SQLite file DATA_DIR/attendance.db.",
+    ),
+    Spec(
+        "ATTENDANCE_CLASS_START",
+        "class_start",
+        "09:00",
+        _parse_time,
+        "Class start, local time HH:MM (24-hour).",
+    ),
+    Spec(
+        "ATTENDANCE_LATE_AFTER_MINUTES",
+        "late_after_minutes",
+        "15",
+        _parse_int(0, 24 * 60),
+        "Grace minutes: a first sighting later than class start plus this is Late.",
+    ),
+    Spec(
+        "ATTENDANCE_TIMEZONE",
+        "timezone",
+        "",
+        _parse_zone,
+        "IANA time zone for days and class times. Empty: the machine's zone.",
+    ),
+    Spec(
+        "ATTENDANCE_INTRUDER_THRESHOLD",
+        "intruder_threshold",
+        "3",
+        _parse_int(1, 1000),
+        "Consecutive unknown-face frames from one camera that save an intruder photo.",
+    ),
+    Spec(
+        "ATTENDANCE_MATCH_THRESHOLD",
+        "match_threshold",
+        "0.45",
+        _parse_float(0.1, 1.2),
+        "Largest face distance accepted as a match. Lower is stricter (fewer wrong names, "
+        "more unknowns); the original project used 0.6.",
+    ),
+    Spec(
+        "ATTENDANCE_MATCH_MARGIN",
+        "match_margin",
+        "0.1",
+        _parse_float(0.0, 1.0),
+        "Required gap between the nearest student and the next different student. Higher is "
+        "stricter: look-alikes become unknown instead of a guess.",
+    ),
+    Spec(
+        "ATTENDANCE_DETECT_MAX_SIDE",
+        "detect_max_side",
+        "400",
+        _parse_int(0, 8000),
+        "Live frames are scaled so their long side is at most this before face detection "
+        "(faster). 0: detect on the full frame.",
+    ),
+    Spec(
+        "ATTENDANCE_DETECT_UPSAMPLE",
+        "detect_upsample",
+        "0",
+        _parse_int(0, 2),
+        "Extra 2x upsampling passes of the HOG detector on live frames (finds smaller faces, "
+        "much slower). The original project used 1 on the full frame.",
+    ),
+    Spec(
+        "ATTENDANCE_MIN_FACE_PX",
+        "min_face_px",
+        "60",
+        _parse_int(10, 2000),
+        "Faces narrower than this (pixels, in the original image) are too small to trust: "
+        "not enrolled, and reported as unknown with a reason.",
+    ),
+    Spec(
+        "ATTENDANCE_MAX_UPLOAD_MB",
+        "max_upload_mb",
+        "10",
+        _parse_float(0.01, 1024),
+        "Largest accepted request body in megabytes (larger: 413).",
+    ),
+    Spec(
+        "ATTENDANCE_MAX_IMAGE_PIXELS",
+        "max_image_pixels",
+        "40000000",
+        _parse_int(1, 10**9),
+        "Largest accepted image in pixels (width x height); guards against decompression bombs.",
+    ),
+    Spec(
+        "ATTENDANCE_WORKERS",
+        "workers",
+        "0",
+        _parse_int(0, 64),
+        "Recognition worker processes. 0: one per CPU core.",
+    ),
+    Spec("ATTENDANCE_THREADS", "threads", "8", _parse_int(1, 256), "HTTP server threads."),
+    Spec(
+        "ATTENDANCE_HOST",
+        "host",
+        "0.0.0.0",  # noqa: S104 - a LAN server; every request but /health needs the key
+        _parse_str,
+        "Address `attendance serve` listens on (0.0.0.0: every interface, so a camera on "
+        "the LAN can reach it).",
+    ),
+    Spec(
+        "ATTENDANCE_PORT",
+        "port",
+        "5000",
+        _parse_int(1, 65535),
+        "Port `attendance serve` listens on.",
+    ),
+    Spec(
+        "ATTENDANCE_LOG_LEVEL",
+        "log_level",
+        "INFO",
+        _parse_str,
+        "Logging level: DEBUG, INFO, WARNING or ERROR.",
+    ),
+    Spec(
+        "SENDER_EMAIL",
+        "sender_email",
+        "",
+        _parse_str,
+        "Email address the daily report is sent from.",
+    ),
+    Spec(
+        "SENDER_PASSWORD",
+        "sender_password",
+        "",
+        _parse_str,
+        "SMTP password of the sender (for Gmail an app password).",
+        secret=True,
+    ),
+    Spec("TEACHER_EMAIL", "teacher_email", "", _parse_str, "Report recipients, comma-separated."),
+)
+
+_KNOWN = {spec.env for spec in SPECS}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Build with ``load_settings``; copy with ``dataclasses.replace``."""
+
+    api_key: str = ""
+    dataset_dir: Path = Path("./dataset")
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    class_start: time = time(9, 0)
+    late_after_minutes: int = 15
+    timezone: str = "UTC"
+    intruder_threshold: int = 3
+    match_threshold: float = 0.45
+    match_margin: float = 0.1
+    detect_max_side: int = 400
+    detect_upsample: int = 0
+    min_face_px: int = 60
+    max_upload_mb: float = 10.0
+    max_image_pixels: int = 40_000_000
+    workers: int = 0
+    threads: int = 8
+    host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
+    port: int = 5000
+    log_level: str = "INFO"
+    sender_email: str = ""
+    sender_password: str = field(default="", repr=False)
+    teacher_email: str = ""
+
+    def __repr__(self) -> str:  # never print secrets
+        shown = {
+            f.name: (
+                "***"
+                if f.name in {"api_key", "sender_password"} and getattr(self, f.name)
+                else getattr(self, f.name)
+            )
+            for f in dataclasses.fields(self)
+        }
+        return f"Settings({shown})"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'attendance.db').resolve()}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def intruders_dir(self) -> Path:
+        return self.data_dir / "intruders"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (if it exists)."""
+    env = dict(os.environ if environ is None else environ)
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        for key, value in dotenv_values(env_file).items():
+            if value is not None:
+                merged[key] = value
+    merged.update(env)
+    unknown = sorted(k for k in merged if k.startswith(PREFIX) and k not in _KNOWN)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]} (see docs/configuration.md for the list)")
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = merged.get(spec.env, spec.default)
+        try:
+            values[spec.attr] = spec.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{spec.env}: {exc}") from None
+    level = str(values["log_level"]).upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(
+            f"ATTENDANCE_LOG_LEVEL: expected one of {sorted(_LOG_LEVELS)}, got {level!r}"
+        )
+    values["log_level"] = level
+    return Settings(**values)

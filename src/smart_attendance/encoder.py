@@ -1,0 +1,278 @@
+"""Face detection, 5-point alignment and 128-d descriptors with dlib (the only dlib importer).
+
+``Encoder`` works in the calling process; ``EncoderPool`` runs encoders in worker processes
+(dlib holds the GIL, so threads would not use a second core) and decodes the uploaded bytes
+there too. Model files come from the ``face-recognition-models`` package, located with
+``importlib`` without importing that package (its ``__init__`` imports ``pkg_resources``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from . import imaging
+from .errors import ModelFilesError, WorkerCrashedError
+from .models import Box, Face, Frame
+
+SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
+SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
+RESNET = "dlib_face_recognition_resnet_model_v1.dat"
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def models_dir() -> Path:
+    """The ``models/`` folder of the installed face-recognition-models package."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        folder = Path(location) / "models"
+        if (folder / RESNET).is_file():
+            return folder
+    raise ModelFilesError(
+        "dlib model files not found: install the face-recognition-models package (make install)"
+    )
+
+
+def model_path(name: str) -> Path:
+    path = models_dir() / name
+    if not path.is_file():
+        raise ModelFilesError(f"dlib model file missing: {path}")
+    return path
+
+
+@cache
+def model_fingerprint() -> str:
+    """Short hash of the descriptor network file: cached descriptors are only valid for it."""
+    digest = hashlib.sha256()
+    with open(model_path(RESNET), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """How to look for faces and describe them.
+
+    ``max_side`` 0 means the full image; ``upsample`` is dlib's. ``mirror`` averages each
+    descriptor with the one of the mirrored face (steadier, twice the network time).
+    """
+
+    max_side: int = 400
+    upsample: int = 0
+    min_face_px: int = 60
+    # Photos smaller than this (long side) are scaled up before detection, so small
+    # enrolment photos (150-250 px) still have faces the 80 px HOG window can find.
+    min_side: int = 0
+    mirror: bool = False
+
+    def key(self) -> str:
+        flags = "-mirror" if self.mirror else ""
+        return f"s{self.max_side}-u{self.upsample}-m{self.min_face_px}-n{self.min_side}{flags}"
+
+
+# Enrolment photos: large phone photos scaled to 1024 px, small crops up to 640 px; mirrored.
+ENROL_PARAMS = DetectParams(max_side=1024, upsample=0, min_face_px=60, min_side=640, mirror=True)
+
+
+class Encoder:
+    """dlib's HOG detector, 5-point shape predictor and ResNet descriptor, loaded once."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(str(model_path(SHAPE_5)))
+        self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
+
+    def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
+        """Face boxes in original-image pixels, on a rescaled copy as ``params`` says."""
+        width, height = image.size
+        long_side = max(width, height)
+        scale = 1.0
+        if params.max_side and long_side > params.max_side:
+            scale = params.max_side / long_side
+        elif params.min_side and long_side < params.min_side:
+            scale = params.min_side / long_side
+        work = image
+        if scale != 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = image.resize(size, Image.Resampling.BILINEAR)
+        rects = self._detector(np.asarray(work), params.upsample)
+        boxes = []
+        for rect in rects:
+            left = max(0, round(rect.left() / scale))
+            top = max(0, round(rect.top() / scale))
+            right = min(width, round((rect.right() + 1) / scale))
+            bottom = min(height, round((rect.bottom() + 1) / scale))
+            if right > left and bottom > top:
+                boxes.append(Box(left, top, right, bottom))
+        return boxes
+
+    def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        """The 150x150 face chip dlib's network expects (5-point alignment, 0.25 padding)."""
+        dlib = self._dlib
+        rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
+        shape = self._shape(rgb, rect)
+        chip = dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING)
+        return np.ascontiguousarray(chip, dtype=np.uint8)
+
+    def describe_chips(self, chips: list[np.ndarray], mirror: bool = False) -> np.ndarray:
+        """Descriptors ``(n, 128)`` of aligned chips; with ``mirror``, averaged with the flip."""
+        if not chips:
+            return np.zeros((0, 128), np.float32)
+        out: np.ndarray = np.asarray(self._net.compute_face_descriptor(list(chips)), np.float32)
+        if mirror:
+            flipped = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+            other = np.asarray(self._net.compute_face_descriptor(flipped), np.float32)
+            out = ((out + other) / 2).astype(np.float32)
+        return out.reshape(-1, 128)
+
+    def analyze(self, rgb: np.ndarray, params: DetectParams) -> Frame:
+        """Every face in the image, each with a descriptor unless it is too small to trust.
+
+        Without ``params.mirror`` each face keeps its chip, so a borderline decision can ask
+        for the mirrored descriptor later (``describe_mirrored``).
+        """
+        image = Image.fromarray(rgb)
+        boxes = self.detect(image, params)
+        usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
+        chips = [self.align(rgb, box) for box in usable]
+        vectors = dict(zip(usable, self.describe_chips(chips, params.mirror), strict=True))
+        chip_of = dict(zip(usable, chips, strict=True))
+        faces = tuple(
+            Face(box, vectors.get(box), None if params.mirror else chip_of.get(box))
+            for box in boxes
+        )
+        height, width = rgb.shape[:2]
+        return Frame(width=width, height=height, faces=faces)
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+_worker_encoder: Encoder | None = None
+
+
+def _worker_init() -> None:
+    global _worker_encoder
+    # One BLAS/OpenMP thread per worker process: the pool itself is the parallelism.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_encoder = Encoder()
+
+
+def _worker_analyze(data: bytes, params: DetectParams, max_pixels: int) -> Frame:
+    assert _worker_encoder is not None, "worker not initialised"
+    rgb = imaging.decode(data, max_pixels)
+    return _worker_encoder.analyze(rgb, params)
+
+
+def _worker_mirrored(chips: list[np.ndarray]) -> np.ndarray:
+    assert _worker_encoder is not None, "worker not initialised"
+    return _worker_encoder.describe_chips([np.ascontiguousarray(c[:, ::-1]) for c in chips])
+
+
+def _worker_ping() -> bool:
+    return _worker_encoder is not None
+
+
+class EncoderPool:
+    """A pool of worker processes, each with its own ``Encoder``; decodes and analyses bytes."""
+
+    def __init__(self, workers: int, max_pixels: int) -> None:
+        models_dir()  # fail early, in the parent, with a clear message
+        self._max_pixels = max_pixels
+        self.workers = max(1, workers)
+        self._lock = threading.Lock()
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_worker_init
+        )
+
+    def warm_up(self) -> None:
+        """Start every worker and load its models now rather than on the first request."""
+        futures = [self._executor.submit(_worker_ping) for _ in range(self.workers * 2)]
+        for future in futures:
+            future.result()
+
+    def submit(self, data: bytes, params: DetectParams) -> Future[Frame]:
+        """Queue one image; a pool broken by a crashed worker is replaced first."""
+        with self._lock:
+            try:
+                return self._executor.submit(_worker_analyze, data, params, self._max_pixels)
+            except BrokenProcessPool:
+                log.error("a recognition worker died; starting a new pool")
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new_executor()
+                return self._executor.submit(_worker_analyze, data, params, self._max_pixels)
+
+    def analyze(self, data: bytes, params: DetectParams) -> Frame:
+        try:
+            return self.submit(data, params).result()
+        except BrokenProcessPool:
+            raise WorkerCrashedError("the recognition worker stopped unexpectedly; retry") from None
+
+    def describe_mirrored(self, chips: list[np.ndarray]) -> np.ndarray:
+        """Descriptors of the mirrored chips, ``(n, 128)``."""
+        try:
+            with self._lock:
+                future = self._executor.submit(_worker_mirrored, chips)
+            return future.result()
+        except BrokenProcessPool:
+            raise WorkerCrashedError("the recognition worker stopped unexpectedly; retry") from None
+
+    def analyze_many(
+        self, items: Iterable[tuple[Any, bytes]], params: DetectParams
+    ) -> Iterator[tuple[Any, Frame | Exception]]:
+        """Analyse many images in parallel, a few at a time (bounded memory).
+
+        Yields ``(tag, frame or error)`` as each finishes; ``items`` is consumed lazily.
+        """
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        window = self.workers * 4
+        source = iter(items)
+        pending: dict[Future[Frame], Any] = {}
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < window:
+                try:
+                    tag, data = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending[self.submit(data, params)] = tag
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                tag = pending.pop(future)
+                try:
+                    yield tag, future.result()
+                except Exception as exc:  # reported per photo by the caller
+                    yield tag, exc
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

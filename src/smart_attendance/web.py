@@ -1,0 +1,168 @@
+"""The HTTP API: ``create_app(settings=None, *, service=None)``.
+
+Routes (compatible with the original project's clients):
+
+* ``POST /recognize``  header ``X-API-KEY``, multipart field ``image`` (one or more parts)
+* ``GET /statistics``  header ``X-API-KEY``
+* ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
+* ``GET /health``      no key, no personal data; 503 until enrolment has finished
+
+Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
+mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .config import Settings, load_settings
+from .errors import (
+    AttendanceError,
+    ConfigError,
+    ImageError,
+    ImageTooLargeError,
+    NotReadyError,
+    StoreError,
+    UnsupportedImageError,
+    WorkerCrashedError,
+)
+from .service import AttendanceService, BadRequestError
+
+log = logging.getLogger(__name__)
+
+# (exception type, HTTP status, "status" field); the first matching row wins.
+ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
+    (ImageTooLargeError, 413, "too_large"),
+    (UnsupportedImageError, 415, "unsupported_image"),
+    (ImageError, 400, "bad_image"),
+    (BadRequestError, 400, "bad_request"),
+    (NotReadyError, 503, "starting"),
+    (StoreError, 503, "database_unavailable"),
+    (WorkerCrashedError, 503, "busy"),
+    (ConfigError, 500, "misconfigured"),
+)
+
+
+def _error(status: str, message: str, code: int) -> tuple[Response, int]:
+    return jsonify({"status": status, "error": message}), code
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    service: AttendanceService | None = None,
+    enroll_in_background: bool = True,
+) -> Flask:
+    """Build the Flask app around ``service`` (built from ``settings`` when not given)."""
+    if service is None:
+        from .service import build_service
+
+        service = build_service(settings or load_settings())
+        if enroll_in_background:
+            threading.Thread(
+                target=_enroll_quietly, args=(service,), daemon=True, name="enrolment"
+            ).start()
+    settings = service.settings
+    if not settings.api_key:
+        raise ConfigError("API_SECRET_KEY is empty: the server never runs without a key")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["attendance"] = service
+    expected_key = settings.api_key.encode("utf-8")
+
+    def authorised() -> bool:
+        given = request.headers.get("X-API-KEY", "")
+        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected_key)
+
+    @app.before_request
+    def check_key() -> Any:
+        if request.endpoint in {"health"} or request.endpoint is None:
+            return None
+        if not authorised():
+            return jsonify({"status": "denied", "error": "missing or wrong X-API-KEY"}), 401
+        g.authorised = True
+        return None
+
+    @app.post("/recognize")
+    def recognize() -> Any:
+        uploads = request.files.getlist("image")
+        if not uploads:
+            names = sorted(request.files.keys())
+            hint = f" (got file fields: {', '.join(names)[:100]})" if names else ""
+            return _error("bad_request", "send the image as multipart field 'image'" + hint, 400)
+        frames = [upload.read() for upload in uploads]
+        camera = request.form.get("camera") or request.headers.get("X-Camera-Id")
+        event_id = request.form.get("event_id") or request.headers.get("X-Event-Id")
+        return jsonify(service.recognize(frames, camera=camera, event_id=event_id))
+
+    @app.get("/statistics")
+    def statistics() -> Any:
+        stats = service.statistics()
+        days = max((s.total_days for s in stats), default=0)
+        return jsonify(
+            {
+                "status": "success",
+                "days_on_record": days,
+                "students": [s.as_dict() for s in stats],
+            }
+        )
+
+    @app.get("/enrolment")
+    def enrolment() -> Any:
+        report = service.enrolment
+        if report is None:
+            return _error("starting", "enrolment has not finished yet", 503)
+        return jsonify(
+            {
+                "status": "success",
+                "students": report.students,
+                "photos": report.photos,
+                "seconds": round(report.seconds, 2),
+                "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+            }
+        )
+
+    @app.get("/health")
+    def health() -> Any:
+        body = service.health()
+        return jsonify(body), 200 if body["status"] == "ok" else 503
+
+    @app.errorhandler(AttendanceError)
+    def attendance_error(exc: AttendanceError) -> Any:
+        for kind, code, status in ERROR_STATUS:
+            if isinstance(exc, kind):
+                return _error(status, str(exc), code)
+        return _error("error", str(exc), 400)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc: RequestEntityTooLarge) -> Any:
+        return _error("too_large", f"upload larger than {settings.max_upload_mb:g} MB", 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        code = exc.code or 400
+        status = {404: "not_found", 405: "method_not_allowed"}.get(code, "bad_request")
+        return _error(status, exc.description or exc.name, code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        log.error("unexpected error in %s: %s", request.path, type(exc).__name__, exc_info=exc)
+        return _error("error", "internal error; the server log has details", 500)
+
+    return app
+
+
+def _enroll_quietly(service: AttendanceService) -> None:
+    try:
+        service.enroll()
+    except AttendanceError as exc:
+        log.error("enrolment failed: %s", exc)
