@@ -183,7 +183,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "ATTENDANCE_MATCH_THRESHOLD",
         "match_threshold",
-        "0.45",
+        "0.47",
         _parse_float(0.1, 1.2),
         "Largest face distance accepted as a match. Lower is stricter (fewer wrong names, "
         "more unknowns); the original project used 0.6.",
@@ -191,7 +191,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "ATTENDANCE_MATCH_MARGIN",
         "match_margin",
-        "0.1",
+        "0.12",
         _parse_float(0.0, 1.0),
         "Required gap between the nearest student and the next different student. Higher is "
         "stricter: look-alikes become unknown instead of a guess.",
@@ -298,8 +298,8 @@ class Settings:
     late_after_minutes: int = 15
     timezone: str = "UTC"
     intruder_threshold: int = 3
-    match_threshold: float = 0.45
-    match_margin: float = 0.1
+    match_threshold: float = 0.47
+    match_margin: float = 0.12
     detect_max_side: int = 400
     detect_upsample: int = 0
     min_face_px: int = 60

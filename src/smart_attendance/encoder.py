@@ -1,4 +1,4 @@
-"""Face detection, 5-point alignment and 128-d descriptors with dlib (the only dlib importer).
+"""Face detection, landmark alignment and 128-d descriptors with dlib (the only dlib importer).
 
 ``Encoder`` works in the calling process; ``EncoderPool`` runs encoders in worker processes
 (dlib holds the GIL, so threads would not use a second core) and decodes the uploaded bytes
@@ -34,6 +34,9 @@ SHAPE_68 = "shape_predictor_68_face_landmarks.dat"
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+# Bump when detection or alignment changes in a way that changes descriptors: cached
+# descriptors are keyed by it and recomputed.
+PIPELINE_VERSION = 3
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +83,19 @@ class DetectParams:
     max_side: int = 400
     upsample: int = 0
     min_face_px: int = 60
-    # Photos smaller than this (long side) are scaled up before detection, so small
-    # enrolment photos (150-250 px) still have faces the 80 px HOG window can find.
+    # Photos smaller than this (long side) are scaled up (at most 2x) before detection, so
+    # small enrolment photos (150-250 px) still have faces the 80 px HOG window can find.
     min_side: int = 0
     mirror: bool = False
 
     def key(self) -> str:
         flags = "-mirror" if self.mirror else ""
-        return f"s{self.max_side}-u{self.upsample}-m{self.min_face_px}-n{self.min_side}{flags}"
+        return (f"v{PIPELINE_VERSION}-s{self.max_side}-u{self.upsample}-m{self.min_face_px}"
+                f"-n{self.min_side}{flags}")
 
 
 # Enrolment photos: large phone photos scaled to 1024 px, small crops up to 640 px; mirrored.
-ENROL_PARAMS = DetectParams(max_side=1024, upsample=0, min_face_px=60, min_side=640, mirror=True)
+ENROL_PARAMS = DetectParams(max_side=640, upsample=0, min_face_px=60, min_side=640, mirror=True)
 
 
 class Encoder:
@@ -102,7 +106,7 @@ class Encoder:
 
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
-        self._shape = dlib.shape_predictor(str(model_path(SHAPE_5)))
+        self._shape = dlib.shape_predictor(str(model_path(SHAPE_68)))
         self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
 
     def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
@@ -113,7 +117,8 @@ class Encoder:
         if params.max_side and long_side > params.max_side:
             scale = params.max_side / long_side
         elif params.min_side and long_side < params.min_side:
-            scale = params.min_side / long_side
+            # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
+            scale = min(params.min_side / long_side, 2.0)
         work = image
         if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))

@@ -12,7 +12,7 @@ student with varied photos reachable. The probe is accepted as student A when
 A probe whose decision is close to either line is worth a second look: ``is_borderline``
 tells the service to average in the descriptor of the mirrored face before deciding.
 
-The defaults (0.45 and 0.10) were calibrated with ``attendance eval`` on ../shared/faces; see
+The defaults (0.47 and 0.12) were calibrated with ``attendance eval`` on ../shared/faces; see
 docs/recognition.md. The original project accepted any nearest face under 0.6 with no margin,
 which names strangers as students far too often.
 """
@@ -104,8 +104,8 @@ class Matcher:
     def __init__(
         self,
         gallery: Gallery,
-        threshold: float = 0.45,
-        margin: float = 0.10,
+        threshold: float = 0.47,
+        margin: float = 0.12,
         borderline: float = 0.05,
     ) -> None:
         self.gallery = gallery
