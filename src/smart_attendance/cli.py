@@ -103,7 +103,7 @@ def _progress_enroll(service: Any, label: str = "Enrolling photos") -> Any:
 
 
 def _print_report(report: Any, verbose: bool = True) -> None:
-    click.echo(f"Enrolled {report.summary()}.")
+    click.echo(f"Enrolment: {report.summary()}.")
     if report.skipped:
         click.echo(f"{len(report.skipped)} photo(s) were not enrolled:")
         shown = report.skipped if verbose else report.skipped[:20]

@@ -36,7 +36,7 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # Bump when detection or alignment changes in a way that changes descriptors: cached
 # descriptors are keyed by it and recomputed.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,10 @@ class DetectParams:
 
     def key(self) -> str:
         flags = "-mirror" if self.mirror else ""
-        return (f"v{PIPELINE_VERSION}-s{self.max_side}-u{self.upsample}-m{self.min_face_px}"
-                f"-n{self.min_side}{flags}")
+        return (
+            f"v{PIPELINE_VERSION}-s{self.max_side}-u{self.upsample}-m{self.min_face_px}"
+            f"-n{self.min_side}{flags}"
+        )
 
 
 # Enrolment photos: large phone photos scaled to 1024 px, small crops up to 640 px; mirrored.
@@ -110,7 +112,12 @@ class Encoder:
         self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
 
     def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
-        """Face boxes in original-image pixels, on a rescaled copy as ``params`` says."""
+        """Face boxes in original-image pixels, on a rescaled copy as ``params`` says.
+
+        When a downscaled image shows no face, it is searched once more at twice the scale
+        (at most full size): a large photo with a smallish face is still found, and frames
+        with a face, the common case, pay for one small pass only.
+        """
         width, height = image.size
         long_side = max(width, height)
         scale = 1.0
@@ -119,11 +126,18 @@ class Encoder:
         elif params.min_side and long_side < params.min_side:
             # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
             scale = min(params.min_side / long_side, 2.0)
+        boxes = self._detect_at(image, scale, params.upsample)
+        if not boxes and scale < 1.0:
+            boxes = self._detect_at(image, min(1.0, scale * 2), params.upsample)
+        return boxes
+
+    def _detect_at(self, image: Image.Image, scale: float, upsample: int) -> list[Box]:
+        width, height = image.size
         work = image
         if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             work = image.resize(size, Image.Resampling.BILINEAR)
-        rects = self._detector(np.asarray(work), params.upsample)
+        rects = self._detector(np.asarray(work), upsample)
         boxes = []
         for rect in rects:
             left = max(0, round(rect.left() / scale))

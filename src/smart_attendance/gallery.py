@@ -54,9 +54,9 @@ class EnrolmentReport:
 
     def summary(self) -> str:
         return (
-            f"{self.students} students, {self.photos} photos enrolled "
-            f"({self.encoded} new, {self.cached} cached, {self.removed} removed), "
-            f"{len(self.skipped)} skipped, in {self.seconds:.1f} s"
+            f"{self.students} students, {self.photos} photos enrolled, "
+            f"{len(self.skipped)} skipped ({self.encoded} analysed, {self.cached} from cache, "
+            f"{self.removed} removed) in {self.seconds:.1f} s"
         )
 
 
