@@ -1,0 +1,147 @@
+"""Settings, the CLI's one-line errors, and docs that cover every setting and command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import time
+from pathlib import Path
+
+import click
+import pytest
+
+from smart_attendance.cli import ensure_api_key, main
+from smart_attendance.config import SPECS, Settings, load_settings
+from smart_attendance.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_embedded() -> None:
+    settings = load_settings({}, env_file=None)
+    assert settings.dataset_dir == Path("dataset")
+    assert settings.data_dir == Path("data")
+    assert settings.class_start == time(9, 0)
+    assert settings.late_after_minutes == 15
+    assert settings.intruder_threshold == 3
+    assert settings.db_url.startswith("sqlite:///") and settings.db_url.endswith("attendance.db")
+    assert settings.timezone  # the machine's zone
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ATTENDANCE_CLASS_START=08:30\nAPI_SECRET_KEY=from-file\n"
+                        "ATTENDANCE_TIMEZONE=Asia/Tokyo\n")
+    settings = load_settings({"API_SECRET_KEY": "from-env"}, env_file=env_file)
+    assert settings.class_start == time(8, 30)
+    assert settings.api_key == "from-env"
+    assert settings.timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("ATTENDANCE_CLASS_START", "9am", "ATTENDANCE_CLASS_START: expected a time as HH:MM"),
+        ("ATTENDANCE_CLASS_START", "25:00", "ATTENDANCE_CLASS_START"),
+        ("ATTENDANCE_LATE_AFTER_MINUTES", "-5", "ATTENDANCE_LATE_AFTER_MINUTES: expected a number"),
+        ("ATTENDANCE_TIMEZONE", "Mars/Olympus", "ATTENDANCE_TIMEZONE: unknown time zone"),
+        ("ATTENDANCE_INTRUDER_THRESHOLD", "three", "ATTENDANCE_INTRUDER_THRESHOLD: expected a whole"),
+        ("ATTENDANCE_MATCH_THRESHOLD", "2", "ATTENDANCE_MATCH_THRESHOLD: expected a number"),
+        ("ATTENDANCE_LOG_LEVEL", "LOUD", "ATTENDANCE_LOG_LEVEL"),
+        ("ATTENDANCE_TYPO", "1", "unknown setting ATTENDANCE_TYPO"),
+    ],
+)
+def test_bad_values_name_the_setting(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({name: value}, env_file=None)
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = Settings(api_key="super-secret", sender_password="hunter2")
+    assert "super-secret" not in repr(settings) and "hunter2" not in repr(settings)
+
+
+def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
+    lines: list[str] = []
+    first = ensure_api_key(Settings(data_dir=tmp_path), echo=lines.append)
+    assert len(first.api_key) >= 32
+    assert any(first.api_key in line for line in lines)
+    key_file = tmp_path / "api_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    lines.clear()
+    second = ensure_api_key(Settings(data_dir=tmp_path), echo=lines.append)
+    assert second.api_key == first.api_key
+    assert not any(first.api_key in line for line in lines)  # shown only once
+    assert ensure_api_key(Settings(api_key="mine", data_dir=tmp_path)).api_key == "mine"
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
+    full.update(env or {})
+    return subprocess.run([sys.executable, "-m", "smart_attendance", *args], env=full, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_bad_setting_stops_the_cli_with_one_line(tmp_path: Path) -> None:
+    result = _cli("serve", env={"ATTENDANCE_PORT": "http"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: ATTENDANCE_PORT: expected a whole number, got 'http'"
+
+
+def test_missing_dataset_is_one_line(tmp_path: Path) -> None:
+    result = _cli("enroll", env={"ATTENDANCE_DATASET_DIR": str(tmp_path / "nope")}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "dataset folder not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _cli("serve", env={"ATTENDANCE_HOST": "127.0.0.1", "ATTENDANCE_PORT": str(port),
+                                    "API_SECRET_KEY": "k", "ATTENDANCE_DATASET_DIR": str(tmp_path),
+                                    "ATTENDANCE_DATA_DIR": str(tmp_path / "d")}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_stats_on_an_empty_database(tmp_path: Path) -> None:
+    result = _cli("stats", env={"ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
+                                "ATTENDANCE_DATASET_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("0 day(s) on record")
+
+
+def _commands(group: click.Group, prefix: str = "attendance") -> list[str]:
+    names = []
+    for name, command in group.commands.items():
+        full = f"{prefix} {name}"
+        names.append(full)
+        if isinstance(command, click.Group):
+            names += _commands(command, full)
+    return names
+
+
+def test_every_setting_is_documented() -> None:
+    config_doc = (ROOT / "docs" / "configuration.md").read_text()
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for spec in SPECS:
+        assert f"`{spec.env}`" in config_doc, spec.env
+        assert re.search(rf"^#?\s*{spec.env}=", example, re.M), spec.env
+        assert spec.env in readme, spec.env
+
+
+def test_every_command_is_documented() -> None:
+    cli_doc = (ROOT / "docs" / "cli.md").read_text()
+    for command in _commands(main):
+        assert f"`{command}" in cli_doc, command

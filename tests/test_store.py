@@ -1,0 +1,88 @@
+"""The store on a real SQLite file: one mark a day under races, statistics, CSV safety."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from smart_attendance import csvfiles
+from smart_attendance.errors import StoreError
+from smart_attendance.models import Mark
+from smart_attendance.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+    s.create()
+    return s
+
+
+def _mark(name: str, day: date, hh: int, status: str) -> Mark:
+    return Mark(name, day, datetime(day.year, day.month, day.day, hh, 0), status, "cam")
+
+
+def test_one_mark_per_student_per_day_under_a_race(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    Store(url).create()
+    day = date(2026, 11, 23)
+    outcomes = []
+    barrier = threading.Barrier(12)
+
+    def attempt(i: int) -> None:
+        store = Store(url)  # separate engines, like separate server processes
+        barrier.wait()
+        outcomes.append(store.record_mark(_mark("ann", day, 8 + i % 3, "Present")))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(o.new for o in outcomes) == 1
+    assert len({o.mark.seen_at for o in outcomes}) == 1
+    assert len(Store(url).marks_on(day)) == 1
+
+
+def test_statistics_count_on_time_days(store: Store) -> None:
+    d1, d2, d3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
+    store.record_mark(_mark("ann", d1, 8, "Present"))
+    store.record_mark(_mark("ann", d2, 10, "Late"))
+    store.record_mark(_mark("ann", d3, 8, "Present"))
+    store.record_mark(_mark("bob", d1, 10, "Late"))
+    stats = {s.name: s for s in store.statistics(enrolled=["ann", "bob", "cid"])}
+    assert stats["ann"].total_days == 3
+    assert (stats["ann"].days_present, stats["ann"].days_on_time, stats["ann"].days_late) == \
+        (3, 2, 1)
+    assert stats["ann"].attendance_pct == 100.0
+    assert stats["ann"].late_pct == 33.33
+    assert stats["bob"].attendance_pct == 33.33 and stats["bob"].late_pct == 100.0
+    assert stats["cid"].days_present == 0 and stats["cid"].attendance_pct == 0.0
+
+
+def test_event_id_makes_a_resend_harmless(store: Store) -> None:
+    day = date(2026, 11, 23)
+    first = store.record_mark(_mark("ann", day, 8, "Present"), event_id="evt-1/1")
+    again = store.record_mark(_mark("ann", day, 9, "Late"), event_id="evt-1/1")
+    assert first.new and not again.new
+    assert again.mark.status == "Present"
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="database"):
+        Store(f"sqlite:///{blocker}/sub/a.db").create()
+    with pytest.raises(StoreError):
+        Store("postgresql+psycopg://nobody@127.0.0.1:1/none").create()
+
+
+@pytest.mark.parametrize("cell", ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx"])
+def test_csv_cells_never_start_a_formula(cell: str) -> None:
+    assert csvfiles.safe_cell(cell).startswith("'")
+    assert csvfiles.safe_cell("alice") == "alice"
+    text = csvfiles.render(("Name",), [(cell,)])
+    assert text.splitlines()[1].lstrip('"').startswith("'")
