@@ -1,0 +1,150 @@
+"""Helpers shared by the benchmarks: locating shared data, starting servers, memory, tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ATTENDANCE_SHARED_DIR", ROOT.parent / "shared"))
+FRAMES = SHARED / "bench" / "frames"
+FACES = SHARED / "faces"
+KEY = "bench-key"
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        sys.exit(f"benchmark data not found: {path} (the ../shared folder beside the repo)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+class Server:
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
+        full.update(env)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, env=full, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.log = log
+
+    def wait_ready(self, timeout_s: float = 600) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self.proc.poll() is not None:
+                sys.exit(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        sys.exit("server did not become ready")
+
+    def tree_pids(self) -> list[int]:
+        pids, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+        return pids
+
+    def peak_rss_mb(self) -> float:
+        """Sum of the peak resident memory (VmHWM) of the server and its worker processes."""
+        total_kb = 0
+        for pid in self.tree_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total_kb += int(line.split()[1])
+            except OSError:
+                pass
+        return total_kb / 1024
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def post(url: str, data: bytes) -> float:
+    started = time.perf_counter()
+    response = requests.post(url + "/recognize", files={"image": ("f.jpg", data, "image/jpeg")},
+                             headers={"X-API-KEY": KEY}, timeout=120)
+    response.raise_for_status()
+    return time.perf_counter() - started
+
+
+def latency_ms(url: str, frames: list[bytes], count: int) -> tuple[float, float]:
+    times = [post(url, frames[i % len(frames)]) for i in range(count)]
+    times.sort()
+    return statistics.median(times) * 1000, times[int(len(times) * 0.9) - 1] * 1000
+
+
+def throughput(url: str, frames: list[bytes], clients: int, per_client: int) -> float:
+    def client(c: int) -> None:
+        for i in range(per_client):
+            post(url, frames[(c * per_client + i) % len(frames)])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return clients * per_client / (time.perf_counter() - started)
+
+
+def copy_class(dataset: Path, identities: int = 20, per_identity: int = 2) -> None:
+    """A class: the bench-frame person (frames 00-04) plus identities from shared/faces/lfw."""
+    require(FRAMES)
+    person = dataset / "bench_person"
+    person.mkdir(parents=True, exist_ok=True)
+    for frame in sorted(FRAMES.glob("*.jpg"))[:5]:
+        shutil.copy(frame, person / frame.name)
+    lfw = sorted(p for p in require(FACES / "lfw").iterdir() if not p.name.startswith("_"))
+    for folder in lfw[:identities]:
+        (dataset / folder.name).mkdir(exist_ok=True)
+        for photo in sorted(folder.glob("*.jpg"))[:per_identity]:
+            shutil.copy(photo, dataset / folder.name / photo.name)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
