@@ -270,7 +270,8 @@ def eval_command(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.db_url)
         store.create()
-        pool = EncoderPool(settings.worker_count, settings.max_image_pixels)
+        pool = EncoderPool(settings.worker_count, settings.max_image_pixels, settings.embedder,
+                           settings.models_dir)
         try:
             with tqdm(
                 total=total, desc="Describing photos", unit="photo", file=sys.stderr, disable=None
@@ -331,6 +332,31 @@ def eval_command(
         "DIR: enrolled people found and named correctly (higher is better). "
         "FPIR: strangers given a student's name (lower is better)."
     )
+
+
+@main.group()
+def models() -> None:
+    """Model files: build the ONNX descriptor network ahead of time."""
+
+
+@models.command(name="build")
+@env_file_option
+def models_build(env_file: str | None) -> None:
+    """Convert dlib's descriptor network to ONNX and cache it in DATA_DIR/models."""
+    import time
+
+    from .dlib_onnx import ensure_onnx_model, onnx_model_path
+    from .encoder import RESNET, model_path
+
+    settings = _settings(env_file)
+    with friendly_errors():
+        source = model_path(RESNET)
+        target = onnx_model_path(settings.models_dir, source)
+        existed = target.is_file()
+        started = time.monotonic()
+        ensure_onnx_model(settings.models_dir, source)
+    verb = "Already built" if existed else f"Built in {time.monotonic() - started:.1f} s"
+    click.echo(f"{verb}: {target} (from {source.name})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,6 +90,13 @@ def _parse_zone(raw: str) -> str:
     return name
 
 
+def _parse_embedder(raw: str) -> str:
+    value = raw.strip().lower() or "onnx"
+    if value not in {"onnx", "dlib"}:
+        raise ValueError(f"expected onnx or dlib, got {raw!r}")
+    return value
+
+
 def _parse_str(raw: str) -> str:
     return raw.strip()
 
@@ -235,6 +242,14 @@ SPECS: tuple[Spec, ...] = (
         "Largest accepted image in pixels (width x height); guards against decompression bombs.",
     ),
     Spec(
+        "ATTENDANCE_EMBEDDER",
+        "embedder",
+        "onnx",
+        _parse_embedder,
+        "Face descriptor backend: onnx (dlib's network converted to ONNX, about 20x faster, "
+        "same descriptors) or dlib (dlib itself).",
+    ),
+    Spec(
         "ATTENDANCE_WORKERS",
         "workers",
         "0",
@@ -305,6 +320,7 @@ class Settings:
     min_face_px: int = 60
     max_upload_mb: float = 10.0
     max_image_pixels: int = 40_000_000
+    embedder: str = "onnx"
     workers: int = 0
     threads: int = 8
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
@@ -338,6 +354,10 @@ class Settings:
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def intruders_dir(self) -> Path:

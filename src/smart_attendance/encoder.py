@@ -100,16 +100,45 @@ class DetectParams:
 ENROL_PARAMS = DetectParams(max_side=640, upsample=0, min_face_px=60, min_side=640, mirror=True)
 
 
-class Encoder:
-    """dlib's HOG detector, 5-point shape predictor and ResNet descriptor, loaded once."""
+EMBEDDERS = ("onnx", "dlib")
 
-    def __init__(self) -> None:
+
+def prepare_embedder(embedder: str, cache_dir: Path) -> Path | None:
+    """Make what ``embedder`` needs before workers start: the ONNX model file (or None)."""
+    if embedder not in EMBEDDERS:
+        raise ModelFilesError(f"unknown embedder {embedder!r} (use onnx or dlib)")
+    if embedder == "dlib":
+        return None
+    from .dlib_onnx import ensure_onnx_model
+
+    return ensure_onnx_model(cache_dir, model_path(RESNET))
+
+
+class Encoder:
+    """dlib's HOG detector and 68-point shape predictor, and the ResNet descriptor network
+    run by ONNX Runtime (``onnx_model`` given) or by dlib itself."""
+
+    def __init__(self, onnx_model: Path | None = None) -> None:
         import dlib
 
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(model_path(SHAPE_68)))
-        self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
+        self._onnx: Any = None
+        if onnx_model is not None:
+            from .dlib_onnx import OnnxEmbedder
+
+            self._onnx = OnnxEmbedder(onnx_model)
+            self._net = None
+        else:
+            self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
+        self.embedder = "onnx" if self._onnx is not None else "dlib"
+
+    def _describe(self, chips: list[np.ndarray]) -> np.ndarray:
+        if self._onnx is not None:
+            result: np.ndarray = self._onnx(chips)
+            return result
+        return np.asarray(self._net.compute_face_descriptor(chips), np.float32).reshape(-1, 128)
 
     def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
         """Face boxes in original-image pixels, on a rescaled copy as ``params`` says.
@@ -160,12 +189,12 @@ class Encoder:
         """Descriptors ``(n, 128)`` of aligned chips; with ``mirror``, averaged with the flip."""
         if not chips:
             return np.zeros((0, 128), np.float32)
-        out: np.ndarray = np.asarray(self._net.compute_face_descriptor(list(chips)), np.float32)
-        if mirror:
+        if mirror:  # one network call for the chips and their mirror images
             flipped = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
-            other = np.asarray(self._net.compute_face_descriptor(flipped), np.float32)
-            out = ((out + other) / 2).astype(np.float32)
-        return out.reshape(-1, 128)
+            both = self._describe(list(chips) + flipped)
+            n = len(chips)
+            return ((both[:n] + both[n:]) / 2).astype(np.float32)
+        return self._describe(list(chips))
 
     def analyze(self, rgb: np.ndarray, params: DetectParams) -> Frame:
         """Every face in the image, each with a descriptor unless it is too small to trust.
@@ -192,11 +221,11 @@ class Encoder:
 _worker_encoder: Encoder | None = None
 
 
-def _worker_init() -> None:
+def _worker_init(onnx_model: Path | None) -> None:
     global _worker_encoder
     # One BLAS/OpenMP thread per worker process: the pool itself is the parallelism.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _worker_encoder = Encoder()
+    _worker_encoder = Encoder(onnx_model)
 
 
 def _worker_analyze(data: bytes, params: DetectParams, max_pixels: int) -> Frame:
@@ -217,8 +246,16 @@ def _worker_ping() -> bool:
 class EncoderPool:
     """A pool of worker processes, each with its own ``Encoder``; decodes and analyses bytes."""
 
-    def __init__(self, workers: int, max_pixels: int) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_pixels: int,
+        embedder: str = "dlib",
+        cache_dir: Path | None = None,
+    ) -> None:
         models_dir()  # fail early, in the parent, with a clear message
+        self.embedder = embedder
+        self._onnx_model = prepare_embedder(embedder, cache_dir or Path("data/models"))
         self._max_pixels = max_pixels
         self.workers = max(1, workers)
         self._lock = threading.Lock()
@@ -227,7 +264,10 @@ class EncoderPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_worker_init
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(self._onnx_model,),
         )
 
     def warm_up(self) -> None:

@@ -323,6 +323,7 @@ class AttendanceService:
             "photos": report.photos if report else 0,
             "skipped_photos": len(report.skipped) if report else 0,
             "workers": self.pool.workers,
+            "embedder": self.pool.embedder,
         }
         if self.enrolment_error:
             body["status"] = "error"
@@ -339,5 +340,6 @@ def build_service(settings: Settings, clock: Clock = system_clock) -> Attendance
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_url)
     store.create()
-    pool = EncoderPool(settings.worker_count, settings.max_image_pixels)
+    pool = EncoderPool(settings.worker_count, settings.max_image_pixels, settings.embedder,
+                       settings.models_dir)
     return AttendanceService(settings, store, pool, clock)
