@@ -55,8 +55,9 @@ class Server:
         full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
         full.update(env)
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, env=full, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.log = log
 
     def wait_ready(self, timeout_s: float = 600) -> float:
@@ -104,8 +105,12 @@ class Server:
 
 def post(url: str, data: bytes) -> float:
     started = time.perf_counter()
-    response = requests.post(url + "/recognize", files={"image": ("f.jpg", data, "image/jpeg")},
-                             headers={"X-API-KEY": KEY}, timeout=120)
+    response = requests.post(
+        url + "/recognize",
+        files={"image": ("f.jpg", data, "image/jpeg")},
+        headers={"X-API-KEY": KEY},
+        timeout=120,
+    )
     response.raise_for_status()
     return time.perf_counter() - started
 
@@ -144,7 +149,8 @@ def copy_class(dataset: Path, identities: int = 20, per_identity: int = 2) -> No
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-             for r in cells]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)

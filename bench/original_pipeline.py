@@ -43,13 +43,15 @@ def _encodings(data: bytes) -> list[np.ndarray]:
 
 
 def create_original_app(dataset: Path, workers: int) -> Flask:
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+    )
     known: list[np.ndarray] = []
     names: list[str] = []
     photos = sorted(p for p in dataset.glob("*/*") if p.suffix.lower() in {".jpg", ".png"})
-    for path, found in zip(photos, pool.map(_encodings, [p.read_bytes() for p in photos]),
-                           strict=True):
+    for path, found in zip(
+        photos, pool.map(_encodings, [p.read_bytes() for p in photos]), strict=True
+    ):
         if found:
             known.append(found[0])
             names.append(path.parent.name)
@@ -78,5 +80,10 @@ if __name__ == "__main__":
     from waitress import serve
 
     dataset_dir, port, worker_count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    serve(create_original_app(dataset_dir, worker_count), host="127.0.0.1", port=port,
-          threads=8, _quiet=True)
+    serve(
+        create_original_app(dataset_dir, worker_count),
+        host="127.0.0.1",
+        port=port,
+        threads=8,
+        _quiet=True,
+    )

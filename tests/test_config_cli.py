@@ -32,8 +32,9 @@ def test_defaults_are_embedded() -> None:
 
 def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("ATTENDANCE_CLASS_START=08:30\nAPI_SECRET_KEY=from-file\n"
-                        "ATTENDANCE_TIMEZONE=Asia/Tokyo\n")
+    env_file.write_text(
+        "ATTENDANCE_CLASS_START=08:30\nAPI_SECRET_KEY=from-file\nATTENDANCE_TIMEZONE=Asia/Tokyo\n"
+    )
     settings = load_settings({"API_SECRET_KEY": "from-env"}, env_file=env_file)
     assert settings.class_start == time(8, 30)
     assert settings.api_key == "from-env"
@@ -47,7 +48,11 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("ATTENDANCE_CLASS_START", "25:00", "ATTENDANCE_CLASS_START"),
         ("ATTENDANCE_LATE_AFTER_MINUTES", "-5", "ATTENDANCE_LATE_AFTER_MINUTES: expected a number"),
         ("ATTENDANCE_TIMEZONE", "Mars/Olympus", "ATTENDANCE_TIMEZONE: unknown time zone"),
-        ("ATTENDANCE_INTRUDER_THRESHOLD", "three", "ATTENDANCE_INTRUDER_THRESHOLD: expected a whole"),
+        (
+            "ATTENDANCE_INTRUDER_THRESHOLD",
+            "three",
+            "ATTENDANCE_INTRUDER_THRESHOLD: expected a whole",
+        ),
         ("ATTENDANCE_MATCH_THRESHOLD", "2", "ATTENDANCE_MATCH_THRESHOLD: expected a number"),
         ("ATTENDANCE_LOG_LEVEL", "LOUD", "ATTENDANCE_LOG_LEVEL"),
         ("ATTENDANCE_TYPO", "1", "unknown setting ATTENDANCE_TYPO"),
@@ -77,12 +82,20 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert ensure_api_key(Settings(api_key="mine", data_dir=tmp_path)).api_key == "mine"
 
 
-def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-         ) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "smart_attendance", *args], env=full, cwd=cwd,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "smart_attendance", *args],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_bad_setting_stops_the_cli_with_one_line(tmp_path: Path) -> None:
@@ -106,17 +119,28 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _cli("serve", env={"ATTENDANCE_HOST": "127.0.0.1", "ATTENDANCE_PORT": str(port),
-                                    "API_SECRET_KEY": "k", "ATTENDANCE_DATASET_DIR": str(tmp_path),
-                                    "ATTENDANCE_DATA_DIR": str(tmp_path / "d")}, cwd=tmp_path)
+        result = _cli(
+            "serve",
+            env={
+                "ATTENDANCE_HOST": "127.0.0.1",
+                "ATTENDANCE_PORT": str(port),
+                "API_SECRET_KEY": "k",
+                "ATTENDANCE_DATASET_DIR": str(tmp_path),
+                "ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
+            },
+            cwd=tmp_path,
+        )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_stats_on_an_empty_database(tmp_path: Path) -> None:
-    result = _cli("stats", env={"ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
-                                "ATTENDANCE_DATASET_DIR": str(tmp_path)}, cwd=tmp_path)
+    result = _cli(
+        "stats",
+        env={"ATTENDANCE_DATA_DIR": str(tmp_path / "d"), "ATTENDANCE_DATASET_DIR": str(tmp_path)},
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("0 day(s) on record")
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, require_faces
 
 CACHE = ROOT / "tests" / ".cache"
@@ -23,7 +24,11 @@ def test_open_set_targets_on_shared_faces() -> None:
     env["ATTENDANCE_DATA_DIR"] = str(CACHE / "eval")
     result = subprocess.run(
         [sys.executable, "-m", "smart_attendance", "eval", str(faces), "--json"],
-        env=env, capture_output=True, text=True, timeout=900, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -48,12 +53,23 @@ def test_eval_table_on_a_small_tree(tmp_path: Path) -> None:
     env["ATTENDANCE_DATA_DIR"] = str(tmp_path / "data")
     result = subprocess.run(
         [sys.executable, "-m", "smart_attendance", "eval", str(tree), "--folds", "3"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Open-set evaluation:") and "of 3 identities, 3 splits" in lines[0]
-    assert lines[1].split() == ["rule", "threshold", "margin", "DIR", "FPIR", "genuine",
-                                "strangers"]
+    assert lines[1].split() == [
+        "rule",
+        "threshold",
+        "margin",
+        "DIR",
+        "FPIR",
+        "genuine",
+        "strangers",
+    ]
     assert lines[2].startswith("this system") and lines[3].startswith("original rule")
     assert lines[2].split()[-4].endswith("%")

@@ -55,8 +55,11 @@ def test_statistics_count_on_time_days(store: Store) -> None:
     store.record_mark(_mark("bob", d1, 10, "Late"))
     stats = {s.name: s for s in store.statistics(enrolled=["ann", "bob", "cid"])}
     assert stats["ann"].total_days == 3
-    assert (stats["ann"].days_present, stats["ann"].days_on_time, stats["ann"].days_late) == \
-        (3, 2, 1)
+    assert (stats["ann"].days_present, stats["ann"].days_on_time, stats["ann"].days_late) == (
+        3,
+        2,
+        1,
+    )
     assert stats["ann"].attendance_pct == 100.0
     assert stats["ann"].late_pct == 33.33
     assert stats["bob"].attendance_pct == 33.33 and stats["bob"].late_pct == 100.0

@@ -270,8 +270,9 @@ def eval_command(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.db_url)
         store.create()
-        pool = EncoderPool(settings.worker_count, settings.max_image_pixels, settings.embedder,
-                           settings.models_dir)
+        pool = EncoderPool(
+            settings.worker_count, settings.max_image_pixels, settings.embedder, settings.models_dir
+        )
         try:
             with tqdm(
                 total=total, desc="Describing photos", unit="photo", file=sys.stderr, disable=None

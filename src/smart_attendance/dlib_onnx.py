@@ -35,8 +35,10 @@ from .errors import ModelFilesError
 
 CONVERTER_VERSION = 1
 CHIP = 150
-_NAME = re.compile(rb"\x01([\x04-\x20])(con_4|affine_|relu_|add_prev_|avg_pool_2|max_pool_2|fc_2|"
-                   rb"input_rgb_image_sized|loss_metric_2)")
+_NAME = re.compile(
+    rb"\x01([\x04-\x20])(con_4|affine_|relu_|add_prev_|avg_pool_2|max_pool_2|fc_2|"
+    rb"input_rgb_image_sized|loss_metric_2)"
+)
 
 
 class DlibFormatError(ModelFilesError):
@@ -53,14 +55,14 @@ class _Reader:
         size = head & 0x0F
         if size > 8:
             raise DlibFormatError(f"bad integer encoding at byte {self.pos}")
-        value = int.from_bytes(self.data[self.pos + 1:self.pos + 1 + size], "little")
+        value = int.from_bytes(self.data[self.pos + 1 : self.pos + 1 + size], "little")
         self.pos += 1 + size
         return -value if head & 0x80 else value
 
     def float(self) -> float:
         mantissa = self.int()
         exponent = self.int()
-        return float(mantissa) * 2.0 ** exponent
+        return float(mantissa) * 2.0**exponent
 
     def tensor(self) -> np.ndarray:
         version = self.int()
@@ -165,14 +167,19 @@ class _Tensor:
     size: int  # square feature maps
 
 
-def _conv(g: _Graph, x: _Tensor, conv: Layer, affine: Layer,
-          means: tuple[float, float, float] | None = None) -> _Tensor:
+def _conv(
+    g: _Graph,
+    x: _Tensor,
+    conv: Layer,
+    affine: Layer,
+    means: tuple[float, float, float] | None = None,
+) -> _Tensor:
     filters, rows, cols, stride_y, stride_x, pad_y, pad_x = conv.ints
     assert conv.params is not None and affine.params is not None
     per_filter = (conv.params.size - filters) // filters
     in_channels = per_filter // (rows * cols)
     weights = conv.params[: filters * per_filter].reshape(filters, in_channels, rows, cols)
-    bias = conv.params[filters * per_filter:].astype(np.float64)
+    bias = conv.params[filters * per_filter :].astype(np.float64)
     gamma = affine.params[:filters].astype(np.float64)
     beta = affine.params[filters:].astype(np.float64)
     w = weights.astype(np.float64)
@@ -184,9 +191,13 @@ def _conv(g: _Graph, x: _Tensor, conv: Layer, affine: Layer,
         w = w / 256.0
     w = w * gamma.reshape(-1, 1, 1, 1)
     b = bias * gamma + beta
-    out = g.node("Conv", [x.name, g.const(w.astype(np.float32)), g.const(b.astype(np.float32))],
-                 kernel_shape=[rows, cols], strides=[stride_y, stride_x],
-                 pads=[pad_y, pad_x, pad_y, pad_x])
+    out = g.node(
+        "Conv",
+        [x.name, g.const(w.astype(np.float32)), g.const(b.astype(np.float32))],
+        kernel_shape=[rows, cols],
+        strides=[stride_y, stride_x],
+        pads=[pad_y, pad_x, pad_y, pad_x],
+    )
     size = (x.size + 2 * pad_y - rows) // stride_y + 1
     return _Tensor(out, filters, size)
 
@@ -210,7 +221,7 @@ def build_onnx(net: DlibNet) -> Any:
 
     def take(*kinds: str) -> list[Layer]:
         nonlocal pos
-        got = layers[pos:pos + len(kinds)]
+        got = layers[pos : pos + len(kinds)]
         if [layer.kind for layer in got] != list(kinds):
             raise DlibFormatError(
                 f"unexpected layer sequence at layer {pos}: {[la.kind for la in got]}"
@@ -223,8 +234,13 @@ def build_onnx(net: DlibNet) -> Any:
     x = _conv(g, x, con, aff, net.means)
     x = _Tensor(g.node("Relu", [x.name]), x.channels, x.size)
     rows, cols, sy, sx, py, px = pool.ints
-    x = _Tensor(g.node("MaxPool", [x.name], kernel_shape=[rows, cols], strides=[sy, sx],
-                       pads=[py, px, py, px]), x.channels, (x.size + 2 * py - rows) // sy + 1)
+    x = _Tensor(
+        g.node(
+            "MaxPool", [x.name], kernel_shape=[rows, cols], strides=[sy, sx], pads=[py, px, py, px]
+        ),
+        x.channels,
+        (x.size + 2 * py - rows) // sy + 1,
+    )
     while layers[pos].kind == "con":
         block_input = x
         con1, aff1, _r, con2, aff2 = take("con", "affine", "relu", "con", "affine")
@@ -235,9 +251,16 @@ def build_onnx(net: DlibNet) -> Any:
             (pool,) = take("avg_pool")
             rows, cols, sy, sx, py, px = pool.ints
             skip = _Tensor(
-                g.node("AveragePool", [block_input.name], kernel_shape=[rows, cols],
-                       strides=[sy, sx], pads=[py, px, py, px]),
-                block_input.channels, (block_input.size + 2 * py - rows) // sy + 1)
+                g.node(
+                    "AveragePool",
+                    [block_input.name],
+                    kernel_shape=[rows, cols],
+                    strides=[sy, sx],
+                    pads=[py, px, py, px],
+                ),
+                block_input.channels,
+                (block_input.size + 2 * py - rows) // sy + 1,
+            )
         else:
             skip = block_input
         take("add_prev", "relu")
@@ -255,13 +278,15 @@ def build_onnx(net: DlibNet) -> Any:
     g.nodes[-1].output[0] = "descriptors"
     del out
     graph = helper.make_graph(
-        g.nodes, "dlib_face_recognition_resnet_model_v1",
+        g.nodes,
+        "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["n", 3, CHIP, CHIP])],
         [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", 128])],
         g.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
-                              producer_name="smart-attendance")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="smart-attendance"
+    )
     model.ir_version = 8
     checker.check_model(model)
     return model
@@ -292,8 +317,9 @@ def ensure_onnx_model(cache_dir: Path, dat_path: Path) -> Path:
             handle.write(model.SerializeToString())
         os.replace(tmp, target)
     except OSError as exc:
-        raise ModelFilesError(f"cannot write the ONNX model to {cache_dir}: {exc.strerror}") \
-            from None
+        raise ModelFilesError(
+            f"cannot write the ONNX model to {cache_dir}: {exc.strerror}"
+        ) from None
     return target
 
 
@@ -307,8 +333,7 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(model), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self._buffer = np.empty((8, 3, CHIP, CHIP), np.float32)
 
     def __call__(self, chips: list[np.ndarray]) -> np.ndarray:

@@ -36,7 +36,7 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # Bump when detection or alignment changes in a way that changes descriptors: cached
 # descriptors are keyed by it and recomputed.
-PIPELINE_VERSION = 4
+PIPELINE_VERSION = 5
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class DetectParams:
     descriptor with the one of the mirrored face (steadier, twice the network time).
     """
 
-    max_side: int = 400
+    max_side: int = 320
     upsample: int = 0
     min_face_px: int = 60
     # Photos smaller than this (long side) are scaled up (at most 2x) before detection, so
@@ -155,9 +155,10 @@ class Encoder:
         elif params.min_side and long_side < params.min_side:
             # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
             scale = min(params.min_side / long_side, 2.0)
-        boxes = self._detect_at(image, scale, params.upsample)
+        grey = image.convert("L")  # HOG on one channel: a third of the work, same faces
+        boxes = self._detect_at(grey, scale, params.upsample)
         if not boxes and scale < 1.0:
-            boxes = self._detect_at(image, min(1.0, scale * 2), params.upsample)
+            boxes = self._detect_at(grey, min(1.0, scale * 2), params.upsample)
         return boxes
 
     def _detect_at(self, image: Image.Image, scale: float, upsample: int) -> list[Box]:

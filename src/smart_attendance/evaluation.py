@@ -143,11 +143,39 @@ def describe_all(
 
 
 def evaluate(samples: list[Sample], rules: list[Rule], folds: int = 10) -> list[Result]:
+    counts = {rule.label: [0, 0, 0, 0] for rule in rules}  # ok, genuine, false, strangers
+    for gallery_items, probes in _splits(samples, folds):
+        for rule in rules:
+            tally = counts[rule.label]
+            for truth, decided in _decide(rule, gallery_items, probes):
+                if truth is None:
+                    tally[3] += 1
+                    tally[2] += decided is not None
+                else:
+                    tally[1] += 1
+                    tally[0] += decided == truth
+    return [
+        Result(rule, c[0] / max(1, c[1]), c[2] / max(1, c[3]), c[1], c[3])
+        for rule in rules
+        for c in [counts[rule.label]]
+    ]
+
+
+def decisions(samples: list[Sample], rule: Rule, folds: int = 10) -> list[str | None]:
+    """Every probe's decided name over all splits, in order (for comparing backends)."""
+    out: list[str | None] = []
+    for gallery_items, probes in _splits(samples, folds):
+        out += [name for _, name in _decide(rule, gallery_items, probes)]
+    return out
+
+
+def _splits(
+    samples: list[Sample], folds: int
+) -> Iterator[tuple[list[Sample], list[tuple[str | None, Sample]]]]:
     by_identity: dict[str, list[Sample]] = {}
     for sample in samples:
         by_identity.setdefault(sample.identity, []).append(sample)
     names = sorted(by_identity)
-    counts = {rule.label: [0, 0, 0, 0] for rule in rules}  # ok, genuine, false, strangers
     for seed in range(folds):
         rng = random.Random(seed)
         multi = [n for n in names if len(by_identity[n]) >= 2]
@@ -163,20 +191,7 @@ def evaluate(samples: list[Sample], rules: list[Rule], folds: int = 10) -> list[
                 probes += [(name, s) for s in items[k:]]
             else:
                 probes += [(None, s) for s in items]
-        for rule in rules:
-            tally = counts[rule.label]
-            for truth, decided in _decide(rule, gallery_items, probes):
-                if truth is None:
-                    tally[3] += 1
-                    tally[2] += decided is not None
-                else:
-                    tally[1] += 1
-                    tally[0] += decided == truth
-    return [
-        Result(rule, c[0] / max(1, c[1]), c[2] / max(1, c[3]), c[1], c[3])
-        for rule in rules
-        for c in [counts[rule.label]]
-    ]
+        yield gallery_items, probes
 
 
 def _decide(

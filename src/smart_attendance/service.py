@@ -33,6 +33,7 @@ from .models import (
     FaceResult,
     Frame,
     Mark,
+    MarkOutcome,
     Match,
     StudentStats,
 )
@@ -105,6 +106,8 @@ class AttendanceService:
         self._streaks: dict[str, int] = {}
         self._streak_lock = threading.Lock()
         self._files_lock = threading.Lock()
+        self._marks_lock = threading.Lock()
+        self._marked: dict[tuple[str, date], Mark] = {}
 
     # --- time -------------------------------------------------------------------------------
 
@@ -205,6 +208,18 @@ class AttendanceService:
             "marks": marks,
             "faces": faces,
         }
+
+    def _known_mark(self, name: str, day: date) -> MarkOutcome | None:
+        """Today's mark from memory: a student seen again skips the database entirely."""
+        with self._marks_lock:
+            mark = self._marked.get((name, day))
+        return MarkOutcome(mark, False) if mark else None
+
+    def _remember_mark(self, mark: Mark) -> None:
+        with self._marks_lock:
+            if len(self._marked) > 100_000:
+                self._marked.clear()
+            self._marked[(mark.name, mark.day)] = mark
 
     def _decide(self, frame: Frame, matcher: Matcher) -> _Analysed:
         usable = [face for face in frame.faces if face.descriptor is not None]
@@ -340,6 +355,7 @@ def build_service(settings: Settings, clock: Clock = system_clock) -> Attendance
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_url)
     store.create()
-    pool = EncoderPool(settings.worker_count, settings.max_image_pixels, settings.embedder,
-                       settings.models_dir)
+    pool = EncoderPool(
+        settings.worker_count, settings.max_image_pixels, settings.embedder, settings.models_dir
+    )
     return AttendanceService(settings, store, pool, clock)

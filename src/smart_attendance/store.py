@@ -128,8 +128,9 @@ class Store:
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the database folder: {exc.strerror} "
-                             f"({exc.filename})") from None
+            raise StoreError(
+                f"cannot create the database folder: {exc.strerror} ({exc.filename})"
+            ) from None
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise StoreError(f"cannot open the database: {exc}") from None
         if self.engine.dialect.name == "sqlite":
