@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -122,7 +123,7 @@ def _print_report(report: Any, verbose: bool = True) -> None:
 @env_file_option
 def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     """Run the attendance server (enrols the dataset first, in the background)."""
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
     from .service import build_service
     from .web import create_app
@@ -143,13 +144,8 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         except AttendanceError as exc:
             click.echo(f"Error: enrolment failed: {exc}", err=True)
 
-    threading.Thread(target=background, name="enrolment", daemon=True).start()
-    click.echo(
-        f"Serving on http://{settings.host}:{settings.port} "
-        f"({service.pool.workers} recognition workers, {settings.threads} threads)"
-    )
     try:
-        waitress_serve(
+        server = create_server(
             app,
             host=settings.host,
             port=settings.port,
@@ -157,12 +153,29 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
             # Waitress refuses far larger bodies itself (plain 413); Flask answers JSON below.
             max_request_body_size=2 * settings.max_upload_bytes + 1024 * 1024,
             ident="smart-attendance",
-            _quiet=True,
         )
     except OSError as exc:
+        service.close()
         raise click.ClickException(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
+    # Load the models in the workers now, not on the first request (in parallel with
+    # enrolment, which needs no worker when every descriptor is cached).
+    threading.Thread(target=service.pool.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=background, name="enrolment", daemon=True).start()
+    click.echo(
+        f"Serving on http://{settings.host}:{settings.port} "
+        f"({service.pool.workers} recognition workers, {settings.embedder} embedder, "
+        f"{settings.threads} threads)"
+    )
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        click.echo("Stopping.")
     finally:
         service.close()
 

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cache
@@ -125,6 +125,7 @@ class Encoder:
         self._detector = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(model_path(SHAPE_68)))
         self._onnx: Any = None
+        self._net: Any = None
         if onnx_model is not None:
             from .dlib_onnx import OnnxEmbedder
 
@@ -138,7 +139,9 @@ class Encoder:
         if self._onnx is not None:
             result: np.ndarray = self._onnx(chips)
             return result
-        return np.asarray(self._net.compute_face_descriptor(chips), np.float32).reshape(-1, 128)
+        assert self._net is not None
+        vectors = self._net.compute_face_descriptor(chips)
+        return np.asarray(vectors, np.float32).reshape(-1, 128)
 
     def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
         """Face boxes in original-image pixels, on a rescaled copy as ``params`` says.
@@ -194,7 +197,8 @@ class Encoder:
             flipped = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
             both = self._describe(list(chips) + flipped)
             n = len(chips)
-            return ((both[:n] + both[n:]) / 2).astype(np.float32)
+            averaged: np.ndarray = ((both[:n] + both[n:]) / 2).astype(np.float32)
+            return averaged
         return self._describe(list(chips))
 
     def analyze(self, rgb: np.ndarray, params: DetectParams) -> Frame:
@@ -273,9 +277,12 @@ class EncoderPool:
 
     def warm_up(self) -> None:
         """Start every worker and load its models now rather than on the first request."""
-        futures = [self._executor.submit(_worker_ping) for _ in range(self.workers * 2)]
-        for future in futures:
-            future.result()
+        try:
+            futures = [self._executor.submit(_worker_ping) for _ in range(self.workers * 2)]
+            for future in futures:
+                future.result()
+        except (BrokenProcessPool, CancelledError, RuntimeError) as exc:  # closed meanwhile
+            log.debug("worker warm-up stopped: %s", type(exc).__name__)
 
     def submit(self, data: bytes, params: DetectParams) -> Future[Frame]:
         """Queue one image; a pool broken by a crashed worker is replaced first."""

@@ -99,14 +99,14 @@ def scan_dataset(root: Path) -> tuple[list[DatasetEntry], list[Skipped]]:
             if not folder.name.startswith("."):
                 skipped.append(Skipped(folder.name + "/", problem))
             continue
-        if not _inside(folder, real_root):
+        if folder.is_symlink() and not _inside(folder, real_root):
             skipped.append(Skipped(folder.name + "/", "link to a folder outside the dataset"))
             continue
         for photo in sorted(folder.iterdir(), key=lambda p: p.name):
             rel = f"{folder.name}/{photo.name}"
             if photo.name.startswith(".") or photo.suffix.lower() not in PHOTO_SUFFIXES:
                 continue
-            if not _inside(photo, real_root):
+            if photo.is_symlink() and not _inside(photo, real_root):
                 skipped.append(Skipped(rel, "link to a file outside the dataset"))
                 continue
             try:
@@ -232,7 +232,8 @@ def enroll(
 
     current_paths = {row.path for row in rows}
     removed = [path for path in known if path not in current_paths]
-    report.removed = len([p for p in known if p not in {e.rel_path for e in entries}])
+    listed = {entry.rel_path for entry in entries}
+    report.removed = sum(1 for path in known if path not in listed)
     store.sync_photos(changed, removed)
 
     pairs: list[tuple[str, np.ndarray]] = []

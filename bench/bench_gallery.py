@@ -1,0 +1,102 @@
+"""Gallery scale: matching against 100,000 descriptors, and a server restart with 10,000
+enrolled photos (descriptors already cached), with its time to ready and peak memory.
+
+    .venv/bin/python bench/bench_gallery.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import KEY, ROOT, Server, free_port, machine, table
+
+sys.path.insert(0, str(ROOT / "src"))
+from smart_attendance.gallery import pipeline_key
+from smart_attendance.matcher import Gallery, Matcher
+from smart_attendance.store import CachedFace, Store
+
+
+def matching_ms(students: int, per_student: int) -> float:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(students * per_student, 128)).astype(np.float32) * 0.09
+    labels = np.repeat(np.arange(students), per_student)
+    matcher = Matcher(Gallery([f"s{i}" for i in range(students)], vectors, labels))
+    probes = vectors[:200] + 0.01
+    matcher.match(probes[0])
+    times = []
+    for probe in probes:
+        started = time.perf_counter()
+        matcher.match(probe)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def restart(tmp: Path, photos: int, per_student: int) -> list[list[object]]:
+    dataset, data = tmp / "dataset", tmp / "data"
+    rng = np.random.default_rng(1)
+    import hashlib
+
+    entries = {}
+    for i in range(photos):
+        folder = dataset / f"student_{i // per_student:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        blob = f"photo {i}".encode() + rng.bytes(64)
+        (folder / f"{i}.jpg").write_bytes(blob)
+        entries[hashlib.sha256(blob).hexdigest()] = CachedFace(
+            "ok", "", rng.normal(size=128).astype(np.float32) * 0.09
+        )
+    data.mkdir(parents=True)
+    store = Store(f"sqlite:///{(data / 'attendance.db').resolve()}")
+    store.create()
+    store.cache_faces(pipeline_key(), entries)  # as if every photo had been enrolled before
+    store.close()
+    rows = []
+    for label in ("first start (reads and hashes every file)", "restart (unchanged files)"):
+        port = free_port()
+        server = Server(
+            [sys.executable, "-m", "smart_attendance", "serve"],
+            {
+                "API_SECRET_KEY": KEY,
+                "ATTENDANCE_DATASET_DIR": str(dataset),
+                "ATTENDANCE_DATA_DIR": str(data),
+                "ATTENDANCE_HOST": "127.0.0.1",
+                "ATTENDANCE_PORT": str(port),
+                "ATTENDANCE_WORKERS": "2",
+            },
+            port,
+            tmp / "log",
+        )
+        try:
+            ready = server.wait_ready()
+            health = __import__("requests").get(server.url + "/health", timeout=5).json()
+            assert health["photos"] == photos, health
+            time.sleep(3)  # let the workers start so their memory counts too
+            rows.append([label, f"{photos:,}", f"{ready:.2f}", f"{server.peak_rss_mb():.0f}"])
+        finally:
+            server.stop()
+    return rows
+
+
+def main() -> None:
+    print(f"Gallery scale; {machine()}")
+    match_rows = [
+        [f"{n * k:,}", f"{n:,}", f"{matching_ms(n, k):.2f}"] for n, k in ((1_000, 10), (10_000, 10))
+    ]
+    print(table(["descriptors", "students", "match ms (median, one probe)"], match_rows))
+    with tempfile.TemporaryDirectory() as tmp:
+        print(
+            table(
+                ["server start", "enrolled photos", "ready s", "peak MB (server+workers)"],
+                restart(Path(tmp), 10_000, 50),
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
