@@ -168,6 +168,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         f"({service.pool.workers} recognition workers, {settings.embedder} embedder, "
         f"{settings.threads} threads)"
     )
+
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
