@@ -169,3 +169,18 @@ def test_every_command_is_documented() -> None:
     cli_doc = (ROOT / "docs" / "cli.md").read_text()
     for command in _commands(main):
         assert f"`{command}" in cli_doc, command
+
+
+def test_unreachable_database_stops_serve_with_one_line(tmp_path: Path) -> None:
+    result = _cli(
+        "serve",
+        env={
+            "API_SECRET_KEY": "k",
+            "ATTENDANCE_DATA_DIR": str(tmp_path),
+            "ATTENDANCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x",
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and "database" in result.stderr
+    assert "Traceback" not in result.stderr

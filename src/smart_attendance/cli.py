@@ -136,6 +136,13 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         service = build_service(settings)
         app = create_app(service=service)
 
+    if not settings.dataset_dir.is_dir():
+        click.echo(
+            f"Note: dataset folder {settings.dataset_dir} not found; nobody is enrolled. "
+            "Create dataset/<student>/photo.jpg and restart (or run `attendance enroll`).",
+            err=True,
+        )
+
     def background() -> None:
         try:
             report = _progress_enroll(service)
