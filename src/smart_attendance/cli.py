@@ -49,6 +49,7 @@ def _logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 
 env_file_option = click.option(
@@ -166,6 +167,15 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         raise click.ClickException(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
+    from .scheduler import ReportScheduler
+
+    scheduler = ReportScheduler(service)
+    scheduler.start()
+    if settings.report_time:
+        click.echo(
+            f"Daily report at {settings.report_time:%H:%M} ({settings.timezone}) to "
+            f"{len(settings.recipients)} recipient(s)."
+        )
     # Load the models in the workers now, not on the first request (in parallel with
     # enrolment, which needs no worker when every descriptor is cached).
     threading.Thread(target=service.pool.warm_up, name="warm-up", daemon=True).start()
@@ -185,6 +195,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     except KeyboardInterrupt:
         click.echo("Stopping.")
     finally:
+        scheduler.stop()
         service.close()
 
 
@@ -354,6 +365,91 @@ def eval_command(
         "DIR: enrolled people found and named correctly (higher is better). "
         "FPIR: strangers given a student's name (lower is better)."
     )
+
+
+def _report_service(env_file: str | None) -> Any:
+    """A service for reports only: the store and the enrolled names, no recognition workers."""
+    from .service import AttendanceService
+    from .store import Store
+
+    settings = _settings(env_file)
+    # A command's outcome is its one line of output; the server's log lines are not needed.
+    logging.basicConfig(level=logging.CRITICAL)
+    with friendly_errors():
+        store = Store(settings.db_url)
+        store.create()
+    return AttendanceService(settings, store, pool=None)  # reports start no workers
+
+
+def _parse_day(value: str | None) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("expected a date as YYYY-MM-DD") from None
+
+
+@main.group()
+def report() -> None:
+    """The daily report: send it now, preview it, or list the sending attempts."""
+
+
+@report.command(name="send")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Day (default today).")
+@env_file_option
+def report_send(day: str | None, env_file: str | None) -> None:
+    """Email the day's report now."""
+    service = _report_service(env_file)
+    with friendly_errors():
+        result = service.send_report(_parse_day(day), kind="manual")
+    click.echo(f"Report for {result['date']} sent to {', '.join(result['recipients'])}.")
+
+
+@report.command(name="preview")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Day (default today).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write: .eml (the whole message) or .html (the body, images inline).",
+)
+@env_file_option
+def report_preview(day: str | None, out: Path, env_file: str | None) -> None:
+    """Write the report to a file instead of sending it."""
+    from .report import inline_html
+
+    service = _report_service(env_file)
+    with friendly_errors():
+        the_day, message = service.report_message(_parse_day(day))
+        if out.suffix.lower() == ".html":
+            out.write_text(inline_html(message), encoding="utf-8")
+        elif out.suffix.lower() == ".eml":
+            out.write_bytes(bytes(message))
+        else:
+            raise click.ClickException("--out must end in .eml or .html")
+    click.echo(f"Report for {the_day.isoformat()} written to {out}.")
+
+
+@report.command(name="log")
+@click.option("--limit", default=20, show_default=True, help="How many attempts to list.")
+@env_file_option
+def report_log(limit: int, env_file: str | None) -> None:
+    """List the latest sending attempts (time, kind, outcome, recipients, error)."""
+    service = _report_service(env_file)
+    with friendly_errors():
+        rows = service.store.attempts(limit)
+    if not rows:
+        click.echo("No report has been sent yet.")
+    for row in rows:
+        error = f"  {row['error']}" if row["error"] else ""
+        click.echo(
+            f"{row['at']:%Y-%m-%d %H:%M:%S} UTC  {row['day']}  {row['kind']:9}  "
+            f"{row['outcome']:6}  {row['recipients']}{error}"
+        )
 
 
 @main.group()

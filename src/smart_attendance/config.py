@@ -97,6 +97,21 @@ def _parse_embedder(raw: str) -> str:
     return value
 
 
+def _parse_security(raw: str) -> str:
+    value = raw.strip().lower() or "ssl"
+    if value not in {"ssl", "starttls", "none"}:
+        raise ValueError(f"expected ssl, starttls or none, got {raw!r}")
+    return value
+
+
+def _parse_optional_time(raw: str) -> time | None:
+    return _parse_time(raw) if raw.strip() else None
+
+
+def _parse_port_or_auto(raw: str) -> int:
+    return 0 if not raw.strip() else _parse_int(1, 65535)(raw)
+
+
 def _parse_str(raw: str) -> str:
     return raw.strip()
 
@@ -295,7 +310,57 @@ SPECS: tuple[Spec, ...] = (
         "SMTP password of the sender (for Gmail an app password).",
         secret=True,
     ),
-    Spec("TEACHER_EMAIL", "teacher_email", "", _parse_str, "Report recipients, comma-separated."),
+    Spec(
+        "TEACHER_EMAIL",
+        "teacher_email",
+        "",
+        _parse_str,
+        "Report recipients, comma-separated (several teachers may be listed).",
+    ),
+    Spec(
+        "ATTENDANCE_CLASS_NAME",
+        "class_name",
+        "Smart Attendance",
+        _parse_str,
+        "Class name shown in the report's subject and title.",
+    ),
+    Spec(
+        "ATTENDANCE_REPORT_TIME",
+        "report_time",
+        "",
+        _parse_optional_time,
+        "Local time HH:MM at which `attendance serve` emails the day's report, once a day "
+        "(a server that was down then sends it when it starts, the same day). Empty: off.",
+    ),
+    Spec(
+        "ATTENDANCE_SMTP_HOST",
+        "smtp_host",
+        "smtp.gmail.com",
+        _parse_str,
+        "SMTP server that sends the report.",
+    ),
+    Spec(
+        "ATTENDANCE_SMTP_PORT",
+        "smtp_port",
+        "",
+        _parse_port_or_auto,
+        "SMTP port. Empty: 465 for ssl, 587 for starttls, 25 for none.",
+    ),
+    Spec(
+        "ATTENDANCE_SMTP_SECURITY",
+        "smtp_security",
+        "ssl",
+        _parse_security,
+        "ssl (TLS from the start, port 465), starttls (upgrade, port 587) or none (plain; "
+        "only for a relay on your own network).",
+    ),
+    Spec(
+        "ATTENDANCE_SMTP_TIMEOUT_S",
+        "smtp_timeout_s",
+        "20",
+        _parse_float(1, 600),
+        "Seconds to wait for the SMTP server before giving up.",
+    ),
 )
 
 _KNOWN = {spec.env for spec in SPECS}
@@ -330,6 +395,12 @@ class Settings:
     sender_email: str = ""
     sender_password: str = field(default="", repr=False)
     teacher_email: str = ""
+    class_name: str = "Smart Attendance"
+    report_time: time | None = None
+    smtp_host: str = "smtp.gmail.com"
+    smtp_port: int = 0
+    smtp_security: str = "ssl"
+    smtp_timeout_s: float = 20.0
 
     def __repr__(self) -> str:  # never print secrets
         shown = {
@@ -367,6 +438,14 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def smtp_port_effective(self) -> int:
+        return self.smtp_port or {"ssl": 465, "starttls": 587}.get(self.smtp_security, 25)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [a.strip() for a in self.teacher_email.replace(";", ",").split(",") if a.strip()]
 
     @property
     def worker_count(self) -> int:

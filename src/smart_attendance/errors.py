@@ -48,3 +48,23 @@ class StoreError(AttendanceError):
 
 class WorkerCrashedError(AttendanceError):
     """A recognition worker process died while handling a request; the pool is rebuilt."""
+
+
+class MailError(AttendanceError):
+    """The report could not be sent. Messages never contain the password."""
+
+
+class MailNotConfiguredError(MailError):
+    """SENDER_EMAIL or TEACHER_EMAIL is empty."""
+
+
+class MailUnavailableError(MailError):
+    """The SMTP server cannot be reached, or it refused the message."""
+
+
+class MailAuthError(MailError):
+    """The SMTP server refused the sender's login."""
+
+
+class MailTimeoutError(MailError):
+    """The SMTP server did not answer within the timeout."""

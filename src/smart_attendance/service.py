@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from . import csvfiles, imaging
 from .config import Settings
 from .encoder import DetectParams, EncoderPool
 from .errors import AttendanceError, NotReadyError
-from .gallery import EnrolmentReport, enroll
+from .gallery import EnrolmentReport, enroll, enrolled_students
 from .matcher import Gallery, Matcher
 from .models import (
     STATUS_LATE,
@@ -87,12 +88,12 @@ class AttendanceService:
         self,
         settings: Settings,
         store: Store,
-        pool: EncoderPool,
+        pool: EncoderPool | None,
         clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.pool = pool
+        self._pool = pool
         self.clock = clock
         self.params = DetectParams(
             max_side=settings.detect_max_side,
@@ -108,6 +109,12 @@ class AttendanceService:
         self._files_lock = threading.Lock()
         self._marks_lock = threading.Lock()
         self._marked: dict[tuple[str, date], Mark] = {}
+
+    @property
+    def pool(self) -> EncoderPool:
+        if self._pool is None:
+            raise NotReadyError("this command does not recognise faces")
+        return self._pool
 
     # --- time -------------------------------------------------------------------------------
 
@@ -330,6 +337,35 @@ class AttendanceService:
         except (OSError, AttendanceError) as exc:
             log.error("could not update the CSV files in %s: %s", logs, exc)
 
+    # --- daily report -----------------------------------------------------------------------
+
+    def report_message(self, day: date | None = None) -> tuple[date, EmailMessage]:
+        """The day's report email (today by default), built from the database."""
+        from .report import build_message, collect
+
+        day = day or self.today()
+        names = self.enrolled_names() or enrolled_students(self.settings.dataset_dir)
+        report = collect(self.store, day, names, self.settings.class_name)
+        if report.marks:
+            self._write_day_files(day)
+        return day, build_message(report, self.settings)
+
+    def send_report(self, day: date | None = None, kind: str = "manual") -> dict[str, Any]:
+        """Build and send the report now; every attempt is recorded with its outcome."""
+        from . import mailer
+
+        day, message = self.report_message(day)
+        at = datetime.now(timezone.utc).replace(tzinfo=None)
+        try:
+            delivered = mailer.send(message, self.settings)
+        except AttendanceError as exc:
+            self.store.record_attempt(day, kind, at, "failed", self.settings.recipients, str(exc))
+            log.error("%s report for %s not sent: %s", kind, day, exc)
+            raise
+        self.store.record_attempt(day, kind, at, "sent", delivered)
+        log.info("%s report for %s sent to %d recipient(s)", kind, day, len(delivered))
+        return {"status": "success", "date": day.isoformat(), "recipients": delivered}
+
     def health(self) -> dict[str, Any]:
         report = self.enrolment
         body: dict[str, Any] = {
@@ -346,7 +382,8 @@ class AttendanceService:
         return body
 
     def close(self) -> None:
-        self.pool.close()
+        if self._pool is not None:
+            self._pool.close()
         self.store.close()
 
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -85,6 +86,30 @@ intruders = Table(
     Column("seen_at", DateTime, nullable=False),
     Column("camera", String(64), nullable=False),
     Column("path", String(1024), nullable=False),
+)
+
+
+report_runs = Table(
+    "report_runs",  # the scheduled report of each day: claimed by exactly one process
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),  # UTC
+    Column("lease_until", DateTime, nullable=False),  # UTC
+    Column("owner", String(64), nullable=False),
+)
+
+report_attempts = Table(
+    "report_attempts",  # every send, scheduled or manual, with its outcome
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False),
+    Column("kind", String(16), nullable=False),  # scheduled | manual
+    Column("at", DateTime, nullable=False),  # UTC
+    Column("outcome", String(16), nullable=False),  # sent | failed
+    Column("recipients", String(1024), nullable=False),
+    Column("error", String(512), nullable=False, default=""),
 )
 
 
@@ -309,3 +334,117 @@ class Store:
                 select(intruders).where(intruders.c.day == day).order_by(intruders.c.seen_at)
             ).all()
         return [{"seen_at": r.seen_at, "camera": r.camera, "path": r.path} for r in rows]
+
+    def daily_counts(self, first: date, last: date) -> list[tuple[date, int, int]]:
+        """(day, on time, late) for every day with marks between ``first`` and ``last``."""
+        present = func.sum((marks.c.status == STATUS_PRESENT).cast(Integer))
+        late = func.sum((marks.c.status == STATUS_LATE).cast(Integer))
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(marks.c.day, present, late)
+                .where(marks.c.day >= first, marks.c.day <= last)
+                .group_by(marks.c.day)
+                .order_by(marks.c.day)
+            ).all()
+        return [(row[0], int(row[1] or 0), int(row[2] or 0)) for row in rows]
+
+    # --- reports ------------------------------------------------------------------------------
+
+    def claim_report(self, day: date, now: datetime, lease: timedelta, owner: str) -> bool:
+        """Claim the day's scheduled report for this process; False if another has it, it
+        was sent, or its next retry is not due yet. Atomic across processes."""
+        try:
+            with self._begin() as conn:
+                conn.execute(
+                    report_runs.insert().values(
+                        day=day,
+                        status="sending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        lease_until=now + lease,
+                        owner=owner,
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        due = ((report_runs.c.status == "failed") & (report_runs.c.next_attempt_at <= now)) | (
+            (report_runs.c.status == "sending") & (report_runs.c.lease_until < now)
+        )
+        with self._begin() as conn:
+            result = conn.execute(
+                update(report_runs)
+                .where(report_runs.c.day == day, due)
+                .values(status="sending", lease_until=now + lease, owner=owner)
+            )
+        return bool(result.rowcount == 1)
+
+    def finish_report(self, day: date, sent: bool, now: datetime, retry_in: timedelta) -> int:
+        """Record the outcome of a claimed send; returns the number of attempts so far."""
+        with self._begin() as conn:
+            row = conn.execute(
+                select(report_runs.c.attempts).where(report_runs.c.day == day)
+            ).first()
+            attempts = (int(row[0]) if row else 0) + 1
+            conn.execute(
+                update(report_runs)
+                .where(report_runs.c.day == day)
+                .values(
+                    status="sent" if sent else "failed",
+                    attempts=attempts,
+                    next_attempt_at=now + retry_in,
+                    lease_until=now,
+                )
+            )
+        return attempts
+
+    def finish_report_retry(self, day: date, next_attempt_at: datetime) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                update(report_runs)
+                .where(report_runs.c.day == day)
+                .values(next_attempt_at=next_attempt_at)
+            )
+
+    def unsent_reports(self, before: date) -> set[date]:
+        """Earlier days whose scheduled report failed or was abandoned mid-send."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(report_runs.c.day).where(
+                    report_runs.c.day < before, report_runs.c.status != "sent"
+                )
+            ).all()
+        return {row[0] for row in rows}
+
+    def report_status(self, day: date) -> str | None:
+        with self._begin() as conn:
+            row = conn.execute(select(report_runs.c.status).where(report_runs.c.day == day)).first()
+        return str(row[0]) if row else None
+
+    def record_attempt(
+        self,
+        day: date,
+        kind: str,
+        at: datetime,
+        outcome: str,
+        recipients: Iterable[str],
+        error: str = "",
+    ) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                report_attempts.insert().values(
+                    day=day,
+                    kind=kind,
+                    at=at,
+                    outcome=outcome,
+                    recipients=", ".join(recipients)[:1024],
+                    error=error[:512],
+                )
+            )
+
+    def attempts(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(report_attempts).order_by(report_attempts.c.id.desc()).limit(limit)
+            ).all()
+        return [dict(row._mapping) for row in rows]

@@ -4,6 +4,7 @@ Routes (compatible with the original project's clients):
 
 * ``POST /recognize``  header ``X-API-KEY``, multipart field ``image`` (one or more parts)
 * ``GET /statistics``  header ``X-API-KEY``
+* ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
 * ``GET /health``      no key, no personal data; 503 until enrolment has finished
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+from datetime import date
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
@@ -27,6 +29,10 @@ from .errors import (
     ConfigError,
     ImageError,
     ImageTooLargeError,
+    MailAuthError,
+    MailNotConfiguredError,
+    MailTimeoutError,
+    MailUnavailableError,
     NotReadyError,
     StoreError,
     UnsupportedImageError,
@@ -46,6 +52,10 @@ ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
     (StoreError, 503, "database_unavailable"),
     (WorkerCrashedError, 503, "busy"),
     (ConfigError, 500, "misconfigured"),
+    (MailNotConfiguredError, 503, "mail_not_configured"),
+    (MailAuthError, 502, "mail_login_refused"),
+    (MailTimeoutError, 504, "mail_timeout"),
+    (MailUnavailableError, 503, "mail_unavailable"),
 )
 
 
@@ -115,6 +125,20 @@ def create_app(
                 "students": [s.as_dict() for s in stats],
             }
         )
+
+    @app.post("/send_report")
+    def send_report() -> Any:
+        raw = request.args.get("date") or request.form.get("date")
+        if raw is None and request.is_json:
+            body = request.get_json(silent=True)
+            raw = body.get("date") if isinstance(body, dict) else None
+        day = None
+        if raw:
+            try:
+                day = date.fromisoformat(str(raw))
+            except ValueError:
+                return _error("bad_request", "date must be YYYY-MM-DD", 400)
+        return jsonify(service.send_report(day, kind="manual"))
 
     @app.get("/enrolment")
     def enrolment() -> Any:

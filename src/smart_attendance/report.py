@@ -1,0 +1,318 @@
+"""The daily report: a day's marks and statistics as an email a teacher reads on a phone.
+
+``collect`` gathers the facts from the store; ``build_message`` turns them into an
+``EmailMessage``: a plain-text part, an HTML part with a chart and intruder thumbnails as
+inline images, and the day's CSV files attached. Every name and other student-controlled text is
+escaped in HTML and neutralised in CSV. A day with no marks is a report that says everyone was
+absent, not an error.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from . import csvfiles
+from .config import Settings
+from .models import STATUS_LATE, STATUS_PRESENT, Mark, StudentStats
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+HISTORY_DAYS = 14
+MAX_THUMBNAILS = 12
+
+
+@dataclass
+class DayReport:
+    day: date
+    class_name: str
+    enrolled: list[str]
+    marks: list[Mark]
+    stats: list[StudentStats]
+    intruders: list[dict[str, Any]]
+    history: list[tuple[date, int, int]] = field(default_factory=list)  # day, on time, late
+
+    @property
+    def present(self) -> list[Mark]:
+        return [m for m in self.marks if m.status == STATUS_PRESENT]
+
+    @property
+    def late(self) -> list[Mark]:
+        return [m for m in self.marks if m.status == STATUS_LATE]
+
+    @property
+    def absent(self) -> list[str]:
+        seen = {m.name for m in self.marks}
+        return [name for name in self.enrolled if name not in seen]
+
+    @property
+    def subject(self) -> str:
+        return (
+            f"{self.class_name}: attendance {self.day.isoformat()} "
+            f"({len(self.marks)}/{len(self.enrolled)} present, {len(self.late)} late)"
+        )
+
+
+def collect(store: Store, day: date, enrolled: list[str], class_name: str) -> DayReport:
+    marks = store.marks_on(day)
+    names = sorted(set(enrolled), key=lambda n: (n.casefold(), n))
+    return DayReport(
+        day=day,
+        class_name=class_name,
+        enrolled=names,
+        marks=marks,
+        stats=store.statistics(enrolled=names),
+        intruders=store.intruders_on(day),
+        history=store.daily_counts(day - timedelta(days=HISTORY_DAYS - 1), day),
+    )
+
+
+# --- chart -------------------------------------------------------------------------------------
+
+
+def chart_png(report: DayReport) -> bytes:
+    """Bars of on-time and late students per day over the last two weeks, enrolled as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    days = [report.day - timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1)]
+    counts = {d: (on_time, late) for d, on_time, late in report.history}
+    on_time = [counts.get(d, (0, 0))[0] for d in days]
+    late = [counts.get(d, (0, 0))[1] for d in days]
+    labels = [d.strftime("%d %b") for d in days]
+    fig, ax = plt.subplots(figsize=(6.4, 2.8), dpi=100)
+    ax.bar(labels, on_time, color="#2e7d32", label="on time")
+    ax.bar(labels, late, bottom=on_time, color="#f9a825", label="late")
+    if report.enrolled:
+        ax.axhline(
+            len(report.enrolled),
+            color="#555555",
+            linestyle="--",
+            linewidth=1,
+            label=f"enrolled ({len(report.enrolled)})",
+        )
+    ax.set_ylabel("students")
+    ax.set_title("Attendance, last 14 days", fontsize=11)
+    ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8, loc="upper left", frameon=False, ncol=3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def thumbnail(path: Path, size: int = 160) -> bytes | None:
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        image.thumbnail((size, size))
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+        return out.getvalue()
+    except (OSError, ValueError):
+        log.warning("intruder photo missing or unreadable: %s", path.name)
+        return None
+
+
+# --- text and HTML -----------------------------------------------------------------------------
+
+
+def render_text(report: DayReport) -> str:
+    lines = [
+        f"{report.class_name}: attendance report for {report.day:%A %d %B %Y}",
+        "",
+        f"Enrolled {len(report.enrolled)}, present {len(report.marks)} "
+        f"(on time {len(report.present)}, late {len(report.late)}), "
+        f"absent {len(report.absent)}, intruder photos {len(report.intruders)}.",
+        "",
+    ]
+    if report.marks:
+        lines.append("Present today:")
+        lines += [f"  {m.seen_at:%H:%M:%S}  {m.status:7}  {m.name}" for m in report.marks]
+    else:
+        lines.append("Nobody was marked today: every enrolled student is absent.")
+    lines.append("")
+    if report.absent:
+        lines.append("Absent: " + ", ".join(report.absent))
+        lines.append("")
+    if report.stats:
+        lines.append("Statistics so far (attendance %, late %):")
+        lines += [
+            f"  {s.name}: {s.attendance_pct:.1f}% present, {s.late_pct:.1f}% late"
+            for s in report.stats
+        ]
+        lines.append("")
+    if report.intruders:
+        lines.append(
+            "Intruder photos: "
+            + ", ".join(f"{i['seen_at']:%H:%M:%S} ({i['camera']})" for i in report.intruders)
+        )
+        lines.append("")
+    lines.append("The day's attendance and the statistics are attached as CSV files.")
+    return "\n".join(lines) + "\n"
+
+
+_CSS = (
+    "body{margin:0;padding:0;background:#f4f5f7;font-family:-apple-system,Segoe UI,Roboto,"
+    "Helvetica,Arial,sans-serif;color:#1f2933}"
+    ".wrap{max-width:640px;margin:0 auto;padding:16px}"
+    ".card{background:#fff;border-radius:10px;padding:16px;margin-bottom:14px}"
+    "h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:0 0 10px}"
+    ".muted{color:#6b7785;font-size:13px}"
+    ".counts{display:flex;flex-wrap:wrap;gap:8px}"
+    ".count{flex:1 1 90px;background:#f4f5f7;border-radius:8px;padding:8px;text-align:center}"
+    ".count b{display:block;font-size:22px}"
+    "table{width:100%;border-collapse:collapse;font-size:14px}"
+    "th,td{text-align:left;padding:6px 4px;border-bottom:1px solid #e4e7eb}"
+    ".late{color:#b26a00;font-weight:600}.present{color:#2e7d32;font-weight:600}"
+    ".thumbs img{border-radius:6px;margin:0 6px 6px 0}"
+)
+
+
+def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple[str, str]]) -> str:
+    e = html.escape
+    counts = [
+        ("enrolled", len(report.enrolled)),
+        ("present", len(report.marks)),
+        ("late", len(report.late)),
+        ("absent", len(report.absent)),
+        ("intruders", len(report.intruders)),
+    ]
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{e(report.subject)}</title><style>{_CSS}</style></head><body><div class='wrap'>",
+        f"<div class='card'><h1>{e(report.class_name)}</h1>",
+        f"<div class='muted'>Attendance report for {report.day:%A %d %B %Y}</div></div>",
+        "<div class='card'><div class='counts'>",
+        *[f"<div class='count'><b>{n}</b>{label}</div>" for label, n in counts],
+        "</div></div>",
+        "<div class='card'><h2>Today</h2>",
+    ]
+    if report.marks:
+        parts.append("<table><tr><th>Name</th><th>First seen</th><th>Status</th></tr>")
+        for mark in report.marks:
+            css = "late" if mark.status == STATUS_LATE else "present"
+            parts.append(
+                f"<tr><td>{e(mark.name)}</td><td>{mark.seen_at:%H:%M:%S}</td>"
+                f"<td class='{css}'>{e(mark.status)}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p><b>Nobody was marked today</b>: every enrolled student is absent.</p>")
+    if report.absent:
+        parts.append(f"<p><b>Absent ({len(report.absent)}):</b> {e(', '.join(report.absent))}</p>")
+    parts.append("</div>")
+    if chart_cid:
+        parts.append(
+            f"<div class='card'><img src='cid:{chart_cid}' alt='Attendance over the "
+            "last 14 days' style='width:100%;max-width:608px;height:auto'></div>"
+        )
+    if report.stats:
+        parts.append(
+            "<div class='card'><h2>Statistics so far</h2><table><tr><th>Name</th>"
+            "<th>Present</th><th>Late</th><th>Attendance</th><th>Late %</th></tr>"
+        )
+        for s in report.stats:
+            parts.append(
+                f"<tr><td>{e(s.name)}</td><td>{s.days_present}/{s.total_days}</td>"
+                f"<td>{s.days_late}</td><td>{s.attendance_pct:.1f}%</td>"
+                f"<td>{s.late_pct:.1f}%</td></tr>"
+            )
+        parts.append("</table></div>")
+    if report.intruders:
+        parts.append(
+            f"<div class='card'><h2>Intruder photos ({len(report.intruders)})</h2>"
+            "<div class='thumbs'>"
+        )
+        for cid, caption in thumb_cids:
+            parts.append(
+                f"<img src='cid:{cid}' alt='{e(caption)}' title='{e(caption)}' width='120'>"
+            )
+        parts.append(
+            "<div class='muted'>"
+            + e(", ".join(f"{i['seen_at']:%H:%M:%S} ({i['camera']})" for i in report.intruders))
+            + "</div>"
+        )
+        parts.append("</div></div>")
+    parts.append(
+        "<div class='muted'>The day's attendance and the statistics are attached as "
+        "CSV files. Sent by Smart Attendance.</div></div></body></html>"
+    )
+    return "\n".join(parts)
+
+
+def build_message(report: DayReport, settings: Settings) -> EmailMessage:
+    """The complete email: text, HTML with inline chart and thumbnails, CSV attachments."""
+    message = EmailMessage()
+    message["Subject"] = report.subject
+    message["From"] = settings.sender_email or "smart-attendance@localhost"
+    message["To"] = ", ".join(settings.recipients) or "undisclosed-recipients:;"
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain="smart-attendance.local")
+    chart = chart_png(report)
+    chart_cid = make_msgid(domain="smart-attendance.local")[1:-1]
+    thumbs: list[tuple[str, str, bytes]] = []
+    for intruder in report.intruders[:MAX_THUMBNAILS]:
+        data = thumbnail(Path(intruder["path"]))
+        if data:
+            caption = f"{intruder['seen_at']:%H:%M:%S} ({intruder['camera']})"
+            thumbs.append((make_msgid(domain="smart-attendance.local")[1:-1], caption, data))
+    message.set_content(render_text(report))
+    message.add_alternative(
+        render_html(report, chart_cid, [(cid, caption) for cid, caption, _ in thumbs]),
+        subtype="html",
+    )
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    html_part.add_related(
+        chart,
+        maintype="image",
+        subtype="png",
+        cid=f"<{chart_cid}>",
+        filename="attendance-chart.png",
+    )
+    for cid, _caption, data in thumbs:
+        html_part.add_related(data, maintype="image", subtype="jpeg", cid=f"<{cid}>")
+    day_csv = csvfiles.day_csv(report.marks).encode("utf-8")
+    stats_csv = csvfiles.statistics_csv(report.stats).encode("utf-8")
+    message.add_attachment(
+        day_csv, maintype="text", subtype="csv", filename=f"attendance_{report.day.isoformat()}.csv"
+    )
+    message.add_attachment(
+        stats_csv, maintype="text", subtype="csv", filename="student_statistics.csv"
+    )
+    return message
+
+
+def inline_html(message: EmailMessage) -> str:
+    """The message's HTML with its inline images as data: URLs (for a browser preview)."""
+    import base64
+
+    html_part = message.get_body(preferencelist=("html",))
+    assert html_part is not None
+    text = html_part.get_content()
+    for part in message.walk():
+        cid = part.get("Content-ID")
+        if cid and part.get_content_maintype() == "image":
+            data = base64.b64encode(part.get_content()).decode("ascii")
+            text = text.replace(
+                f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}"
+            )
+    return str(text)
