@@ -93,9 +93,10 @@ def chart_png(report: DayReport) -> bytes:
     on_time = [counts.get(d, (0, 0))[0] for d in days]
     late = [counts.get(d, (0, 0))[1] for d in days]
     labels = [d.strftime("%d %b") for d in days]
-    fig, ax = plt.subplots(figsize=(6.4, 2.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
     ax.bar(labels, on_time, color="#2e7d32", label="on time")
     ax.bar(labels, late, bottom=on_time, color="#f9a825", label="late")
+    top = max([a + b for a, b in zip(on_time, late, strict=True)] + [len(report.enrolled), 1])
     if report.enrolled:
         ax.axhline(
             len(report.enrolled),
@@ -104,12 +105,14 @@ def chart_png(report: DayReport) -> bytes:
             linewidth=1,
             label=f"enrolled ({len(report.enrolled)})",
         )
-    ax.set_ylabel("students")
-    ax.set_title("Attendance, last 14 days", fontsize=11)
-    ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+    ax.set_ylim(0, top * 1.08)
+    ax.set_ylabel("students", fontsize=10)
+    ax.set_title("Attendance, last 14 days", fontsize=13)
+    ax.tick_params(axis="x", labelrotation=60, labelsize=9)
+    ax.tick_params(axis="y", labelsize=9)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=8, loc="upper left", frameon=False, ncol=3)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False, ncol=3)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
