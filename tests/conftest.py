@@ -189,3 +189,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     ).start()
     yield proc
     proc.stop()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`attendance ARGS` in a child process, with only the given ATTENDANCE_* settings."""
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ATTENDANCE_") and k != "API_SECRET_KEY"
+    }
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "smart_attendance", *args],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from datetime import time
 from pathlib import Path
 
 import click
 import pytest
 
+from conftest import run_cli
 from smart_attendance.cli import ensure_api_key, main
 from smart_attendance.config import SPECS, Settings, load_settings
 from smart_attendance.errors import ConfigError
@@ -82,30 +80,14 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert ensure_api_key(Settings(api_key="mine", data_dir=tmp_path)).api_key == "mine"
 
 
-def _cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "smart_attendance", *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_bad_setting_stops_the_cli_with_one_line(tmp_path: Path) -> None:
-    result = _cli("serve", env={"ATTENDANCE_PORT": "http"}, cwd=tmp_path)
+    result = run_cli("serve", env={"ATTENDANCE_PORT": "http"}, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: ATTENDANCE_PORT: expected a whole number, got 'http'"
 
 
 def test_missing_dataset_is_one_line(tmp_path: Path) -> None:
-    result = _cli("enroll", env={"ATTENDANCE_DATASET_DIR": str(tmp_path / "nope")}, cwd=tmp_path)
+    result = run_cli("enroll", env={"ATTENDANCE_DATASET_DIR": str(tmp_path / "nope")}, cwd=tmp_path)
     assert result.returncode == 1
     assert "dataset folder not found" in result.stderr
     assert "Traceback" not in result.stderr
@@ -119,7 +101,7 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = _cli(
+        result = run_cli(
             "serve",
             env={
                 "ATTENDANCE_HOST": "127.0.0.1",
@@ -136,7 +118,7 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
 
 
 def test_stats_on_an_empty_database(tmp_path: Path) -> None:
-    result = _cli(
+    result = run_cli(
         "stats",
         env={"ATTENDANCE_DATA_DIR": str(tmp_path / "d"), "ATTENDANCE_DATASET_DIR": str(tmp_path)},
         cwd=tmp_path,
@@ -172,7 +154,7 @@ def test_every_command_is_documented() -> None:
 
 
 def test_unreachable_database_stops_serve_with_one_line(tmp_path: Path) -> None:
-    result = _cli(
+    result = run_cli(
         "serve",
         env={
             "API_SECRET_KEY": "k",

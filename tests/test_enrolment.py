@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from conftest import NO_FACE, PROBES, STUDENTS, build_dataset, face_bytes, require_faces
+from conftest import NO_FACE, PROBES, STUDENTS, build_dataset, face_bytes, require_faces, run_cli
 from smart_attendance.config import load_settings
 from smart_attendance.service import build_service
-
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "smart_attendance", *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture

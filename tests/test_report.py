@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import email
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -20,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from conftest import PROBES, STUDENTS, ServerProcess, build_dataset, face_bytes, free_port
+from conftest import PROBES, STUDENTS, ServerProcess, build_dataset, face_bytes, free_port, run_cli
 from smart_attendance.config import Settings
 from smart_attendance.errors import MailAuthError, MailTimeoutError, MailUnavailableError
 from smart_attendance.mailer import send
@@ -200,7 +197,7 @@ def test_smtp_down_is_a_clear_error_then_a_retry_delivers(tmp_path: Path) -> Non
         assert bad_date.status_code == 400
     finally:
         server.stop()
-    log = _cli(
+    log = run_cli(
         "report",
         "log",
         env={**mail_env(port), "ATTENDANCE_DATA_DIR": str(tmp_path / "data")},
@@ -225,7 +222,7 @@ def test_wrong_password_is_reported_plainly(tmp_path: Path, smtp: SmtpServer) ->
     assert body["status"] == "mail_login_refused"
     assert "refused the login" in body["error"] and "wrong-secret-999" not in response.text
     assert "wrong-secret-999" not in server.output()
-    cli = _cli(
+    cli = run_cli(
         "report",
         "send",
         env={
@@ -259,20 +256,6 @@ def test_login_refused_error_never_shows_the_password(tmp_path: Path, smtp: Smtp
     assert "hunter2" not in str(caught.value)
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "smart_attendance", *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_empty_day_preview_says_everyone_is_absent(tmp_path: Path) -> None:
     dataset = tmp_path / "dataset"
     for name in ("ana", "ben"):
@@ -280,7 +263,7 @@ def test_empty_day_preview_says_everyone_is_absent(tmp_path: Path) -> None:
     env = {"ATTENDANCE_DATASET_DIR": str(dataset), "ATTENDANCE_DATA_DIR": str(tmp_path / "d")}
     html_out, eml_out = tmp_path / "r.html", tmp_path / "r.eml"
     for out in (html_out, eml_out):
-        result = _cli(
+        result = run_cli(
             "report", "preview", "--date", "2026-03-02", "--out", str(out), env=env, cwd=tmp_path
         )
         assert result.returncode == 0, result.stderr
@@ -290,7 +273,7 @@ def test_empty_day_preview_says_everyone_is_absent(tmp_path: Path) -> None:
     message = email.message_from_bytes(eml_out.read_bytes(), policy=default_policy)
     assert "2026-03-02" in message["Subject"] and "0/2 present" in message["Subject"]
     assert len(list(message.iter_attachments())) >= 2
-    bad = _cli("report", "preview", "--out", str(tmp_path / "r.pdf"), env=env, cwd=tmp_path)
+    bad = run_cli("report", "preview", "--out", str(tmp_path / "r.pdf"), env=env, cwd=tmp_path)
     assert bad.returncode == 1 and "--out must end in .eml or .html" in bad.stderr
 
 
