@@ -452,6 +452,33 @@ def report_log(limit: int, env_file: str | None) -> None:
         )
 
 
+@main.command()
+@click.argument("video")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per blink.")
+def blinks(video: str, as_json: bool) -> None:
+    """Print the blinks seen in VIDEO (a file, stream URL, webcam index or image folder)."""
+    from .encoder import Encoder
+    from .liveness import BlinkDetector
+    from .sources import largest_face_ear, open_frames
+
+    with friendly_errors():
+        fps, frames = open_frames(video)
+        encoder = Encoder(describe=False)
+        detector = BlinkDetector(fps)
+        count = 0
+        for frame in frames:
+            found = largest_face_ear(encoder, frame)
+            blink = detector.update(found[1] if found else None)
+            if blink:
+                count += 1
+                if as_json:
+                    click.echo(json.dumps(blink.as_dict()))
+                else:
+                    click.echo(f"blink at frame {blink.frame} ({blink.t:.2f} s)")
+    if not as_json:
+        click.echo(f"{count} blink(s)", err=True)
+
+
 @main.group()
 def models() -> None:
     """Model files: build the ONNX descriptor network ahead of time."""

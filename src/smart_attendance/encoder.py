@@ -118,7 +118,7 @@ class Encoder:
     """dlib's HOG detector and 68-point shape predictor, and the ResNet descriptor network
     run by ONNX Runtime (``onnx_model`` given) or by dlib itself."""
 
-    def __init__(self, onnx_model: Path | None = None) -> None:
+    def __init__(self, onnx_model: Path | None = None, describe: bool = True) -> None:
         import dlib
 
         self._dlib = dlib
@@ -126,6 +126,9 @@ class Encoder:
         self._shape = dlib.shape_predictor(str(model_path(SHAPE_68)))
         self._onnx: Any = None
         self._net: Any = None
+        if not describe:  # detection and landmarks only (blink detection)
+            self.embedder = "none"
+            return
         if onnx_model is not None:
             from .dlib_onnx import OnnxEmbedder
 
@@ -180,6 +183,12 @@ class Encoder:
             if right > left and bottom > top:
                 boxes.append(Box(left, top, right, bottom))
         return boxes
+
+    def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """The 68 landmarks ``(68, 2)`` of the face in ``box`` (RGB or greyscale image)."""
+        rect = self._dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
+        shape = self._shape(image, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
         """The 150x150 face chip dlib's network expects (5-point alignment, 0.25 padding)."""
