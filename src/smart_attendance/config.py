@@ -258,6 +258,15 @@ SPECS: tuple[Spec, ...] = (
         "Largest accepted image in pixels (width x height); guards against decompression bombs.",
     ),
     Spec(
+        "ATTENDANCE_REQUIRE_LIVENESS",
+        "require_liveness",
+        "0",
+        _parse_bool,
+        "1: mark a student only when a burst of frames (several `image` parts) shows that "
+        "same face blinking. A single frame or a still photo is refused. 0: off (the "
+        "original's clients send one frame).",
+    ),
+    Spec(
         "ATTENDANCE_EMBEDDER",
         "embedder",
         "onnx",
@@ -386,6 +395,7 @@ class Settings:
     min_face_px: int = 60
     max_upload_mb: float = 10.0
     max_image_pixels: int = 40_000_000
+    require_liveness: bool = False
     embedder: str = "onnx"
     workers: int = 0
     threads: int = 8

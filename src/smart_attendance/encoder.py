@@ -27,6 +27,7 @@ from PIL import Image
 
 from . import imaging
 from .errors import ModelFilesError, WorkerCrashedError
+from .liveness import eye_aspect_ratio
 from .models import Box, Face, Frame
 
 SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
@@ -191,12 +192,17 @@ class Encoder:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
-        """The 150x150 face chip dlib's network expects (5-point alignment, 0.25 padding)."""
+        """The 150x150 face chip dlib's network expects (68-point alignment, 0.25 padding)."""
+        return self.align_with_ear(rgb, box)[0]
+
+    def align_with_ear(self, rgb: np.ndarray, box: Box) -> tuple[np.ndarray, float]:
+        """The face chip and the eye aspect ratio, from one landmark pass."""
         dlib = self._dlib
         rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
         shape = self._shape(rgb, rect)
         chip = dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING)
-        return np.ascontiguousarray(chip, dtype=np.uint8)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        return np.ascontiguousarray(chip, dtype=np.uint8), eye_aspect_ratio(points)
 
     def describe_chips(self, chips: list[np.ndarray], mirror: bool = False) -> np.ndarray:
         """Descriptors ``(n, 128)`` of aligned chips; with ``mirror``, averaged with the flip."""
@@ -219,11 +225,15 @@ class Encoder:
         image = Image.fromarray(rgb)
         boxes = self.detect(image, params)
         usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
-        chips = [self.align(rgb, box) for box in usable]
+        aligned = [self.align_with_ear(rgb, box) for box in usable]
+        chips = [chip for chip, _ in aligned]
         vectors = dict(zip(usable, self.describe_chips(chips, params.mirror), strict=True))
         chip_of = dict(zip(usable, chips, strict=True))
+        ear_of = {box: ear for box, (_, ear) in zip(usable, aligned, strict=True)}
         faces = tuple(
-            Face(box, vectors.get(box), None if params.mirror else chip_of.get(box))
+            Face(
+                box, vectors.get(box), None if params.mirror else chip_of.get(box), ear_of.get(box)
+            )
             for box in boxes
         )
         height, width = rgb.shape[:2]

@@ -39,6 +39,7 @@ class Face:
     box: Box
     descriptor: np.ndarray | None = field(default=None, compare=False, repr=False)
     chip: np.ndarray | None = field(default=None, compare=False, repr=False)
+    ear: float | None = None  # eye aspect ratio, for blink checks on bursts
 
     @property
     def too_small(self) -> bool:

@@ -26,10 +26,12 @@ from .config import Settings
 from .encoder import DetectParams, EncoderPool
 from .errors import AttendanceError, NotReadyError
 from .gallery import EnrolmentReport, enroll, enrolled_students
+from .liveness import BlinkDetector
 from .matcher import Gallery, Matcher
 from .models import (
     STATUS_LATE,
     STATUS_PRESENT,
+    Box,
     Face,
     FaceResult,
     Frame,
@@ -74,6 +76,25 @@ def check_event_id(event_id: str | None) -> str | None:
 class _Analysed:
     frame: Frame
     results: list[FaceResult]
+
+
+MAX_BURST = 60
+
+
+def check_fps(fps: float | None) -> float:
+    if fps is None:
+        return 25.0
+    if not 1 <= fps <= 240:
+        raise BadRequestError("fps must be a number from 1 to 240")
+    return float(fps)
+
+
+def _iou(a: Box, b: Box) -> float:
+    left, top = max(a.left, b.left), max(a.top, b.top)
+    right, bottom = min(a.right, b.right), min(a.bottom, b.bottom)
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union else 0.0
 
 
 def punctuality(local_now: datetime, settings: Settings) -> str:
@@ -157,10 +178,20 @@ class AttendanceService:
         frames: Sequence[bytes],
         camera: str | None = None,
         event_id: str | None = None,
+        fps: float | None = None,
     ) -> dict[str, Any]:
-        """Recognise every face in the frames, mark known students, watch for intruders."""
+        """Recognise every face in the frames, mark known students, watch for intruders.
+
+        Several frames are a burst in time order (``fps`` frames a second, default 25); with
+        ``require_liveness`` only students whose face blinks in the burst are marked.
+        """
         camera = check_camera(camera)
         event_id = check_event_id(event_id)
+        fps = check_fps(fps)
+        if not frames:
+            raise BadRequestError("send at least one image")
+        if len(frames) > MAX_BURST:
+            raise BadRequestError(f"a burst has at most {MAX_BURST} frames")
         if not self.ready.is_set():
             raise NotReadyError("the server is still enrolling the dataset; try again shortly")
         for data in frames:  # cheap header checks before any work is queued
@@ -179,6 +210,16 @@ class AttendanceService:
             return {"status": "unknown", "reason": reason, "faces": faces}
         self._reset_streak(camera)
         known.sort(key=lambda r: -(r.box.width * r.box.height))
+        if self.settings.require_liveness:
+            known = [r for r in known if self._blinked(analysed, r, fps)]
+            if not known:
+                reason = (
+                    "send a burst of frames around a blink"
+                    if len(frames) < 2
+                    else "no blink seen in the burst"
+                )
+                anonymous = [{**face, "name": None} for face in faces]
+                return {"status": "liveness_failed", "reason": reason, "faces": anonymous}
         local_now = self.local_now()
         status = punctuality(local_now, self.settings)
         marks = []
@@ -255,6 +296,26 @@ class AttendanceService:
         if face.descriptor is None or match is None:
             return FaceResult(face.box, None, None, None, "face too small")
         return FaceResult(face.box, match.name, match.distance, match.margin)
+
+    @staticmethod
+    def _blinked(analysed: list[_Analysed], target: FaceResult, fps: float) -> bool:
+        """Whether the face recognised as ``target`` blinks over the burst."""
+        detector = BlinkDetector(fps)
+        reference = target.box
+        for item in analysed:
+            same = [r for r in item.results if r.name == target.name]
+            face_result = (
+                same[0]
+                if same
+                else max(item.results, key=lambda r: _iou(r.box, reference), default=None)
+            )
+            ear = None
+            if face_result is not None and (same or _iou(face_result.box, reference) > 0.3):
+                reference = face_result.box
+                ear = next((f.ear for f in item.frame.faces if f.box == face_result.box), None)
+            if detector.update(ear):
+                return True
+        return False
 
     @staticmethod
     def _best_frame(analysed: list[_Analysed]) -> int:

@@ -112,7 +112,12 @@ def create_app(
         frames = [upload.read() for upload in uploads]
         camera = request.form.get("camera") or request.headers.get("X-Camera-Id")
         event_id = request.form.get("event_id") or request.headers.get("X-Event-Id")
-        return jsonify(service.recognize(frames, camera=camera, event_id=event_id))
+        raw_fps = request.form.get("fps")
+        try:
+            fps = float(raw_fps) if raw_fps else None
+        except ValueError:
+            return _error("bad_request", "fps must be a number", 400)
+        return jsonify(service.recognize(frames, camera=camera, event_id=event_id, fps=fps))
 
     @app.get("/statistics")
     def statistics() -> Any:
