@@ -453,6 +453,91 @@ def report_log(limit: int, env_file: str | None) -> None:
 
 
 @main.command()
+@click.option(
+    "--source",
+    default="0",
+    show_default=True,
+    help="Webcam index, video file, RTSP/HTTP stream URL, or folder of images.",
+)
+@click.option("--server", default=None, help="Server URL (ATTENDANCE_SERVER_URL).")
+@click.option("--camera", default=None, help="Camera id sent with scans (ATTENDANCE_CAMERA_ID).")
+@click.option("--no-window", is_flag=True, help="Run headless (no preview window).")
+@click.option(
+    "--record",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the annotated video (HUD included) to this .mp4 file.",
+)
+@click.option(
+    "--queue-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Offline queue folder (default DATA_DIR/client-queue).",
+)
+@click.option(
+    "--cooldown",
+    type=float,
+    default=8.0,
+    show_default=True,
+    help="Seconds before the same face is scanned again.",
+)
+@click.option("--width", type=int, default=0, help="Resize frames to this width (0: as is).")
+@click.option("--fps", type=float, default=0.0, help="Frame rate to assume (0: the source's).")
+@click.option(
+    "--drain",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="At the end of a file or folder, seconds to wait for queued scans to be sent.",
+)
+@env_file_option
+def client(
+    source: str,
+    server: str | None,
+    camera: str | None,
+    no_window: bool,
+    record: Path | None,
+    queue_dir: Path | None,
+    cooldown: float,
+    width: int,
+    fps: float,
+    drain: float,
+    env_file: str | None,
+) -> None:
+    """Camera client: blink to scan, with a HUD; queues scans on disk while offline."""
+    from .client.app import ClientOptions, run
+
+    settings = _settings(env_file)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if not settings.api_key:
+        raise click.ClickException(
+            "set API_SECRET_KEY to the server's key (see the server's "
+            "first start, or DATA_DIR/api_key on the server)"
+        )
+    options = ClientOptions(
+        source=source,
+        server=server or settings.server_url,
+        key=settings.api_key,
+        camera=camera or settings.camera_id,
+        window=not no_window,
+        record=record,
+        queue_dir=queue_dir or settings.data_dir / "client-queue",
+        cooldown_s=cooldown,
+        width=width,
+        fps=fps,
+        drain_s=drain,
+    )
+    with friendly_errors():
+        try:
+            code = run(options, echo=click.echo)
+        except RuntimeError as exc:  # a window that cannot open (no display)
+            raise click.ClickException(
+                f"{exc}; use --no-window on a machine without a screen"
+            ) from None
+    sys.exit(code)
+
+
+@main.command()
 @click.argument("video")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per blink.")
 def blinks(video: str, as_json: bool) -> None:

@@ -267,6 +267,15 @@ SPECS: tuple[Spec, ...] = (
         "original's clients send one frame).",
     ),
     Spec(
+        "ATTENDANCE_TRUST_CLIENT_CLOCK",
+        "trust_client_clock",
+        "1",
+        _parse_bool,
+        "1: a scan that carries its capture time (`captured_at`, sent by `attendance client` for "
+        "scans queued while the server was down) is marked at that time, if it is not in the "
+        "future and at most 7 days old. 0: always the server's clock.",
+    ),
+    Spec(
         "ATTENDANCE_EMBEDDER",
         "embedder",
         "onnx",
@@ -304,6 +313,10 @@ SPECS: tuple[Spec, ...] = (
         _parse_str,
         "Logging level: DEBUG, INFO, WARNING or ERROR.",
     ),
+    Spec("ATTENDANCE_SERVER_URL", "server_url", "http://127.0.0.1:5000", _parse_str,
+         "Where `attendance client` sends its scans."),
+    Spec("ATTENDANCE_CAMERA_ID", "camera_id", "door", _parse_str,
+         "Camera id `attendance client` sends (intruder streaks are counted per camera)."),
     Spec(
         "SENDER_EMAIL",
         "sender_email",
@@ -396,12 +409,15 @@ class Settings:
     max_upload_mb: float = 10.0
     max_image_pixels: int = 40_000_000
     require_liveness: bool = False
+    trust_client_clock: bool = True
     embedder: str = "onnx"
     workers: int = 0
     threads: int = 8
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
     port: int = 5000
     log_level: str = "INFO"
+    server_url: str = "http://127.0.0.1:5000"
+    camera_id: str = "door"
     sender_email: str = ""
     sender_password: str = field(default="", repr=False)
     teacher_email: str = ""

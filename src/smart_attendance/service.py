@@ -179,6 +179,7 @@ class AttendanceService:
         camera: str | None = None,
         event_id: str | None = None,
         fps: float | None = None,
+        captured_at: str | None = None,
     ) -> dict[str, Any]:
         """Recognise every face in the frames, mark known students, watch for intruders.
 
@@ -188,6 +189,7 @@ class AttendanceService:
         camera = check_camera(camera)
         event_id = check_event_id(event_id)
         fps = check_fps(fps)
+        seen_at = self._seen_at(captured_at)
         if not frames:
             raise BadRequestError("send at least one image")
         if len(frames) > MAX_BURST:
@@ -220,7 +222,7 @@ class AttendanceService:
                 )
                 anonymous = [{**face, "name": None} for face in faces]
                 return {"status": "liveness_failed", "reason": reason, "faces": anonymous}
-        local_now = self.local_now()
+        local_now = seen_at
         status = punctuality(local_now, self.settings)
         marks = []
         seen: set[str] = set()
@@ -256,6 +258,25 @@ class AttendanceService:
             "marks": marks,
             "faces": faces,
         }
+
+    def _seen_at(self, captured_at: str | None) -> datetime:
+        """When the face was seen, in the class's zone: the client's capture time when it is
+        trusted and plausible (not in the future, at most 7 days old), else now."""
+        now = self.local_now()
+        if not captured_at:
+            return now
+        try:
+            stamp = datetime.fromisoformat(captured_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequestError("captured_at must be an ISO 8601 time with its offset") from None
+        if stamp.tzinfo is None:
+            raise BadRequestError("captured_at needs a UTC offset, e.g. 2026-11-23T08:57:12Z")
+        if not self.settings.trust_client_clock:
+            return now
+        if stamp > now + timedelta(seconds=60) or stamp < now - timedelta(days=7):
+            log.warning("ignoring an implausible capture time from a client")
+            return now
+        return stamp.astimezone(self.settings.zone)
 
     def _known_mark(self, name: str, day: date) -> MarkOutcome | None:
         """Today's mark from memory: a student seen again skips the database entirely."""

@@ -117,7 +117,12 @@ def create_app(
             fps = float(raw_fps) if raw_fps else None
         except ValueError:
             return _error("bad_request", "fps must be a number", 400)
-        return jsonify(service.recognize(frames, camera=camera, event_id=event_id, fps=fps))
+        captured_at = request.form.get("captured_at") or request.headers.get("X-Captured-At")
+        return jsonify(
+            service.recognize(
+                frames, camera=camera, event_id=event_id, fps=fps, captured_at=captured_at
+            )
+        )
 
     @app.get("/statistics")
     def statistics() -> Any:

@@ -1,0 +1,292 @@
+"""The camera client loop: capture, blink-to-scan, HUD, recording, offline queue.
+
+For every frame: find the faces on a 320 px greyscale copy, take the largest face's landmarks,
+follow its eye aspect ratio. When that face blinks, the burst of frames from just before the dip
+to the recovery is queued on disk (capture time, camera id, unique event id) and sent to
+``POST /recognize`` by a background uploader; the answer is shown on the result card. The same
+face track is not scanned again for ``cooldown_s``. A camera or stream that fails is reopened;
+neither the server nor the camera can crash the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..encoder import DetectParams, Encoder
+from ..liveness import BlinkDetector, eye_aspect_ratio
+from ..models import Box
+from ..sources import SourceError, open_frames
+from . import hud
+from .outbox import Outbox, Scan
+from .uploader import Uploader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientOptions:
+    source: str = "0"
+    server: str = "http://127.0.0.1:5000"
+    key: str = ""
+    camera: str = "door"
+    queue_dir: Path = Path("data/client-queue")
+    window: bool = True
+    record: Path | None = None
+    cooldown_s: float = 8.0
+    pre_s: float = 0.6
+    detect_side: int = 320
+    width: int = 0  # 0: the source's own resolution
+    fps: float = 0.0  # 0: the source's own rate
+    drain_s: float = 30.0  # at the end of a file, wait this long for the queue to empty
+
+
+def _iou(a: Box, b: Box) -> float:
+    left, top = max(a.left, b.left), max(a.top, b.top)
+    right, bottom = min(a.right, b.right), min(a.bottom, b.bottom)
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union else 0.0
+
+
+def _is_live(source: str) -> bool:
+    return source.isdigit() or "://" in source
+
+
+class Scanner:
+    """Per-frame state: the face track, its blink detector, the frame buffer, cool-downs."""
+
+    def __init__(
+        self, options: ClientOptions, outbox: Outbox, uploader: Uploader, fps: float
+    ) -> None:
+        self.options = options
+        self.outbox = outbox
+        self.uploader = uploader
+        self.fps = fps
+        self.encoder = Encoder(describe=False)
+        self.detector = BlinkDetector(fps)
+        self.buffer: deque[tuple[int, np.ndarray, datetime]] = deque(
+            maxlen=max(10, int(fps * (options.pre_s + 1.0)))
+        )
+        self.track_box: Box | None = None
+        self.track_id = 0
+        self.cooldown_until: dict[int, float] = {}
+        self.state = hud.HudState(camera=options.camera)
+        self.index = -1
+        self.scans = 0
+        self.open_level: deque[float] = deque(maxlen=int(fps * 2))
+
+    def process(self, frame: np.ndarray, t: float) -> np.ndarray:
+        self.index += 1
+        now = datetime.now(timezone.utc)
+        self.buffer.append((self.index, frame, now))
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = self.encoder.detect(
+            Image.fromarray(grey), DetectParams(max_side=self.options.detect_side)
+        )
+        state = self.state
+        state.t = t
+        state.faces = len(boxes)
+        state.guidance = hud.guidance_for(grey, boxes, frame.shape[1])
+        ear = None
+        if boxes:
+            box = max(boxes, key=lambda b: b.width * b.height)
+            if self.track_box is None or _iou(box, self.track_box) < 0.3:
+                self.track_id += 1
+                self.detector.reset()
+                self.open_level.clear()
+            self.track_box = box
+            ear = eye_aspect_ratio(self.encoder.landmarks(grey, box))
+            state.box = box
+        else:
+            self.track_box = None
+            state.box = None
+        blink = self.detector.update(ear)
+        if ear is not None:
+            self.open_level.append(ear)
+            level = float(np.percentile(np.asarray(self.open_level), 80))
+            state.openness = ear / level if level > 0 else None
+            state.blinking = state.openness is not None and state.openness < 0.7
+        else:
+            state.openness = None
+            state.blinking = False
+        if blink and len(boxes) == 1 and t >= self.cooldown_until.get(self.track_id, 0.0):
+            self._queue_burst(blink.start, t)
+        state.server = self.uploader.state
+        state.queued = len(self.outbox)
+        return hud.draw(frame, state)
+
+    def _queue_burst(self, blink_start: int, t: float) -> None:
+        first = blink_start - int(self.options.pre_s * self.fps)
+        frames = [(i, f, when) for i, f, when in self.buffer if i >= first]
+        if len(frames) < 4:
+            return
+        jpegs = []
+        for _, frame, _ in frames:
+            ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 88])
+            if ok:
+                jpegs.append(data.tobytes())
+        captured = frames[len(frames) // 2][2]
+        self.outbox.put(jpegs, self.options.camera, self.fps, captured)
+        self.uploader.wake()
+        self.cooldown_until[self.track_id] = t + self.options.cooldown_s
+        self.scans += 1
+        log.info("blink seen: scan queued (%d frames)", len(jpegs))
+
+    def on_answer(self, _scan: Scan, answer: dict[str, Any]) -> None:
+        status = answer.get("status")
+        if status == "success":
+            kind = "late" if answer.get("attendance") == "Late" else "present"
+            detail = f"{answer.get('attendance')}" + (
+                "" if answer.get("new") else " (already marked)"
+            )
+            result = {"title": str(answer.get("name")), "detail": detail, "kind": kind}
+        elif status == "liveness_failed":
+            result = {
+                "title": "Please blink",
+                "detail": str(answer.get("reason", "")),
+                "kind": "unknown",
+            }
+        else:
+            result = {
+                "title": "Unknown",
+                "detail": str(answer.get("reason") or answer.get("error", "")),
+                "kind": "unknown",
+            }
+        self.state.result = result
+        self.state.result_until = self.state.t + 3.0
+
+
+class Window:
+    """A Tk window showing the HUD frames (OpenCV is used headless)."""
+
+    def __init__(self, title: str) -> None:
+        import tkinter
+
+        self.root = tkinter.Tk()
+        self.root.title(title)
+        self.label = tkinter.Label(self.root)
+        self.label.pack()
+        self.closed = False
+        self.root.protocol("WM_DELETE_WINDOW", self._close)
+        self.root.bind("<Escape>", lambda _e: self._close())
+        self.root.bind("q", lambda _e: self._close())
+        self._image: Any = None
+
+    def _close(self) -> None:
+        self.closed = True
+
+    def show(self, frame: np.ndarray) -> None:
+        from PIL import ImageTk
+
+        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        self._image = ImageTk.PhotoImage(Image.fromarray(rgb))
+        self.label.configure(image=self._image)
+        self.root.update()
+
+    def close(self) -> None:
+        import tkinter
+
+        with contextlib.suppress(tkinter.TclError):  # the window may already be gone
+            self.root.destroy()
+
+
+def run(options: ClientOptions, echo: Callable[[str], None] = print) -> int:
+    """Run until the source ends (files, folders) or the window is closed / Ctrl-C."""
+    outbox = Outbox(options.queue_dir)
+    scanner_ref: list[Scanner] = []
+
+    def on_answer(scan: Scan, answer: dict[str, Any]) -> None:
+        echo(_describe(answer))
+        if scanner_ref:
+            scanner_ref[0].on_answer(scan, answer)
+
+    uploader = Uploader(outbox, options.server, options.key, on_answer)
+    uploader.start()
+    if len(outbox):
+        echo(f"{len(outbox)} queued scan(s) from before will be sent.")
+    window = Window(f"Smart Attendance - {options.camera}") if options.window else None
+    writer: Any = None
+    started = time.monotonic()
+    delay = 1.0
+    try:
+        while True:
+            try:
+                fps, frames = open_frames(options.source)
+            except SourceError as exc:
+                if not _is_live(options.source):
+                    raise
+                echo(f"Camera unavailable ({exc}); retrying in {delay:.0f} s.")
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+                continue
+            delay = 1.0
+            fps = options.fps or fps
+            if not scanner_ref:
+                scanner_ref.append(Scanner(options, outbox, uploader, fps))
+            scanner = scanner_ref[0]
+            last = time.monotonic()
+            for frame in frames:
+                if options.width and frame.shape[1] != options.width:
+                    scale = options.width / frame.shape[1]
+                    frame = cv2.resize(frame, None, fx=scale, fy=scale)
+                t = (
+                    scanner.index / fps
+                    if not _is_live(options.source)
+                    else time.monotonic() - started
+                )
+                drawn = scanner.process(frame, t)
+                now = time.monotonic()
+                scanner.state.fps = 0.9 * scanner.state.fps + 0.1 / max(1e-3, now - last)
+                last = now
+                if options.record is not None:
+                    if writer is None:
+                        writer = cv2.VideoWriter(
+                            str(options.record),
+                            cv2.VideoWriter.fourcc(*"mp4v"),
+                            fps,
+                            (drawn.shape[1], drawn.shape[0]),
+                        )
+                    writer.write(drawn)
+                if window is not None:
+                    window.show(drawn)
+                    if window.closed:
+                        return 0
+            if not _is_live(options.source):
+                break
+            echo("Camera stopped sending frames; reopening.")
+        if not outbox.wait_empty(options.drain_s):
+            echo(
+                f"{len(outbox)} scan(s) still queued in {options.queue_dir}; they will be "
+                "sent on the next start."
+            )
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        uploader.stop()
+        if writer is not None:
+            writer.release()
+        if window is not None:
+            window.close()
+
+
+def _describe(answer: dict[str, Any]) -> str:
+    status = answer.get("status")
+    if status == "success":
+        seen = "new" if answer.get("new") else "already marked"
+        return f"{answer.get('name')}: {answer.get('attendance')} ({seen})"
+    if status == "liveness_failed":
+        return f"liveness failed: {answer.get('reason')}"
+    return f"{status}: {answer.get('reason') or answer.get('error', '')}"

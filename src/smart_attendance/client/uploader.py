@@ -1,0 +1,107 @@
+"""Sends queued scans to the server in capture order, in a background thread, with back-off
+while the server is unreachable; reports the connection state and the last answer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from .outbox import Outbox, Scan
+
+log = logging.getLogger(__name__)
+
+
+class Uploader:
+    def __init__(
+        self,
+        outbox: Outbox,
+        server: str,
+        key: str,
+        on_answer: Callable[[Scan, dict[str, Any]], None] | None = None,
+        timeout_s: float = 15.0,
+    ) -> None:
+        self.outbox = outbox
+        self.url = server.rstrip("/") + "/recognize"
+        self.key = key
+        self.on_answer = on_answer
+        self.timeout_s = timeout_s
+        self.state = "connecting"  # online | offline | denied
+        self.sent = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            scans = self.outbox.pending()
+            if not scans:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            ok = self.send(scans[0])
+            if ok:
+                delay = 0.5
+                continue
+            self._stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    def send(self, scan: Scan) -> bool:
+        """Send one scan; True when the server gave a final answer (the scan is removed)."""
+        files = [
+            ("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(scan.frames())
+        ]
+        form = {
+            "camera": scan.camera,
+            "event_id": scan.event_id,
+            "captured_at": scan.captured_at,
+            "fps": f"{scan.fps:g}",
+        }
+        try:
+            response = requests.post(
+                self.url,
+                files=files,
+                data=form,
+                headers={"X-API-KEY": self.key},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as exc:
+            self.state = "offline"
+            log.info(
+                "server unreachable (%s); %d scan(s) queued", type(exc).__name__, len(self.outbox)
+            )
+            return False
+        if response.status_code == 401:
+            self.state = "denied"
+            log.error("the server refused the API key; scans stay queued")
+            return False
+        if response.status_code >= 500 or response.status_code == 429:
+            self.state = "offline"
+            return False
+        self.state = "online"
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {"status": "error", "error": f"HTTP {response.status_code}"}
+        if response.status_code >= 400:
+            log.warning("the server refused a scan: %s", answer.get("error"))
+        self.outbox.done(scan)
+        self.sent += 1
+        if self.on_answer:
+            self.on_answer(scan, answer)
+        return True
