@@ -9,15 +9,18 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # System packages the tests use: libfaketime (the midnight test runs a server on a shifted
-# clock). Installed with apt-get when we are root on a Debian-like machine; skipped otherwise.
+# clock) and Xvfb (the client's window is opened on a virtual screen). Installed with apt-get
+# when we are root on a Debian-like machine; otherwise those tests are skipped.
+SYSTEM_PACKAGES := faketime xvfb
 system-deps:
-	@if command -v faketime >/dev/null 2>&1; then :; \
+	@if command -v faketime >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing faketime (apt-get)"; \
-		(apt-get install -y -qq faketime >/dev/null 2>&1 || \
-		 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq faketime >/dev/null)) \
-		|| echo "note: could not install faketime; the midnight test will be skipped"; \
-	else echo "note: faketime not installed; the midnight test will be skipped"; fi
+		echo "Installing $(SYSTEM_PACKAGES) (apt-get)"; \
+		(apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null 2>&1 && \
+		  apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)) \
+		|| echo "note: could not install $(SYSTEM_PACKAGES); their tests will be skipped"; \
+	else echo "note: $(SYSTEM_PACKAGES) not installed; their tests will be skipped"; fi
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps

@@ -16,23 +16,55 @@ from smart_attendance.config import SPECS
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = [
     ("Security", ["API_SECRET_KEY"]),
-    ("Folders and database",
-     ["ATTENDANCE_DATASET_DIR", "ATTENDANCE_DATA_DIR", "ATTENDANCE_DATABASE_URL"]),
-    ("Class schedule",
-     ["ATTENDANCE_CLASS_START", "ATTENDANCE_LATE_AFTER_MINUTES", "ATTENDANCE_TIMEZONE"]),
-    ("Recognition",
-     ["ATTENDANCE_MATCH_THRESHOLD", "ATTENDANCE_MATCH_MARGIN", "ATTENDANCE_DETECT_MAX_SIDE",
-      "ATTENDANCE_DETECT_UPSAMPLE", "ATTENDANCE_MIN_FACE_PX", "ATTENDANCE_EMBEDDER",
-      "ATTENDANCE_REQUIRE_LIVENESS", "ATTENDANCE_TRUST_CLIENT_CLOCK",
-      "ATTENDANCE_INTRUDER_THRESHOLD"]),
-    ("Server",
-     ["ATTENDANCE_HOST", "ATTENDANCE_PORT", "ATTENDANCE_WORKERS", "ATTENDANCE_THREADS",
-      "ATTENDANCE_MAX_UPLOAD_MB", "ATTENDANCE_MAX_IMAGE_PIXELS", "ATTENDANCE_LOG_LEVEL"]),
+    (
+        "Folders and database",
+        ["ATTENDANCE_DATASET_DIR", "ATTENDANCE_DATA_DIR", "ATTENDANCE_DATABASE_URL"],
+    ),
+    (
+        "Class schedule",
+        ["ATTENDANCE_CLASS_START", "ATTENDANCE_LATE_AFTER_MINUTES", "ATTENDANCE_TIMEZONE"],
+    ),
+    (
+        "Recognition",
+        [
+            "ATTENDANCE_MATCH_THRESHOLD",
+            "ATTENDANCE_MATCH_MARGIN",
+            "ATTENDANCE_DETECT_MAX_SIDE",
+            "ATTENDANCE_DETECT_UPSAMPLE",
+            "ATTENDANCE_MIN_FACE_PX",
+            "ATTENDANCE_EMBEDDER",
+            "ATTENDANCE_REQUIRE_LIVENESS",
+            "ATTENDANCE_TRUST_CLIENT_CLOCK",
+            "ATTENDANCE_INTRUDER_THRESHOLD",
+        ],
+    ),
+    (
+        "Server",
+        [
+            "ATTENDANCE_HOST",
+            "ATTENDANCE_PORT",
+            "ATTENDANCE_WORKERS",
+            "ATTENDANCE_THREADS",
+            "ATTENDANCE_MAX_UPLOAD_MB",
+            "ATTENDANCE_MAX_IMAGE_PIXELS",
+            "ATTENDANCE_LOG_LEVEL",
+        ],
+    ),
     ("Camera client", ["ATTENDANCE_SERVER_URL", "ATTENDANCE_CAMERA_ID"]),
-    ("Email report",
-     ["SENDER_EMAIL", "SENDER_PASSWORD", "TEACHER_EMAIL", "ATTENDANCE_CLASS_NAME",
-      "ATTENDANCE_REPORT_TIME", "ATTENDANCE_SMTP_HOST", "ATTENDANCE_SMTP_PORT",
-      "ATTENDANCE_SMTP_SECURITY", "ATTENDANCE_SMTP_TIMEOUT_S"]),
+    (
+        "Email report",
+        [
+            "SENDER_EMAIL",
+            "SENDER_PASSWORD",
+            "TEACHER_EMAIL",
+            "ATTENDANCE_CLASS_NAME",
+            "ATTENDANCE_REPORT_TIME",
+            "ATTENDANCE_SMTP_HOST",
+            "ATTENDANCE_SMTP_PORT",
+            "ATTENDANCE_SMTP_SECURITY",
+            "ATTENDANCE_SMTP_TIMEOUT_S",
+        ],
+    ),
 ]
 
 
@@ -51,7 +83,7 @@ def main() -> None:
     doc_path = ROOT / "docs" / "configuration.md"
     old = doc_path.read_text(encoding="utf-8")
     head = old[: old.index("## Security")].rstrip("\n")
-    notes = old[old.index("## Notes"):]
+    notes = old[old.index("## Notes") :]
     doc = [head, ""]
     for title, names in GROUPS:
         example.append(f"# --- {title} ---")

@@ -199,3 +199,56 @@ def test_hud_draws_panels_box_meter_and_card() -> None:
     assert (out[:80, 300:] == hud.AMBER).all(axis=-1).any()  # the Late card's border
     state.t = 5.0  # the card is gone after its time
     assert not (hud.draw(frame, state)[:80, 300:] == hud.AMBER).all(axis=-1).any()
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed (make install)")
+def test_window_opens_on_a_virtual_screen(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    import cv2
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(20):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((240, 320, 3), 100 + i, np.uint8))
+    display = f":{free_port() % 500 + 100}"
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "800x600x24"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        result = run_cli(
+            "client",
+            "--source",
+            str(frames),
+            "--server",
+            "http://127.0.0.1:9",
+            "--fps",
+            "10",
+            "--drain",
+            "0",
+            "--queue-dir",
+            str(tmp_path / "q"),
+            env={"API_SECRET_KEY": "k", "DISPLAY": display},
+            cwd=tmp_path,
+            timeout_s=120,
+        )
+    finally:
+        xvfb.terminate()
+        xvfb.wait()
+    assert result.returncode == 0, result.stderr
+    without_display = run_cli(
+        "client",
+        "--source",
+        str(frames),
+        "--server",
+        "http://127.0.0.1:9",
+        env={"API_SECRET_KEY": "k", "DISPLAY": ""},
+        cwd=tmp_path,
+        timeout_s=120,
+    )
+    assert without_display.returncode == 1
+    assert "use --no-window" in without_display.stderr

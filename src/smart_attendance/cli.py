@@ -528,12 +528,7 @@ def client(
         drain_s=drain,
     )
     with friendly_errors():
-        try:
-            code = run(options, echo=click.echo)
-        except RuntimeError as exc:  # a window that cannot open (no display)
-            raise click.ClickException(
-                f"{exc}; use --no-window on a machine without a screen"
-            ) from None
+        code = run(options, echo=click.echo)
     sys.exit(code)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..encoder import DetectParams, Encoder
+from ..errors import AttendanceError
 from ..liveness import BlinkDetector, eye_aspect_ratio
 from ..models import Box
 from ..sources import SourceError, open_frames
@@ -140,6 +141,13 @@ class Scanner:
         captured = frames[len(frames) // 2][2]
         self.outbox.put(jpegs, self.options.camera, self.fps, captured)
         self.uploader.wake()
+        if self.uploader.state != "online":
+            self.state.result = {
+                "title": "Queued",
+                "detail": "server offline: will send later",
+                "kind": "queued",
+            }
+            self.state.result_until = t + 3.0
         self.cooldown_until[self.track_id] = t + self.options.cooldown_s
         self.scans += 1
         log.info("blink seen: scan queued (%d frames)", len(jpegs))
@@ -168,13 +176,23 @@ class Scanner:
         self.state.result_until = self.state.t + 3.0
 
 
+class DisplayError(AttendanceError):
+    """The preview window cannot be opened."""
+
+
 class Window:
     """A Tk window showing the HUD frames (OpenCV is used headless)."""
 
     def __init__(self, title: str) -> None:
         import tkinter
 
-        self.root = tkinter.Tk()
+        try:
+            self.root = tkinter.Tk()
+        except tkinter.TclError:
+            raise DisplayError(
+                "cannot open a window here (no display); use --no-window on "
+                "a machine without a screen"
+            ) from None
         self.root.title(title)
         self.label = tkinter.Label(self.root)
         self.label.pack()

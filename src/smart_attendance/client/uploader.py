@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,11 +47,24 @@ class Uploader:
         self._wake.set()
         self._thread.join(timeout=5)
 
+    def check(self) -> None:
+        """Ask the server's /health, for the HUD's connection state while idle."""
+        try:
+            response = requests.get(self.url.removesuffix("/recognize") + "/health", timeout=3)
+        except requests.RequestException:
+            self.state = "offline"
+            return
+        self.state = "online" if response.status_code in (200, 503) else "offline"
+
     def _run(self) -> None:
         delay = 0.5
+        last_check = 0.0
         while not self._stop.is_set():
             scans = self.outbox.pending()
             if not scans:
+                if time.monotonic() - last_check > 5:
+                    self.check()
+                    last_check = time.monotonic()
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
