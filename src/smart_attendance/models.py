@@ -31,6 +31,14 @@ class Box:
     def as_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
+    def iou(self, other: Box) -> float:
+        """Intersection over union: 1.0 for the same box, 0.0 for boxes that do not touch."""
+        left, top = max(self.left, other.left), max(self.top, other.top)
+        right, bottom = min(self.right, other.right), min(self.bottom, other.bottom)
+        inter = max(0, right - left) * max(0, bottom - top)
+        union = self.width * self.height + other.width * other.height - inter
+        return inter / union if union else 0.0
+
 
 @dataclass(frozen=True)
 class Face:

@@ -31,7 +31,6 @@ from .matcher import Gallery, Matcher
 from .models import (
     STATUS_LATE,
     STATUS_PRESENT,
-    Box,
     Face,
     FaceResult,
     Frame,
@@ -87,14 +86,6 @@ def check_fps(fps: float | None) -> float:
     if not 1 <= fps <= 240:
         raise BadRequestError("fps must be a number from 1 to 240")
     return float(fps)
-
-
-def _iou(a: Box, b: Box) -> float:
-    left, top = max(a.left, b.left), max(a.top, b.top)
-    right, bottom = min(a.right, b.right), min(a.bottom, b.bottom)
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union else 0.0
 
 
 def punctuality(local_now: datetime, settings: Settings) -> str:
@@ -328,10 +319,10 @@ class AttendanceService:
             face_result = (
                 same[0]
                 if same
-                else max(item.results, key=lambda r: _iou(r.box, reference), default=None)
+                else max(item.results, key=lambda r: r.box.iou(reference), default=None)
             )
             ear = None
-            if face_result is not None and (same or _iou(face_result.box, reference) > 0.3):
+            if face_result is not None and (same or face_result.box.iou(reference) > 0.3):
                 reference = face_result.box
                 ear = next((f.ear for f in item.frame.faces if f.box == face_result.box), None)
             if detector.update(ear):

@@ -53,14 +53,6 @@ class ClientOptions:
     drain_s: float = 30.0  # at the end of a file, wait this long for the queue to empty
 
 
-def _iou(a: Box, b: Box) -> float:
-    left, top = max(a.left, b.left), max(a.top, b.top)
-    right, bottom = min(a.right, b.right), min(a.bottom, b.bottom)
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = a.width * a.height + b.width * b.height - inter
-    return inter / union if union else 0.0
-
-
 def _is_live(source: str) -> bool:
     return source.isdigit() or "://" in source
 
@@ -103,7 +95,7 @@ class Scanner:
         ear = None
         if boxes:
             box = max(boxes, key=lambda b: b.width * b.height)
-            if self.track_box is None or _iou(box, self.track_box) < 0.3:
+            if self.track_box is None or box.iou(self.track_box) < 0.3:
                 self.track_id += 1
                 self.detector.reset()
                 self.open_level.clear()
