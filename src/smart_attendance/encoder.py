@@ -314,12 +314,6 @@ class EncoderPool:
                 self._executor = self._new_executor()
                 return self._executor.submit(_worker_analyze, data, params, self._max_pixels)
 
-    def analyze(self, data: bytes, params: DetectParams) -> Frame:
-        try:
-            return self.submit(data, params).result()
-        except BrokenProcessPool:
-            raise WorkerCrashedError("the recognition worker stopped unexpectedly; retry") from None
-
     def describe_mirrored(self, chips: list[np.ndarray]) -> np.ndarray:
         """Descriptors of the mirrored chips, ``(n, 128)``."""
         try:

@@ -15,7 +15,7 @@ import hashlib
 import random
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +94,7 @@ def describe_all(
 ) -> list[Sample]:
     """Plain and mirrored descriptors of every photo (cached in ``store`` by content hash)."""
     pipeline = f"eval-{model_fingerprint()}-{ENROL_PARAMS.key()}"
-    params = ENROL_PARAMS.__class__(**{**ENROL_PARAMS.__dict__, "mirror": False})
+    params = replace(ENROL_PARAMS, mirror=False)
     items = [(identity, path) for identity, paths in identities.items() for path in paths]
     data = {path: path.read_bytes() for _, path in items}
     hashes = {path: hashlib.sha256(blob).hexdigest() for path, blob in data.items()}

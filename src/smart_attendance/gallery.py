@@ -214,6 +214,7 @@ def enroll(
             except OSError:
                 yield digest, b""
 
+    unsaved: dict[str, CachedFace] = {}
     for digest, result in pool.analyze_many(jobs(), params):
         if isinstance(result, ImageError):
             fresh[digest] = CachedFace("unreadable", str(result), None)
@@ -222,11 +223,13 @@ def enroll(
             fresh[digest] = CachedFace("error", "could not be processed", None)
         else:
             fresh[digest] = frame_status(result, params.min_face_px)
-        if len(fresh) % 200 == 0:
-            store.cache_faces(pipeline, {k: fresh[k] for k in list(fresh)[-200:]})
+        unsaved[digest] = fresh[digest]
+        if len(unsaved) >= 200:  # a long enrolment keeps its progress if it is interrupted
+            store.cache_faces(pipeline, unsaved)
+            unsaved = {}
         if on_progress:
             on_progress(1)
-    store.cache_faces(pipeline, {k: v for k, v in fresh.items()})
+    store.cache_faces(pipeline, unsaved)
     cache.update(fresh)
     report.encoded = len(fresh)
 

@@ -84,9 +84,10 @@ class ReportScheduler:
         try:
             self.service.send_report(day, kind="scheduled")
         except AttendanceError as exc:
-            attempts = self.store.finish_report(day, False, naive_now, timedelta(0))
+            attempts = self.store.finish_report(
+                day, False, naive_now, lambda n: retry_delay(n, self.first_retry)
+            )
             delay = retry_delay(attempts, self.first_retry)
-            self.store.finish_report_retry(day, naive_now + delay)
             self._pending.add(day)
             log.warning(
                 "scheduled report for %s failed (attempt %d, retry in %d s): %s",
@@ -96,5 +97,5 @@ class ReportScheduler:
                 exc,
             )
         else:
-            self.store.finish_report(day, True, naive_now, timedelta(0))
+            self.store.finish_report(day, True, naive_now)
             self._pending.discard(day)

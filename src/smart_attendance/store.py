@@ -8,7 +8,7 @@ failures surface as ``StoreError`` with a plain message; nothing is half-written
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -299,11 +299,6 @@ class Store:
             ).all()
         return [self._mark(row) for row in rows]
 
-    def days_on_record(self) -> list[date]:
-        with self._begin() as conn:
-            rows = conn.execute(select(marks.c.day).distinct().order_by(marks.c.day)).all()
-        return [row.day for row in rows]
-
     def statistics(self, enrolled: Iterable[str] = ()) -> list[StudentStats]:
         """Per-student counts over every day that has at least one mark."""
         present = func.sum((marks.c.status == STATUS_PRESENT).cast(Integer))
@@ -379,8 +374,15 @@ class Store:
             )
         return bool(result.rowcount == 1)
 
-    def finish_report(self, day: date, sent: bool, now: datetime, retry_in: timedelta) -> int:
-        """Record the outcome of a claimed send; returns the number of attempts so far."""
+    def finish_report(
+        self,
+        day: date,
+        sent: bool,
+        now: datetime,
+        retry_after: Callable[[int], timedelta] = lambda _attempts: timedelta(0),
+    ) -> int:
+        """Record the outcome of a claimed send (a failed one is due again after
+        ``retry_after(attempts)``); returns the number of attempts so far."""
         with self._begin() as conn:
             row = conn.execute(
                 select(report_runs.c.attempts).where(report_runs.c.day == day)
@@ -392,19 +394,11 @@ class Store:
                 .values(
                     status="sent" if sent else "failed",
                     attempts=attempts,
-                    next_attempt_at=now + retry_in,
+                    next_attempt_at=now + retry_after(attempts),
                     lease_until=now,
                 )
             )
         return attempts
-
-    def finish_report_retry(self, day: date, next_attempt_at: datetime) -> None:
-        with self._begin() as conn:
-            conn.execute(
-                update(report_runs)
-                .where(report_runs.c.day == day)
-                .values(next_attempt_at=next_attempt_at)
-            )
 
     def unsent_reports(self, before: date) -> set[date]:
         """Earlier days whose scheduled report failed or was abandoned mid-send."""
