@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,13 @@ def build_onnx(net: DlibNet) -> Any:
 
 
 def file_hash(path: Path) -> str:
+    """SHA-256 of a file, computed once per process for a given size and modification time."""
+    stat = path.stat()
+    return _file_hash(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _file_hash(path: str, _size: int, _mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -8,7 +8,6 @@ there too. Model files come from the ``face-recognition-models`` package, locate
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import multiprocessing
@@ -66,11 +65,9 @@ def model_path(name: str) -> Path:
 @cache
 def model_fingerprint() -> str:
     """Short hash of the descriptor network file: cached descriptors are only valid for it."""
-    digest = hashlib.sha256()
-    with open(model_path(RESNET), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    from .dlib_onnx import file_hash
+
+    return file_hash(model_path(RESNET))[:16]
 
 
 @dataclass(frozen=True)
