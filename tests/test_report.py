@@ -350,3 +350,21 @@ def test_scheduled_report_arrives_once_with_two_server_processes(
         date.today().isoformat() in smtp.inbox.messages[0]["Subject"]
         or due.date().isoformat() in smtp.inbox.messages[0]["Subject"]
     )
+
+
+def test_a_scheduled_report_without_recipients_stops_start_up(tmp_path: Path) -> None:
+    result = run_cli(
+        "serve",
+        env={
+            "API_SECRET_KEY": "k",
+            "ATTENDANCE_REPORT_TIME": "17:30",
+            "SENDER_EMAIL": USER,
+            "ATTENDANCE_DATA_DIR": str(tmp_path),
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: ATTENDANCE_REPORT_TIME is set but TEACHER_EMAIL is empty "
+        "(set it, or leave ATTENDANCE_REPORT_TIME empty)"
+    )

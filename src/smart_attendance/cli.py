@@ -131,6 +131,20 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
 
     settings = _settings(env_file)
     _logging(settings)
+    if settings.report_time is not None:
+        missing = [
+            name
+            for name, value in (
+                ("SENDER_EMAIL", settings.sender_email),
+                ("TEACHER_EMAIL", settings.teacher_email),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise click.ClickException(
+                f"ATTENDANCE_REPORT_TIME is set but {' and '.join(missing)} is empty "
+                "(set it, or leave ATTENDANCE_REPORT_TIME empty)"
+            )
     with friendly_errors():
         settings = ensure_api_key(settings)
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
