@@ -35,11 +35,13 @@ def _speaker_dataset(folder: Path) -> Path:
     return folder
 
 
-def _client(tmp_path: Path, url: str, queue: Path, *extra: str) -> tuple[int, str]:
+def _client(
+    tmp_path: Path, url: str, queue: Path, *extra: str, source: Path | None = None
+) -> tuple[int, str]:
     result = run_cli(
         "client",
         "--source",
-        str(require_faces() / "video" / CLIP),
+        str(source or require_faces() / "video" / CLIP),
         "--server",
         url,
         "--no-window",
@@ -116,24 +118,10 @@ def test_offline_queue_survives_outage_and_restart(tmp_path: Path) -> None:
         import cv2
 
         cv2.imwrite(str(empty / "wall.png"), np.full((120, 160, 3), 90, np.uint8))
-        result = run_cli(
-            "client",
-            "--source",
-            str(empty),
-            "--server",
-            url,
-            "--no-window",
-            "--queue-dir",
-            str(queue),
-            "--drain",
-            "60",
-            env={"API_SECRET_KEY": API_KEY, "ATTENDANCE_DATA_DIR": str(tmp_path / "client")},
-            cwd=tmp_path,
-            timeout_s=300,
-        )
-        assert result.returncode == 0, result.stderr
-        assert f"{len(scans) + 1} queued scan(s) from before will be sent." in result.stdout
-        answers = [line for line in result.stdout.splitlines() if line.startswith("speaker")]
+        code, out = _client(tmp_path, url, queue, "--drain", "60", source=empty)
+        assert code == 0
+        assert f"{len(scans) + 1} queued scan(s) from before will be sent." in out
+        answers = [line for line in out.splitlines() if line.startswith("speaker")]
         assert len(answers) == len(scans) + 1
         assert answers[0] == "speaker: Late (new)" or answers[0] == "speaker: Present (new)"
         assert all("already marked" in a for a in answers[1:])

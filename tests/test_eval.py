@@ -4,14 +4,11 @@ in tests/.cache between runs, keyed by file content and pipeline)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require_faces
+from conftest import ROOT, require_faces, run_cli
 
 CACHE = ROOT / "tests" / ".cache"
 
@@ -20,15 +17,12 @@ CACHE = ROOT / "tests" / ".cache"
 def test_open_set_targets_on_shared_faces() -> None:
     faces = require_faces()
     CACHE.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    env["ATTENDANCE_DATA_DIR"] = str(CACHE / "eval")
-    result = subprocess.run(
-        [sys.executable, "-m", "smart_attendance", "eval", str(faces), "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    result = run_cli(
+        "eval",
+        str(faces),
+        "--json",
+        env={"ATTENDANCE_DATA_DIR": str(CACHE / "eval")},
+        timeout_s=900,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -49,15 +43,13 @@ def test_eval_table_on_a_small_tree(tmp_path: Path) -> None:
         (tree / identity).mkdir(parents=True)
         for photo in sorted((faces / "knn" / identity).glob("*.jpg")):
             (tree / identity / photo.name).write_bytes(photo.read_bytes())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    env["ATTENDANCE_DATA_DIR"] = str(tmp_path / "data")
-    result = subprocess.run(
-        [sys.executable, "-m", "smart_attendance", "eval", str(tree), "--folds", "3"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_cli(
+        "eval",
+        str(tree),
+        "--folds",
+        "3",
+        env={"ATTENDANCE_DATA_DIR": str(tmp_path / "data")},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

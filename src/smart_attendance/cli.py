@@ -132,14 +132,9 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     settings = _settings(env_file)
     _logging(settings)
     if settings.report_time is not None:
-        missing = [
-            name
-            for name, value in (
-                ("SENDER_EMAIL", settings.sender_email),
-                ("TEACHER_EMAIL", settings.teacher_email),
-            )
-            if not value.strip()
-        ]
+        from .mailer import missing_settings
+
+        missing = missing_settings(settings)
         if missing:
             raise click.ClickException(
                 f"ATTENDANCE_REPORT_TIME is set but {' and '.join(missing)} is empty "

@@ -248,7 +248,7 @@ def enroll(
             pairs.append((row.student, cached.descriptor))
         else:
             report.skipped.append(Skipped(row.path, cached.detail or cached.status))
-    report.cached = max(0, len([r for r in rows if r.sha256 not in fresh]))
+    report.cached = sum(1 for row in rows if row.sha256 not in fresh)
     gallery = Gallery.from_pairs(pairs)
     report.students = gallery.student_count
     report.photos = len(pairs)

@@ -20,11 +20,16 @@ from .errors import (
 )
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """The email settings that must be set before a report can be sent."""
+    missing = [] if settings.sender_email.strip() else ["SENDER_EMAIL"]
+    return missing + ([] if settings.recipients else ["TEACHER_EMAIL"])
+
+
 def check_configured(settings: Settings) -> None:
-    if not settings.sender_email:
-        raise MailNotConfiguredError("email is not configured: set SENDER_EMAIL")
-    if not settings.recipients:
-        raise MailNotConfiguredError("email is not configured: set TEACHER_EMAIL")
+    missing = missing_settings(settings)
+    if missing:
+        raise MailNotConfiguredError(f"email is not configured: set {' and '.join(missing)}")
 
 
 def send(message: EmailMessage, settings: Settings) -> list[str]:

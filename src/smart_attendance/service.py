@@ -159,7 +159,7 @@ class AttendanceService:
         self.enrolment = report
         self.enrolment_error = None
         self.ready.set()
-        self._write_statistics_file()
+        self._write_files()
         return report
 
     # --- recognition ------------------------------------------------------------------------
@@ -238,7 +238,7 @@ class AttendanceService:
             if outcome.new:
                 log.info("marked %s %s (camera %s)", outcome.mark.name, outcome.mark.status, camera)
         if any(m["new"] for m in marks):
-            self._write_day_files(local_now.date())
+            self._write_files(local_now.date())
         first = marks[0]
         return {
             "status": "success",
@@ -387,25 +387,26 @@ class AttendanceService:
     def statistics(self) -> list[StudentStats]:
         return self.store.statistics(enrolled=self.enrolled_names())
 
-    def _write_day_files(self, day: date) -> None:
+    def _write_files(
+        self,
+        day: date | None = None,
+        marks: list[Mark] | None = None,
+        stats: list[StudentStats] | None = None,
+    ) -> None:
+        """Rewrite the statistics CSV and, with ``day``, that day's CSV; data already at hand
+        is passed in, the rest is read from the database. A failure is logged: the database
+        keeps every mark regardless."""
         logs = self.settings.logs_dir
         try:
             with self._files_lock:
+                if day is not None:
+                    day_marks = self.store.marks_on(day) if marks is None else marks
+                    csvfiles.write_atomic(
+                        csvfiles.day_csv_path(logs, day), csvfiles.day_csv(day_marks)
+                    )
                 csvfiles.write_atomic(
-                    csvfiles.day_csv_path(logs, day), csvfiles.day_csv(self.store.marks_on(day))
-                )
-                csvfiles.write_atomic(
-                    csvfiles.statistics_csv_path(logs), csvfiles.statistics_csv(self.statistics())
-                )
-        except (OSError, AttendanceError) as exc:  # the database keeps the mark regardless
-            log.error("could not update the CSV files in %s: %s", logs, exc)
-
-    def _write_statistics_file(self) -> None:
-        logs = self.settings.logs_dir
-        try:
-            with self._files_lock:
-                csvfiles.write_atomic(
-                    csvfiles.statistics_csv_path(logs), csvfiles.statistics_csv(self.statistics())
+                    csvfiles.statistics_csv_path(logs),
+                    csvfiles.statistics_csv(self.statistics() if stats is None else stats),
                 )
         except (OSError, AttendanceError) as exc:
             log.error("could not update the CSV files in %s: %s", logs, exc)
@@ -419,8 +420,8 @@ class AttendanceService:
         day = day or self.today()
         names = self.enrolled_names() or enrolled_students(self.settings.dataset_dir)
         report = collect(self.store, day, names, self.settings.class_name)
-        if report.marks:
-            self._write_day_files(day)
+        if report.marks:  # the attached files and the ones in logs/ are the same
+            self._write_files(day, report.marks, report.stats)
         return day, build_message(report, self.settings)
 
     def send_report(self, day: date | None = None, kind: str = "manual") -> dict[str, Any]:
