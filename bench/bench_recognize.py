@@ -1,7 +1,8 @@
 """`POST /recognize` speed and memory: this server beside the original-equivalent pipeline.
 
 Both are real HTTP servers on loopback with the same number of worker processes, recognising
-the 640x480 frames of ../shared/bench/frames (frames 05-24; frames 00-04 enrol the person).
+the 640x480 frames of ../shared/bench/frames (two people: frames 00-04 and 10-14 enrol them,
+the other 15 frames are the probes).
 Prints a Markdown table: median and p90 latency of sequential requests, throughput with 4
 concurrent clients, and peak memory of the server with its workers.
 
@@ -16,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 from common import (
-    FRAMES,
     KEY,
     ROOT,
     Server,
@@ -24,7 +24,8 @@ from common import (
     free_port,
     latency_ms,
     machine,
-    require,
+    multipart,
+    probe_frames,
     table,
     throughput,
 )
@@ -64,7 +65,7 @@ def main() -> None:
         help="backends of this server to measure (default: each available)",
     )
     args = parser.parse_args()
-    frames = [p.read_bytes() for p in sorted(require(FRAMES).glob("*.jpg"))[5:]]
+    frames = [multipart(p.read_bytes()) for p in probe_frames()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
