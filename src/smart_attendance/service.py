@@ -226,7 +226,10 @@ class AttendanceService:
                 result.name, local_now.date(), local_now.replace(tzinfo=None), status, camera
             )
             mark_event = f"{event_id}/{len(seen)}" if event_id else None
-            outcome = self.store.record_mark(mark, mark_event)
+            outcome = self._known_mark(mark.name, mark.day) or self.store.record_mark(
+                mark, mark_event
+            )
+            self._remember_mark(outcome.mark)
             marks.append(
                 {
                     "name": outcome.mark.name,
