@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from common import FRAMES, machine, require, table
 from smart_attendance import imaging
@@ -94,7 +93,7 @@ def main() -> None:
     chips = []
     for path in frames[:8]:
         rgb = imaging.decode(path.read_bytes(), 10**8)
-        box = dlib_encoder.detect(Image.fromarray(rgb), DetectParams())[0]
+        box = dlib_encoder.detect(rgb, DetectParams())[0]
         chips.append(dlib_encoder.align(rgb, box))
     with tempfile.TemporaryDirectory() as tmp:
         model = ensure_onnx_model(Path(tmp), model_path(RESNET))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import ROOT, require_faces
 from smart_attendance import imaging
@@ -54,7 +53,7 @@ def test_descriptors_match_dlib_on_every_face(onnx_model: Path) -> None:
     for paths in identities.values():
         for path in paths:
             rgb = imaging.decode(path.read_bytes(), 10**8)
-            boxes = dlib_encoder.detect(Image.fromarray(rgb), ENROL_PARAMS)
+            boxes = dlib_encoder.detect(rgb, ENROL_PARAMS)
             if len(boxes) == 1:
                 chips.append(dlib_encoder.align(rgb, boxes[0]))
     assert len(chips) >= 440

@@ -21,8 +21,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
-from PIL import Image
 
 from . import imaging
 from .errors import ModelFilesError, WorkerCrashedError
@@ -36,7 +36,7 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 # Bump when detection or alignment changes in a way that changes descriptors: cached
 # descriptors are keyed by it and recomputed.
-PIPELINE_VERSION = 5
+PIPELINE_VERSION = 6
 
 log = logging.getLogger(__name__)
 
@@ -144,42 +144,48 @@ class Encoder:
         vectors = self._net.compute_face_descriptor(chips)
         return np.asarray(vectors, np.float32).reshape(-1, 128)
 
-    def detect(self, image: Image.Image, params: DetectParams) -> list[Box]:
-        """Face boxes in original-image pixels, on a rescaled copy as ``params`` says.
+    def detect(self, image: np.ndarray, params: DetectParams, first_pass: bool = True) -> list[Box]:
+        """Face boxes in ``image`` pixels (RGB or greyscale array), searched on a rescaled
+        greyscale copy as ``params`` says.
 
         When a downscaled image shows no face, it is searched once more at twice the scale
         (at most full size): a large photo with a smallish face is still found, and frames
         with a face, the common case, pay for one small pass only.
         """
-        width, height = image.size
-        long_side = max(width, height)
-        scale = 1.0
-        if params.max_side and long_side > params.max_side:
-            scale = params.max_side / long_side
-        elif params.min_side and long_side < params.min_side:
-            # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
-            scale = min(params.min_side / long_side, 2.0)
-        grey = image.convert("L")  # HOG on one channel: a third of the work, same faces
+        scale = self._scale(image.shape[1], image.shape[0], params)
+        # HOG on one channel: a third of the work, same faces.
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
         boxes = self._detect_at(grey, scale, params.upsample)
         if not boxes and scale < 1.0:
             boxes = self._detect_at(grey, min(1.0, scale * 2), params.upsample)
         return boxes
 
-    def _detect_at(self, image: Image.Image, scale: float, upsample: int) -> list[Box]:
-        width, height = image.size
-        work = image
+    @staticmethod
+    def _scale(width: int, height: int, params: DetectParams) -> float:
+        long_side = max(width, height)
+        if params.max_side and long_side > params.max_side:
+            return params.max_side / long_side
+        if params.min_side and long_side < params.min_side:
+            # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
+            return min(params.min_side / long_side, 2.0)
+        return 1.0
+
+    def _detect_at(self, grey: np.ndarray, scale: float, upsample: int) -> list[Box]:
+        height, width = grey.shape
+        work = grey
         if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            work = image.resize(size, Image.Resampling.BILINEAR)
-        rects = self._detector(np.asarray(work), upsample)
+            # Area averaging to shrink (no aliasing, and a fraction of the cost of PIL's
+            # resampling); bilinear to enlarge small enrolment photos.
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            work = cv2.resize(grey, size, interpolation=interpolation)
+        rects = self._detector(work, upsample)
         boxes = []
         for rect in rects:
-            left = max(0, round(rect.left() / scale))
-            top = max(0, round(rect.top() / scale))
-            right = min(width, round((rect.right() + 1) / scale))
-            bottom = min(height, round((rect.bottom() + 1) / scale))
-            if right > left and bottom > top:
-                boxes.append(Box(left, top, right, bottom))
+            box = Box(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            box = box.scaled(1 / scale, height, width)
+            if box.right > box.left and box.bottom > box.top:
+                boxes.append(box)
         return boxes
 
     def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
@@ -219,22 +225,17 @@ class Encoder:
         Without ``params.mirror`` each face keeps its chip, so a borderline decision can ask
         for the mirrored descriptor later (``describe_mirrored``).
         """
-        image = Image.fromarray(rgb)
-        boxes = self.detect(image, params)
+        boxes = self.detect(rgb, params)
         usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
-        aligned = [self.align_with_ear(rgb, box) for box in usable]
-        chips = [chip for chip, _ in aligned]
+        aligned = {box: self.align_with_ear(rgb, box) for box in usable}
+        chips = [chip for chip, _ in aligned.values()]
         vectors = dict(zip(usable, self.describe_chips(chips, params.mirror), strict=True))
-        chip_of = dict(zip(usable, chips, strict=True))
-        ear_of = {box: ear for box, (_, ear) in zip(usable, aligned, strict=True)}
-        faces = tuple(
-            Face(
-                box, vectors.get(box), None if params.mirror else chip_of.get(box), ear_of.get(box)
-            )
-            for box in boxes
-        )
+        faces = []
+        for box in boxes:
+            chip, ear = aligned.get(box, (None, None))
+            faces.append(Face(box, vectors.get(box), None if params.mirror else chip, ear))
         height, width = rgb.shape[:2]
-        return Frame(width=width, height=height, faces=faces)
+        return Frame(width=width, height=height, faces=tuple(faces))
 
 
 # --- worker processes -------------------------------------------------------------------------
@@ -251,8 +252,7 @@ def _worker_init(onnx_model: Path | None) -> None:
 
 def _worker_analyze(data: bytes, params: DetectParams, max_pixels: int) -> Frame:
     assert _worker_encoder is not None, "worker not initialised"
-    rgb = imaging.decode(data, max_pixels)
-    return _worker_encoder.analyze(rgb, params)
+    return _worker_encoder.analyze(imaging.decode(data, max_pixels), params)
 
 
 def _worker_mirrored(chips: list[np.ndarray]) -> np.ndarray:

@@ -31,6 +31,15 @@ class Box:
     def as_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
 
+    def scaled(self, factor: float, height: int, width: int) -> Box:
+        """This box in an image ``factor`` times larger (``height`` x ``width``), clamped."""
+        return Box(
+            max(0, round(self.left * factor)),
+            max(0, round(self.top * factor)),
+            min(width, round(self.right * factor)),
+            min(height, round(self.bottom * factor)),
+        )
+
     def iou(self, other: Box) -> float:
         """Intersection over union: 1.0 for the same box, 0.0 for boxes that do not touch."""
         left, top = max(self.left, other.left), max(self.top, other.top)

@@ -64,13 +64,12 @@ def largest_face_ear(
 ) -> tuple[Box, float] | None:
     """The largest face's box and eye aspect ratio in a BGR frame, or None without a face."""
     import cv2
-    from PIL import Image
 
     from .encoder import DetectParams, Encoder
 
     assert isinstance(encoder, Encoder)
     grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-    boxes = encoder.detect(Image.fromarray(grey), DetectParams(max_side=max_side))
+    boxes = encoder.detect(grey, DetectParams(max_side=max_side))
     if not boxes:
         return None
     box = max(boxes, key=lambda b: b.width * b.height)

@@ -85,9 +85,7 @@ class Scanner:
         now = datetime.now(timezone.utc)
         self.buffer.append((self.index, frame, now))
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = self.encoder.detect(
-            Image.fromarray(grey), DetectParams(max_side=self.options.detect_side)
-        )
+        boxes = self.encoder.detect(grey, DetectParams(max_side=self.options.detect_side))
         state = self.state
         state.t = t
         state.faces = len(boxes)
