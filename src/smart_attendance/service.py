@@ -187,11 +187,15 @@ class AttendanceService:
             raise BadRequestError(f"a burst has at most {MAX_BURST} frames")
         if not self.ready.is_set():
             raise NotReadyError("the server is still enrolling the dataset; try again shortly")
-        for data in frames:  # cheap header checks before any work is queued
-            imaging.probe(data, self.settings.max_image_pixels)
         matcher = self.matcher
+        # The workers check each image's type and size from its header before decoding it;
+        # a refused image raises its ImageError here, and the frames after it are dropped.
         futures: list[Future[Frame]] = [self.pool.submit(data, self.params) for data in frames]
-        analysed = [self._decide(future.result(), matcher) for future in futures]
+        try:
+            analysed = [self._decide(future.result(), matcher) for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
         best_index = self._best_frame(analysed)
         chosen = analysed[best_index]
         faces = [result.as_dict() for result in chosen.results]
