@@ -1,0 +1,81 @@
+"""The recognition path's plumbing: detection scales, box mapping, worker environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import face_bytes, require_faces
+from smart_attendance import encoder as encoder_module
+from smart_attendance import imaging
+from smart_attendance.encoder import DetectParams, Encoder, EncoderPool
+from smart_attendance.models import Box
+
+
+def test_box_scaled_maps_and_clamps() -> None:
+    box = Box(10, 20, 110, 140)
+    assert box.scaled(2.0, 1000, 1000) == Box(20, 40, 220, 280)
+    assert box.scaled(0.5, 1000, 1000) == Box(5, 10, 55, 70)
+    # A detection reaching past the image edge is clamped to it.
+    assert Box(-8, -4, 90, 90).scaled(2.0, 150, 170) == Box(0, 0, 170, 150)
+
+
+@pytest.fixture(scope="module")
+def detector() -> Encoder:
+    require_faces()
+    return Encoder(describe=False)
+
+
+def test_detection_on_a_downscaled_copy_reports_original_pixels(detector: Encoder) -> None:
+    rgb = imaging.decode(face_bytes("knn/obama/1.jpg"), 10**8)
+    height, width = rgb.shape[:2]
+    assert max(height, width) > 320  # so the 320 px search really works on a smaller copy
+    (small,) = detector.detect(rgb, DetectParams(max_side=320))
+    (full,) = detector.detect(rgb, DetectParams(max_side=0))
+    assert small.iou(full) > 0.6, (small, full)
+    assert 0 <= small.left < small.right <= width and 0 <= small.top < small.bottom <= height
+    # A greyscale array is accepted as it is (the camera client passes one).
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    assert detector.detect(grey, DetectParams(max_side=320)) == [small]
+
+
+def test_a_small_face_is_found_by_the_second_search(detector: Encoder) -> None:
+    # A 250 px LFW face pasted small into a large empty frame: too small for the HOG window at
+    # the first (downscaled) search, found by the second at twice the scale.
+    face = imaging.decode(face_bytes("lfw/colin_powell/1.jpg"), 10**8)
+    canvas = np.full((960, 1280, 3), 128, np.uint8)
+    canvas[300 : 300 + face.shape[0], 500 : 500 + face.shape[1]] = face
+    params = DetectParams(max_side=320)
+    assert detector._detect_at(cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY), 0.25, 0) == []
+    (box,) = detector.detect(canvas, params)
+    assert box.left >= 500 and box.right <= 500 + face.shape[1]
+
+
+def test_workers_are_started_with_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    encoder_module._huge_pages_for_children()
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    # Other tunables are kept; an administrator's own hugetlb choice wins.
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    encoder_module._huge_pages_for_children()
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")
+    encoder_module._huge_pages_for_children()
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+
+
+def test_worker_processes_see_the_tunable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    pool = EncoderPool(1, 10**8, "dlib", tmp_path)
+    try:
+        pool.warm_up()
+        children = Path(f"/proc/{os.getpid()}/task")
+        pids = {int(c) for t in children.iterdir() for c in (t / "children").read_text().split()}
+        environments = [Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in pids]
+        assert any(b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in env for env in environments)
+    finally:
+        pool.close()
