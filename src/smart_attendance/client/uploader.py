@@ -32,6 +32,8 @@ class Uploader:
         self.timeout_s = timeout_s
         self.state = "connecting"  # online | offline | denied
         self.sent = 0
+        # One keep-alive connection for every scan, instead of a TCP handshake per scan.
+        self._session = requests.Session()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
@@ -46,11 +48,12 @@ class Uploader:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
+        self._session.close()
 
     def check(self) -> None:
         """Ask the server's /health, for the HUD's connection state while idle."""
         try:
-            response = requests.get(self.url.removesuffix("/recognize") + "/health", timeout=3)
+            response = self._session.get(self.url.removesuffix("/recognize") + "/health", timeout=3)
         except requests.RequestException:
             self.state = "offline"
             return
@@ -87,7 +90,7 @@ class Uploader:
             "fps": f"{scan.fps:g}",
         }
         try:
-            response = requests.post(
+            response = self._session.post(
                 self.url,
                 files=files,
                 data=form,
