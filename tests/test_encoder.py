@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,6 +15,7 @@ from conftest import face_bytes, require_faces
 from smart_attendance import encoder as encoder_module
 from smart_attendance import imaging
 from smart_attendance.encoder import DetectParams, Encoder, EncoderPool
+from smart_attendance.errors import ImageError, WorkerCrashedError
 from smart_attendance.models import Box
 
 
@@ -79,3 +82,43 @@ def test_worker_processes_see_the_tunable(monkeypatch: pytest.MonkeyPatch, tmp_p
         assert any(b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in env for env in environments)
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[EncoderPool]:
+    require_faces()
+    workers = EncoderPool(2, 10**8, "dlib")
+    workers.warm_up()
+    yield workers
+    workers.close()
+
+
+def test_a_burst_keeps_its_order_and_a_bad_image_fails_alone(pool: EncoderPool) -> None:
+    group, single = face_bytes("knn/_group/1.jpg"), face_bytes("knn/obama/1.jpg")
+    frames = pool.analyze([group, single, group], DetectParams())
+    assert [len(f.faces) for f in frames] == [2, 1, 2]
+    with pytest.raises(ImageError):
+        pool.analyze([single, b"not an image", single], DetectParams())
+    # No answer of the failed burst is left behind in a worker's pipe.
+    for _ in range(3):
+        assert [len(f.faces) for f in pool.analyze([single, group], DetectParams())] == [1, 2]
+
+
+def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
+    require_faces()
+    single = face_bytes("knn/obama/1.jpg")
+    solo = EncoderPool(1, 10**8, "dlib", tmp_path)
+    try:
+        solo.warm_up()
+        (worker,) = solo._all
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.join(5)
+        with pytest.raises(WorkerCrashedError):
+            solo.analyze([single], DetectParams())
+        (replacement,) = solo._all
+        assert replacement.process.pid != worker.process.pid
+        (frame,) = solo.analyze([single], DetectParams())
+        assert len(frame.faces) == 1 and frame.faces[0].descriptor is not None
+    finally:
+        solo.close()
+    assert not replacement.process.is_alive()

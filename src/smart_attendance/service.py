@@ -12,7 +12,6 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -189,13 +188,10 @@ class AttendanceService:
             raise NotReadyError("the server is still enrolling the dataset; try again shortly")
         matcher = self.matcher
         # The workers check each image's type and size from its header before decoding it;
-        # a refused image raises its ImageError here, and the frames after it are dropped.
-        futures: list[Future[Frame]] = [self.pool.submit(data, self.params) for data in frames]
-        try:
-            analysed = [self._decide(future.result(), matcher) for future in futures]
-        finally:
-            for future in futures:
-                future.cancel()
+        # a refused image raises its ImageError here.
+        analysed = [
+            self._decide(frame, matcher) for frame in self.pool.analyze(frames, self.params)
+        ]
         best_index = self._best_frame(analysed)
         chosen = analysed[best_index]
         faces = [result.as_dict() for result in chosen.results]
