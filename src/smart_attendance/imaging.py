@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO"})
+ORIENTATION_TAG = 0x0112  # EXIF
 SUFFIX_BY_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 
 
@@ -101,7 +102,9 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
-            image = ImageOps.exif_transpose(image) or image
+            # Pillow's exif_transpose copies the image even when it is already upright.
+            if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+                image = ImageOps.exif_transpose(image) or image
             rgb = _to_rgb(image)
             array = np.asarray(rgb, dtype=np.uint8)
     except Image.DecompressionBombError:
