@@ -14,7 +14,7 @@ import pytest
 from conftest import face_bytes, require_faces
 from smart_attendance import encoder as encoder_module
 from smart_attendance import imaging
-from smart_attendance.encoder import DetectParams, Encoder, EncoderPool
+from smart_attendance.encoder import DetectParams, Encoder, EncoderPool, _shares
 from smart_attendance.errors import ImageError, WorkerCrashedError
 from smart_attendance.models import Box
 
@@ -85,6 +85,12 @@ def test_worker_processes_see_the_tunable(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 @pytest.fixture(scope="module")
+def describer() -> Encoder:
+    require_faces()
+    return Encoder()
+
+
+@pytest.fixture(scope="module")
 def pool() -> Iterator[EncoderPool]:
     require_faces()
     workers = EncoderPool(2, 10**8, "dlib")
@@ -122,3 +128,34 @@ def test_a_dead_worker_is_replaced(tmp_path: Path) -> None:
     finally:
         solo.close()
     assert not replacement.process.is_alive()
+
+
+def test_a_burst_describes_only_its_best_frames(pool: EncoderPool) -> None:
+    no_face, single = face_bytes("misc/_noface/1.jpg"), face_bytes("knn/obama/1.jpg")
+    group = face_bytes("knn/_group/1.jpg")
+    burst = [no_face, single, group, single, no_face]
+    frames = pool.analyze(burst, DetectParams(), describe=2)
+    assert [len(f.faces) for f in frames] == [0, 1, 2, 1, 0]  # every frame searched, in order
+    described = [i for i, f in enumerate(frames) if any(x.descriptor is not None for x in f.faces)]
+    # One per worker's half of the burst: the group photo (most faces) in its half, the
+    # single face in the other; faces of other frames are aligned (eye ratio) but skipped.
+    assert 2 in described and len(described) == 2
+    for i, frame in enumerate(frames):
+        for face in frame.faces:
+            assert face.ear is not None
+            assert face.skipped == (i not in described)
+            assert (face.chip is not None) == (i in described)
+    everything = pool.analyze(burst, DetectParams())
+    assert all(x.descriptor is not None for f in everything for x in f.faces)
+
+
+def test_frame_quality_prefers_more_faces(describer: Encoder) -> None:
+    group = imaging.decode(face_bytes("knn/_group/1.jpg"), 10**8)
+    single = imaging.decode(face_bytes("knn/obama/1.jpg"), 10**8)
+    frames = describer.analyze_burst([single, group, single], DetectParams(), 1)
+    assert [len(f.faces) for f in frames] == [1, 2, 1]
+    described = [i for i, f in enumerate(frames) if all(x.descriptor is not None for x in f.faces)]
+    assert described == [1]
+    assert _shares(4, [12, 13]) == [2, 2] and _shares(2, [1, 1, 1]) == [1, 1, 0]
+    assert _shares(2, [2, 3]) == [1, 1] and _shares(None, [3]) == [None]
+    assert _shares(9, [2, 3]) == [None, None]

@@ -244,6 +244,15 @@ SPECS: tuple[Spec, ...] = (
         "not enrolled, and reported as unknown with a reason.",
     ),
     Spec(
+        "ATTENDANCE_BURST_DESCRIBE",
+        "burst_describe",
+        "4",
+        _parse_int(1, 60),
+        "Of a burst of frames (a scan around a blink), how many are described and matched: "
+        "the best ones (most faces, eyes most open, largest faces). Every frame is still "
+        "searched for faces and eye movement.",
+    ),
+    Spec(
         "ATTENDANCE_MAX_UPLOAD_MB",
         "max_upload_mb",
         "10",
@@ -416,6 +425,7 @@ class Settings:
     detect_max_side: int = 320
     detect_upsample: int = 0
     min_face_px: int = 60
+    burst_describe: int = 4
     max_upload_mb: float = 10.0
     max_image_pixels: int = 40_000_000
     require_liveness: bool = False

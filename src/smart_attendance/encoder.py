@@ -226,17 +226,62 @@ class Encoder:
         Without ``params.mirror`` each face keeps its chip, so a borderline decision can ask
         for the mirrored descriptor later (``describe_mirrored``).
         """
-        boxes = self.detect(rgb, params)
-        usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
-        aligned = {box: self.align_with_ear(rgb, box) for box in usable}
-        chips = [chip for chip, _ in aligned.values()]
-        vectors = dict(zip(usable, self.describe_chips(chips, params.mirror), strict=True))
-        faces = []
-        for box in boxes:
-            chip, ear = aligned.get(box, (None, None))
-            faces.append(Face(box, vectors.get(box), None if params.mirror else chip, ear))
-        height, width = rgb.shape[:2]
-        return Frame(width=width, height=height, faces=tuple(faces))
+        return self.analyze_burst([rgb], params)[0]
+
+    def analyze_burst(
+        self, images: Sequence[np.ndarray], params: DetectParams, describe: int | None = None
+    ) -> list[Frame]:
+        """Find and align the faces of every image; describe those of at most ``describe``
+        images (all when None), in one network call.
+
+        A burst around a blink needs every frame's faces and eye ratios to see the blink, but
+        only a few good frames to know who it is: those with the most faces, eyes the most
+        open, faces the largest. The other frames' faces come back ``skipped``.
+        """
+        found = []
+        for rgb in images:
+            boxes = self.detect(rgb, params)
+            usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
+            found.append((boxes, {box: self.align_with_ear(rgb, box) for box in usable}))
+        chosen = set(range(len(images)))
+        if describe is not None and describe < len(images):
+            ranked = sorted(range(len(images)), key=lambda i: _frame_quality(found[i][1]))
+            chosen = set(ranked[-describe:])
+        chips = [
+            (i, box, chip)
+            for i, (_boxes, aligned) in enumerate(found)
+            if i in chosen
+            for box, (chip, _ear) in aligned.items()
+        ]
+        vectors = self.describe_chips([chip for _, _, chip in chips], params.mirror)
+        vector_of = {(i, box): vectors[n] for n, (i, box, _chip) in enumerate(chips)}
+        frames = []
+        for i, (rgb, (boxes, aligned)) in enumerate(zip(images, found, strict=True)):
+            faces = []
+            for box in boxes:
+                chip, ear = aligned.get(box, (None, None))
+                keep_chip = chip is not None and i in chosen and not params.mirror
+                faces.append(
+                    Face(
+                        box,
+                        vector_of.get((i, box)),
+                        chip if keep_chip else None,
+                        ear,
+                        skipped=chip is not None and i not in chosen,
+                    )
+                )
+            height, width = rgb.shape[:2]
+            frames.append(Frame(width=width, height=height, faces=tuple(faces)))
+        return frames
+
+
+def _frame_quality(aligned: dict[Box, tuple[np.ndarray, float]]) -> tuple[int, float, int]:
+    """How good a frame is to name its faces: more usable faces, then eyes more open (the
+    least open of its faces), then larger faces."""
+    if not aligned:
+        return (0, 0.0, 0)
+    ears = [ear for _chip, ear in aligned.values()]
+    return (len(aligned), min(ears), max(box.width * box.height for box in aligned))
 
 
 # --- worker processes -------------------------------------------------------------------------
@@ -256,6 +301,14 @@ def _worker_analyze(data: bytes, params: DetectParams, max_pixels: int) -> Frame
     return _worker_encoder.analyze(imaging.decode(data, max_pixels), params)
 
 
+def _worker_burst(
+    images: list[bytes], params: DetectParams, max_pixels: int, describe: int | None
+) -> list[Frame]:
+    assert _worker_encoder is not None, "worker not initialised"
+    decoded = [imaging.decode(data, max_pixels) for data in images]
+    return _worker_encoder.analyze_burst(decoded, params, describe)
+
+
 def _worker_mirrored(chips: list[np.ndarray]) -> np.ndarray:
     assert _worker_encoder is not None, "worker not initialised"
     return _worker_encoder.describe_chips([np.ascontiguousarray(c[:, ::-1]) for c in chips])
@@ -267,6 +320,7 @@ def _worker_ping() -> bool:
 
 _WORKER_CALLS: dict[str, Callable[..., Any]] = {
     "analyze": _worker_analyze,
+    "burst": _worker_burst,
     "mirrored": _worker_mirrored,
     "ping": _worker_ping,
 }
@@ -311,6 +365,20 @@ def _huge_pages_for_children() -> None:
     if "glibc.malloc.hugetlb" not in current:
         tunable = "glibc.malloc.hugetlb=1"
         os.environ["GLIBC_TUNABLES"] = f"{current}:{tunable}" if current else tunable
+
+
+def _shares(describe: int | None, lengths: list[int]) -> list[int | None]:
+    """How many frames each run of a burst describes: ``describe`` in all, in proportion to
+    the runs' lengths (largest remainders first); None (all) when ``describe`` is None."""
+    total = sum(lengths)
+    if describe is None or describe >= total:
+        return [None] * len(lengths)
+    exact = [describe * n / total for n in lengths]
+    shares = [int(x) for x in exact]
+    by_remainder = sorted(range(len(lengths)), key=lambda r: shares[r] - exact[r])
+    for r in by_remainder[: describe - sum(shares)]:
+        shares[r] += 1
+    return list(shares)
 
 
 class _Worker:
@@ -456,22 +524,33 @@ class EncoderPool:
         except WorkerCrashedError as exc:  # closed meanwhile
             log.debug("worker warm-up stopped: %s", exc)
 
-    def analyze(self, images: Sequence[bytes], params: DetectParams) -> list[Frame]:
-        """The frames of ``images`` (a burst is spread over the idle workers), in order.
+    def analyze(
+        self, images: Sequence[bytes], params: DetectParams, describe: int | None = None
+    ) -> list[Frame]:
+        """The frames of ``images``, in order; faces of at most ``describe`` of them (all when
+        None) described, as ``Encoder.analyze_burst`` chooses.
 
-        Raises the first image's error (an ``ImageError`` for a refused upload) after every
-        answer is in.
+        A burst is cut into one consecutive run of frames per worker, each run analysed
+        with one network call for its chosen frames. Raises the first image's error (an
+        ``ImageError`` for a refused upload) after every answer is in.
         """
-        calls = (
-            (i, ("analyze", (data, params, self._max_pixels))) for i, data in enumerate(images)
-        )
+        if not images:
+            return []
+        runs = min(self.workers, len(images), describe or len(images))
+        bounds = [round(len(images) * r / runs) for r in range(runs + 1)]
+        lengths = [bounds[r + 1] - bounds[r] for r in range(runs)]
+        shares = _shares(describe, lengths)
+        calls = [
+            (r, ("burst", (list(images[bounds[r] : bounds[r + 1]]), params, self._max_pixels, n)))
+            for r, n in enumerate(shares)
+        ]
         answers = {tag: (ok, value) for tag, ok, value in self._stream(calls)}
-        frames = []
-        for i in range(len(images)):
-            ok, value = answers[i]
+        frames: list[Frame] = []
+        for r in range(runs):
+            ok, value = answers[r]
             if not ok:
                 raise value
-            frames.append(value)
+            frames.extend(value)
         return frames
 
     def describe_mirrored(self, chips: list[np.ndarray]) -> np.ndarray:

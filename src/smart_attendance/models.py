@@ -51,16 +51,18 @@ class Box:
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face. ``descriptor`` is None when the face is too small to trust."""
+    """A detected face. ``descriptor`` is None when the face is too small to trust, or when
+    ``skipped``: a frame of a burst whose faces were aligned but not described."""
 
     box: Box
     descriptor: np.ndarray | None = field(default=None, compare=False, repr=False)
     chip: np.ndarray | None = field(default=None, compare=False, repr=False)
     ear: float | None = None  # eye aspect ratio, for blink checks on bursts
+    skipped: bool = False
 
     @property
     def too_small(self) -> bool:
-        return self.descriptor is None
+        return self.descriptor is None and not self.skipped
 
 
 @dataclass(frozen=True)

@@ -189,9 +189,8 @@ class AttendanceService:
         matcher = self.matcher
         # The workers check each image's type and size from its header before decoding it;
         # a refused image raises its ImageError here.
-        analysed = [
-            self._decide(frame, matcher) for frame in self.pool.analyze(frames, self.params)
-        ]
+        found = self.pool.analyze(frames, self.params, describe=self.settings.burst_describe)
+        analysed = [self._decide(frame, matcher) for frame in found]
         best_index = self._best_frame(analysed)
         chosen = analysed[best_index]
         faces = [result.as_dict() for result in chosen.results]
@@ -308,6 +307,8 @@ class AttendanceService:
         return _Analysed(frame, results)
 
     def _face_result(self, face: Face, match: Match | None) -> FaceResult:
+        if face.skipped:
+            return FaceResult(face.box, None, None, None, "frame not described")
         if face.descriptor is None or match is None:
             return FaceResult(face.box, None, None, None, "face too small")
         return FaceResult(face.box, match.name, match.distance, match.margin)
