@@ -6,7 +6,7 @@ the other 15 frames are the probes).
 Prints a Markdown table: median and p90 latency of sequential requests, throughput with 4
 concurrent clients, and peak memory of the server with its workers.
 
-    .venv/bin/python bench/bench_recognize.py [--requests 40] [--per-client 25]
+    .venv/bin/python bench/bench_recognize.py [--requests 40] [--seconds 8] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def start(server: Server, frames: list[bytes]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--per-client", type=int, default=25)
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="length of each throughput measurement"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--rounds",
@@ -103,7 +105,7 @@ def main() -> None:
             for _round in range(args.rounds):
                 for name, server, _ready in servers:
                     median, p90 = latency_ms(server.url, frames, args.requests)
-                    rate = throughput(server.url, frames, 4, args.per_client)
+                    rate = throughput(server.url, frames, 4, args.seconds)
                     figures[name].append((median, p90, rate))
             rows = []
             for name, server, ready_s in servers:

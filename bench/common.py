@@ -161,15 +161,22 @@ def latency_ms(url: str, frames: list[bytes], count: int) -> tuple[float, float]
     return statistics.median(times) * 1000, times[int(len(times) * 0.9) - 1] * 1000
 
 
-def throughput(url: str, frames: list[bytes], clients: int, per_client: int) -> float:
-    def client(c: int) -> None:
-        for i in range(per_client):
-            post(url, frames[(c * per_client + i) % len(frames)])
+def throughput(url: str, frames: list[bytes], clients: int, seconds: float) -> float:
+    """Requests a second answered to ``clients`` concurrent clients, each sending frames
+    back to back for ``seconds`` (the same window for a slow and a fast server)."""
+    deadline = time.perf_counter() + seconds
+
+    def client(c: int) -> int:
+        sent = 0
+        while time.perf_counter() < deadline:
+            post(url, frames[(c * 7 + sent) % len(frames)])
+            sent += 1
+        return sent
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(client, range(clients)))
-    return clients * per_client / (time.perf_counter() - started)
+        done = sum(pool.map(client, range(clients)))
+    return done / (time.perf_counter() - started)
 
 
 # ../shared/bench/frames holds two people: frames 00-09 one, 10-24 another. Frames 00-04 and
