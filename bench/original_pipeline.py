@@ -3,8 +3,12 @@
 What SJ-006/Smart-Attendance-System does per request, through `face_recognition`: decode the
 upload, run dlib's HOG detector on the full frame with one upsampling step, 5-point landmarks,
 the ResNet descriptor (``face_encodings``), then compare with every known descriptor in a
-linear scan at tolerance 0.6 and take the nearest. Here it is served by the same HTTP server
-with the same number of worker processes as ours, so only the pipeline differs.
+linear scan at tolerance 0.6 and take the nearest.
+
+Two ways to serve it: with worker processes (``workers`` > 0) it runs in the same HTTP server
+with the same number of worker processes as ours, so only the pipeline differs; with 0 it
+runs as the original project serves it, in the Flask development server's one process
+(``app.run()``, threaded), where dlib's calls share one interpreter.
 """
 
 from __future__ import annotations
@@ -43,15 +47,22 @@ def _encodings(data: bytes) -> list[np.ndarray]:
 
 
 def create_original_app(dataset: Path, workers: int) -> Flask:
-    pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init
-    )
+    pool: ProcessPoolExecutor | None = None
+    if workers > 0:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init)
+    else:
+        _init()
+
+    def encodings_of(data: bytes) -> list[np.ndarray]:
+        return pool.submit(_encodings, data).result() if pool else _encodings(data)
+
     known: list[np.ndarray] = []
     names: list[str] = []
     photos = sorted(p for p in dataset.glob("*/*") if p.suffix.lower() in {".jpg", ".png"})
-    for path, found in zip(
-        photos, pool.map(_encodings, [p.read_bytes() for p in photos]), strict=True
-    ):
+    datas = [p.read_bytes() for p in photos]
+    found_all = list(pool.map(_encodings, datas)) if pool else [_encodings(d) for d in datas]
+    for path, found in zip(photos, found_all, strict=True):
         if found:
             known.append(found[0])
             names.append(path.parent.name)
@@ -59,7 +70,7 @@ def create_original_app(dataset: Path, workers: int) -> Flask:
 
     @app.post("/recognize")
     def recognize() -> Any:
-        encodings = pool.submit(_encodings, request.files["image"].read()).result()
+        encodings = encodings_of(request.files["image"].read())
         if not encodings:
             return jsonify({"status": "unknown"})
         distances = [float(np.linalg.norm(k - encodings[0])) for k in known]  # linear scan
@@ -80,10 +91,8 @@ if __name__ == "__main__":
     from waitress import serve
 
     dataset_dir, port, worker_count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    serve(
-        create_original_app(dataset_dir, worker_count),
-        host="127.0.0.1",
-        port=port,
-        threads=8,
-        _quiet=True,
-    )
+    app = create_original_app(dataset_dir, worker_count)
+    if worker_count > 0:
+        serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
+    else:
+        app.run(host="127.0.0.1", port=port, threaded=True)  # as the original project does
