@@ -240,3 +240,40 @@ def test_window_opens_on_a_virtual_screen(tmp_path: Path) -> None:
     )
     assert without_display.returncode == 1
     assert "use --no-window" in without_display.stderr
+
+
+def test_a_live_camera_that_disappears_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Camera missing at start: retried with back-off; camera stops mid-stream: reopened."""
+    from smart_attendance.client import app
+    from smart_attendance.sources import SourceError
+
+    require_faces()  # the scanner loads dlib's models
+    blank = np.zeros((240, 320, 3), np.uint8)
+    opened: list[int] = []
+
+    def open_frames(source: str) -> tuple[float, object]:
+        opened.append(len(opened))
+        if len(opened) <= 2:
+            raise SourceError("camera 0 cannot be opened")
+        if len(opened) <= 4:
+            return 25.0, iter([blank, blank, blank])  # the stream ends: unplugged
+        raise KeyboardInterrupt  # Ctrl-C: stop the test
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(app, "open_frames", open_frames)
+    monkeypatch.setattr(app.time, "sleep", sleeps.append)
+    said: list[str] = []
+    options = app.ClientOptions(
+        source="0",
+        server=f"http://127.0.0.1:{free_port()}",
+        key=API_KEY,
+        queue_dir=tmp_path / "queue",
+        window=False,
+    )
+    assert app.run(options, echo=said.append) == 0
+    assert len(opened) == 5
+    assert sleeps == [1.0, 2.0]  # back-off while the camera is missing, reset once it opens
+    assert said.count("Camera unavailable (camera 0 cannot be opened); retrying in 1 s.") == 1
+    assert said.count("Camera stopped sending frames; reopening.") == 2
