@@ -179,13 +179,14 @@ class ServerProcess:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server on the standard test class, class start 00:00 with a whole day's grace."""
+    """A server on the standard test class, class start 00:00 with a whole day's grace (1440
+    minutes: nobody is Late, even in the last minute before midnight)."""
     require_faces()
     base = tmp_path_factory.mktemp("server")
     proc = ServerProcess(
         build_dataset(base / "dataset"),
         base / "data",
-        env={"ATTENDANCE_CLASS_START": "00:00", "ATTENDANCE_LATE_AFTER_MINUTES": "1439"},
+        env={"ATTENDANCE_CLASS_START": "00:00", "ATTENDANCE_LATE_AFTER_MINUTES": "1440"},
     ).start()
     yield proc
     proc.stop()

@@ -136,7 +136,7 @@ def test_manual_send_through_the_server(tmp_path: Path, smtp: SmtpServer) -> Non
         env={
             **mail_env(smtp.port),
             "ATTENDANCE_CLASS_START": "00:00",
-            "ATTENDANCE_LATE_AFTER_MINUTES": "1439",
+            "ATTENDANCE_LATE_AFTER_MINUTES": "1440",
         },
     ).start()
     try:
