@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python bench/bench_recognize.py
 	$(BIN)/python bench/bench_descriptor.py
 	$(BIN)/python bench/bench_gallery.py
+	$(BIN)/python bench/bench_burst.py
 
 eval: install
 	$(BIN)/attendance eval ../shared/faces

@@ -110,13 +110,17 @@ _local = threading.local()
 BOUNDARY = "bench-boundary-7f3a9c"
 
 
-def multipart(data: bytes) -> bytes:
-    """The body of one upload in field ``image``, built once per frame, not per request."""
-    head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="f.jpg"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+def multipart(*images: bytes) -> bytes:
+    """The body of one upload, the images as parts of field ``image`` (several: a burst),
+    built once, not per request."""
+    body = b""
+    for i, data in enumerate(images):
+        head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
+            f'filename="{i}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        body += head + data + b"\r\n"
+    return body + f"--{BOUNDARY}--\r\n".encode()
 
 
 def _connection(url: str) -> http.client.HTTPConnection:
