@@ -12,18 +12,15 @@ cameras sending bursts back to back.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from common import (
-    KEY,
-    Server,
     copy_class,
-    free_port,
     latency_ms,
     machine,
     multipart,
+    our_server,
     probe_frames,
     table,
     throughput,
@@ -43,17 +40,12 @@ def main() -> None:
         tmp = Path(tmp_name)
         copy_class(tmp / "dataset")
         for describe in (4, 60):
-            port = free_port()
-            env = {
-                "API_SECRET_KEY": KEY,
-                "ATTENDANCE_DATASET_DIR": str(tmp / "dataset"),
-                "ATTENDANCE_DATA_DIR": str(tmp / f"data-{describe}"),
-                "ATTENDANCE_HOST": "127.0.0.1",
-                "ATTENDANCE_PORT": str(port),
-                "ATTENDANCE_BURST_DESCRIBE": str(describe),
-            }
-            command = [sys.executable, "-m", "smart_attendance", "serve"]
-            server = Server(command, env, port, tmp / f"server-{describe}.log")
+            server = our_server(
+                tmp / "dataset",
+                tmp / f"data-{describe}",
+                tmp / f"server-{describe}.log",
+                {"ATTENDANCE_BURST_DESCRIBE": str(describe)},
+            )
             try:
                 server.wait_ready()
                 latency_ms(server.url, [burst], 2)  # warm up

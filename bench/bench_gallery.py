@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import KEY, ROOT, Server, free_port, machine, table
+from common import ROOT, machine, our_server, table
 
 sys.path.insert(0, str(ROOT / "src"))
 from smart_attendance.gallery import pipeline_key
@@ -58,20 +58,7 @@ def restart(tmp: Path, photos: int, per_student: int) -> list[list[object]]:
     store.close()
     rows = []
     for label in ("first start (reads and hashes every file)", "restart (unchanged files)"):
-        port = free_port()
-        server = Server(
-            [sys.executable, "-m", "smart_attendance", "serve"],
-            {
-                "API_SECRET_KEY": KEY,
-                "ATTENDANCE_DATASET_DIR": str(dataset),
-                "ATTENDANCE_DATA_DIR": str(data),
-                "ATTENDANCE_HOST": "127.0.0.1",
-                "ATTENDANCE_PORT": str(port),
-                "ATTENDANCE_WORKERS": "2",
-            },
-            port,
-            tmp / "log",
-        )
+        server = our_server(dataset, data, tmp / "log", {"ATTENDANCE_WORKERS": "2"})
         try:
             ready = server.wait_ready()
             health = __import__("requests").get(server.url + "/health", timeout=5).json()

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    KEY,
     ROOT,
     Server,
     copy_class,
@@ -29,6 +28,7 @@ from common import (
     latency_ms,
     machine,
     multipart,
+    our_server,
     probe_frames,
     table,
     throughput,
@@ -92,20 +92,12 @@ def main() -> None:
                 running.append(original)
                 servers.append((name, original, start(original, frames)))
             for embedder in args.embedder or backends():
-                port = free_port()
-                env = {
-                    "API_SECRET_KEY": KEY,
-                    "ATTENDANCE_DATASET_DIR": str(dataset),
-                    "ATTENDANCE_DATA_DIR": str(tmp / f"data-{embedder}"),
-                    "ATTENDANCE_HOST": "127.0.0.1",
-                    "ATTENDANCE_PORT": str(port),
-                    "ATTENDANCE_WORKERS": str(args.workers),
-                }
-                env.update(item.split("=", 1) for item in args.set)
+                settings = {"ATTENDANCE_WORKERS": str(args.workers)}
+                settings.update(item.split("=", 1) for item in args.set)
                 if embedder != "dlib" or "ATTENDANCE_EMBEDDER" in known_settings():
-                    env["ATTENDANCE_EMBEDDER"] = embedder
-                command = [sys.executable, "-m", "smart_attendance", "serve"]
-                ours = Server(command, env, port, tmp / f"ours-{embedder}.log")
+                    settings["ATTENDANCE_EMBEDDER"] = embedder
+                data, log = tmp / f"data-{embedder}", tmp / f"ours-{embedder}.log"
+                ours = our_server(dataset, data, log, settings)
                 running.append(ours)
                 servers.append((f"smart-attendance ({embedder})", ours, start(ours, frames)))
             figures: dict[str, list[tuple[float, float, float]]] = {n: [] for n, _, _ in servers}

@@ -136,6 +136,23 @@ def _connection(url: str) -> http.client.HTTPConnection:
     return connections[url]
 
 
+def our_server(
+    dataset: Path, data: Path, log: Path, settings: dict[str, str] | None = None
+) -> Server:
+    """This project's ``attendance serve`` on a free loopback port (not yet waited for), with
+    ``settings`` over the bench defaults."""
+    port = free_port()
+    env = {
+        "API_SECRET_KEY": KEY,
+        "ATTENDANCE_DATASET_DIR": str(dataset),
+        "ATTENDANCE_DATA_DIR": str(data),
+        "ATTENDANCE_HOST": "127.0.0.1",
+        "ATTENDANCE_PORT": str(port),
+    }
+    env.update(settings or {})
+    return Server([sys.executable, "-m", "smart_attendance", "serve"], env, port, log)
+
+
 def post(url: str, body: bytes) -> float:
     """POST one pre-built multipart body to ``/recognize``; seconds until the whole answer."""
     headers = {
