@@ -145,7 +145,7 @@ class Encoder:
         vectors = self._net.compute_face_descriptor(chips)
         return np.asarray(vectors, np.float32).reshape(-1, 128)
 
-    def detect(self, image: np.ndarray, params: DetectParams, first_pass: bool = True) -> list[Box]:
+    def detect(self, image: np.ndarray, params: DetectParams) -> list[Box]:
         """Face boxes in ``image`` pixels (RGB or greyscale array), searched on a rescaled
         greyscale copy as ``params`` says.
 

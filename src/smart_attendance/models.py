@@ -60,10 +60,6 @@ class Face:
     ear: float | None = None  # eye aspect ratio, for blink checks on bursts
     skipped: bool = False
 
-    @property
-    def too_small(self) -> bool:
-        return self.descriptor is None and not self.skipped
-
 
 @dataclass(frozen=True)
 class Frame:
