@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from common import FRAMES, machine, require, table
-from smart_attendance import imaging
-from smart_attendance.dlib_onnx import OnnxEmbedder, ensure_onnx_model
-from smart_attendance.encoder import RESNET, DetectParams, Encoder, model_path
+from smart_attendance.engine import imaging
+from smart_attendance.engine.dlib_engine import FaceEngine
+from smart_attendance.engine.model_files import RESNET, model_path
+from smart_attendance.engine.onnx import OnnxEmbedder, ensure_onnx_model
+from smart_attendance.models import DetectParams
 
 
 def network_gflop(model: Path) -> float:
@@ -90,7 +92,7 @@ def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     frames = sorted(require(FRAMES).glob("*.jpg"))
-    dlib_encoder = Encoder(None)
+    dlib_encoder = FaceEngine(None)
     chips = []
     for path in frames[:8]:
         rgb = imaging.decode(path.read_bytes(), 10**8)

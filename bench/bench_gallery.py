@@ -17,9 +17,9 @@ import numpy as np
 from common import ROOT, machine, our_server, table
 
 sys.path.insert(0, str(ROOT / "src"))
-from smart_attendance.gallery import pipeline_key
-from smart_attendance.matcher import Gallery, Matcher
-from smart_attendance.store import CachedFace, Store
+from smart_attendance.db.store import CachedFace, Store
+from smart_attendance.people.enrolment import pipeline_key
+from smart_attendance.recognition.matcher import Gallery, Matcher
 
 
 def matching_ms(students: int, per_student: int) -> float:

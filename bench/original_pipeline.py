@@ -23,7 +23,7 @@ import numpy as np
 from flask import Flask, jsonify, request
 from PIL import Image
 
-from smart_attendance.encoder import RESNET, SHAPE_5, model_path
+from smart_attendance.engine.model_files import RESNET, SHAPE_5, model_path
 
 _models: Any = None
 

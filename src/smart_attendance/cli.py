@@ -1,11 +1,14 @@
-"""The ``attendance`` command: a thin shell over the library.
+"""The ``attendance`` command: a thin shell over the services of ``app.build_services``.
 
-Every ``AttendanceError`` becomes a one-line message and exit status 1 (``click.ClickException``);
-no command prints a traceback for a problem a person can fix.
+The one place where errors become words: every ``AttendanceError`` (and a file that cannot be
+read or written) becomes a one-line message and exit status 1 (``friendly_errors``); no command
+prints a traceback for a problem a person can fix. A command whose optional dependencies are
+not installed says which extra to install (``require_extra``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -17,14 +20,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .config import Settings, load_settings
-from .errors import AttendanceError
+from .errors import AttendanceError, MissingExtraError
+
+if TYPE_CHECKING:
+    from .app import AnalyzerKind, Services
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The modules each optional part of the product needs (pyproject's extras).
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "server": ("flask", "sqlalchemy", "waitress", "onnxruntime", "matplotlib", "dlib", "cv2"),
+    "client": ("dlib", "cv2", "requests"),
+}
 
 
 @contextmanager
@@ -38,9 +50,59 @@ def friendly_errors() -> Iterator[None]:
         raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
 
-def _settings(env_file: str | None) -> Settings:
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a module blocked or broken in sys.modules
+        return False
+
+
+def require_extra(extra: str) -> None:
+    """Stop with one line when the modules of ``extra`` are not installed."""
+    missing = [module for module in EXTRAS[extra] if not _installed(module)]
+    if missing:
+        raise click.ClickException(
+            str(
+                MissingExtraError(
+                    f"this command needs the {extra} part of Smart Attendance "
+                    f"({', '.join(missing)} not installed): "
+                    f"pip install 'smart-attendance[{extra}]'"
+                )
+            )
+        )
+
+
+def _settings(env_file: str | None, extra: str | None = "server") -> Settings:
+    if extra:
+        require_extra(extra)
     with friendly_errors():
         return load_settings(env_file=env_file or ".env")
+
+
+def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
+    """The services of a command; a command that only reads (statistics, reports) and finds
+    no database where the settings point says so, and creates none there."""
+    from .app import build_services
+    from .db.store import Store
+
+    with friendly_errors():
+        if analyzer == "none" and not _database_exists(settings):
+            click.echo(
+                f"Note: no database at {settings.db_url.removeprefix('sqlite:///')}: nothing "
+                "has been recorded in this data folder. Run the command in the folder the "
+                "server runs in, or set ATTENDANCE_DATA_DIR.",
+                err=True,
+            )
+            store = Store("sqlite://")  # in memory: nothing is created on disk
+            store.create()
+            return build_services(settings, analyzer=analyzer, store=store)
+        return build_services(settings, analyzer=analyzer)
+
+
+def _database_exists(settings: Settings) -> bool:
+    if settings.database_url:
+        return True  # a server database: the store reports it when it is unreachable
+    return Path(settings.db_url.removeprefix("sqlite:///")).is_file()
 
 
 def _logging(settings: Settings) -> None:
@@ -84,7 +146,7 @@ def ensure_api_key(settings: Settings, echo: Callable[[str], None] = click.echo)
     return replace(settings, api_key=key)
 
 
-def _progress_enroll(service: Any, label: str = "Enrolling photos") -> Any:
+def _progress_enroll(services: Services, label: str = "Enrolling photos") -> Any:
     from tqdm import tqdm
 
     bar: dict[str, Any] = {}
@@ -98,7 +160,9 @@ def _progress_enroll(service: Any, label: str = "Enrolling photos") -> Any:
             bar["bar"].update(step)
 
     try:
-        return service.enroll(on_total=on_total, on_progress=on_progress)
+        report = services.enrolment.enroll(on_total=on_total, on_progress=on_progress)
+        services.files.update()
+        return report
     finally:
         if "bar" in bar:
             bar["bar"].close()
@@ -118,6 +182,11 @@ def _print_report(report: Any, verbose: bool = True) -> None:
             )
 
 
+def _folders(settings: Settings) -> None:
+    click.echo(f"Data folder: {settings.data_dir}", err=True)
+    click.echo(f"Dataset folder: {settings.dataset_dir}", err=True)
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (ATTENDANCE_HOST).")
 @click.option("--port", default=None, type=int, help="Port to listen on (ATTENDANCE_PORT).")
@@ -126,13 +195,13 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     """Run the attendance server (enrols the dataset first, in the background)."""
     from waitress import create_server
 
-    from .service import build_service
+    from .reports.scheduler import ReportScheduler
     from .web import create_app
 
     settings = _settings(env_file)
     _logging(settings)
     if settings.report_time is not None:
-        from .mailer import missing_settings
+        from .reports.mailer import missing_settings
 
         missing = missing_settings(settings)
         if missing:
@@ -143,8 +212,9 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     with friendly_errors():
         settings = ensure_api_key(settings)
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
-        service = build_service(settings)
-        app = create_app(service=service)
+        _folders(settings)
+        services = _services(settings, analyzer="pool")
+        app = create_app(services)
 
     if not settings.dataset_dir.is_dir():
         click.echo(
@@ -155,7 +225,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
 
     def background() -> None:
         try:
-            report = _progress_enroll(service)
+            report = _progress_enroll(services)
             _print_report(report, verbose=False)
             click.echo("Ready: enrolment finished, recognising.")
         except AttendanceError as exc:
@@ -172,13 +242,11 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
             ident="smart-attendance",
         )
     except OSError as exc:
-        service.close()
+        services.close()
         raise click.ClickException(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from None
-    from .scheduler import ReportScheduler
-
-    scheduler = ReportScheduler(service)
+    scheduler = ReportScheduler(settings, services.store, services.reports, services.clock)
     scheduler.start()
     if settings.report_time:
         click.echo(
@@ -187,11 +255,11 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         )
     # Load the models in the workers now, not on the first request (in parallel with
     # enrolment, which needs no worker when every descriptor is cached).
-    threading.Thread(target=service.pool.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=services.analyzer.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=background, name="enrolment", daemon=True).start()
     click.echo(
         f"Serving on http://{settings.host}:{settings.port} "
-        f"({service.pool.workers} recognition workers, {settings.embedder} embedder, "
+        f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "
         f"{settings.threads} threads)"
     )
 
@@ -205,15 +273,18 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         click.echo("Stopping.")
     finally:
         scheduler.stop()
-        service.close()
+        services.close()
+
+
+def _engine_kind(settings: Settings) -> AnalyzerKind:
+    """Worker processes when there is more than one core to use, else this process."""
+    return "pool" if settings.worker_count > 1 else "local"
 
 
 @main.command()
 @env_file_option
 def enroll(env_file: str | None) -> None:
     """Enrol (or update) the students from the dataset folder, with a progress bar."""
-    from .service import build_service
-
     settings = _settings(env_file)
     _logging(settings)
     with friendly_errors():
@@ -222,11 +293,12 @@ def enroll(env_file: str | None) -> None:
                 f"dataset folder not found: {settings.dataset_dir} "
                 "(set ATTENDANCE_DATASET_DIR or create dataset/<student>/photo.jpg)"
             )
-        service = build_service(settings)
+        _folders(settings)
+        services = _services(settings, analyzer=_engine_kind(settings))
         try:
-            report = _progress_enroll(service)
+            report = _progress_enroll(services)
         finally:
-            service.close()
+            services.close()
     _print_report(report)
 
 
@@ -235,15 +307,13 @@ def enroll(env_file: str | None) -> None:
 @env_file_option
 def stats(as_json: bool, env_file: str | None) -> None:
     """Print per-student attendance statistics from the database."""
-    from .gallery import enrolled_students
-    from .store import Store
-
     settings = _settings(env_file)
+    services = _services(settings)
     with friendly_errors():
-        store = Store(settings.db_url)
-        store.create()
-        rows = store.statistics(enrolled=enrolled_students(settings.dataset_dir))
-        store.close()
+        try:
+            rows = services.attendance.statistics(services.enrolment.names())
+        finally:
+            services.close()
     if as_json:
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
         return
@@ -281,6 +351,14 @@ def stats(as_json: bool, env_file: str | None) -> None:
     help="Number of random enrolled/stranger splits.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to keep the photos' descriptors in between runs (default: a temporary "
+    "folder, removed afterwards; never the server's database).",
+)
 @env_file_option
 def eval_command(
     dataset_root: Path,
@@ -288,14 +366,17 @@ def eval_command(
     margin: float | None,
     folds: int,
     as_json: bool,
+    cache_dir: Path | None,
     env_file: str | None,
 ) -> None:
     """Open-set evaluation (DIR and FPIR) on a labelled folder tree such as ../shared/faces."""
+    import tempfile
+
     from tqdm import tqdm
 
-    from .encoder import EncoderPool
+    from .app import make_analyzer
+    from .db.store import Store
     from .evaluation import Rule, describe_all, evaluate, find_identities
-    from .store import Store
 
     settings = _settings(env_file)
     if not dataset_root.is_dir():
@@ -307,20 +388,20 @@ def eval_command(
             f"no labelled photos under {dataset_root} "
             "(expected <identity>/*.jpg or <set>/<identity>/*.jpg)"
         )
-    with friendly_errors():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.db_url)
+    with friendly_errors(), tempfile.TemporaryDirectory(prefix="attendance-eval-") as scratch:
+        folder = cache_dir or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        store = Store(f"sqlite:///{(folder / 'eval-descriptors.db').resolve()}")
         store.create()
-        pool = EncoderPool(
-            settings.worker_count, settings.max_image_pixels, settings.embedder, settings.models_dir
-        )
+        # The ONNX model is built once per machine, in the data folder's models/ (no marks).
+        analyzer = make_analyzer(settings, _engine_kind(settings))
         try:
             with tqdm(
                 total=total, desc="Describing photos", unit="photo", file=sys.stderr, disable=None
             ) as bar:
-                samples = describe_all(identities, pool, store, on_progress=bar.update)
+                samples = describe_all(identities, analyzer, store, on_progress=bar.update)
         finally:
-            pool.close()
+            analyzer.close()
             store.close()
     rules = [
         Rule(
@@ -376,18 +457,12 @@ def eval_command(
     )
 
 
-def _report_service(env_file: str | None) -> Any:
-    """A service for reports only: the store and the enrolled names, no recognition workers."""
-    from .service import AttendanceService
-    from .store import Store
-
+def _report_services(env_file: str | None) -> Services:
+    """Services for reports only: the store and the enrolled names, no recognition workers."""
     settings = _settings(env_file)
     # A command's outcome is its one line of output; the server's log lines are not needed.
     logging.basicConfig(level=logging.CRITICAL)
-    with friendly_errors():
-        store = Store(settings.db_url)
-        store.create()
-    return AttendanceService(settings, store, pool=None)  # reports start no workers
+    return _services(settings)
 
 
 def _parse_day(value: str | None) -> Any:
@@ -411,10 +486,10 @@ def report() -> None:
 @env_file_option
 def report_send(day: str | None, env_file: str | None) -> None:
     """Email the day's report now."""
-    service = _report_service(env_file)
+    services = _report_services(env_file)
     with friendly_errors():
-        result = service.send_report(_parse_day(day), kind="manual")
-    click.echo(f"Report for {result['date']} sent to {', '.join(result['recipients'])}.")
+        result = services.reports.send_report(_parse_day(day), kind="manual")
+    click.echo(f"Report for {result.day.isoformat()} sent to {', '.join(result.recipients)}.")
 
 
 @report.command(name="preview")
@@ -429,11 +504,11 @@ def report_send(day: str | None, env_file: str | None) -> None:
 @env_file_option
 def report_preview(day: str | None, out: Path, env_file: str | None) -> None:
     """Write the report to a file instead of sending it."""
-    from .report import inline_html
+    from .reports.content import inline_html
 
-    service = _report_service(env_file)
+    services = _report_services(env_file)
     with friendly_errors():
-        the_day, message = service.report_message(_parse_day(day))
+        the_day, message = services.reports.message(_parse_day(day))
         if out.suffix.lower() == ".html":
             out.write_text(inline_html(message), encoding="utf-8")
         elif out.suffix.lower() == ".eml":
@@ -448,9 +523,9 @@ def report_preview(day: str | None, out: Path, env_file: str | None) -> None:
 @env_file_option
 def report_log(limit: int, env_file: str | None) -> None:
     """List the latest sending attempts (time, kind, outcome, recipients, error)."""
-    service = _report_service(env_file)
+    services = _report_services(env_file)
     with friendly_errors():
-        rows = service.store.attempts(limit)
+        rows = services.store.attempts(limit)
     if not rows:
         click.echo("No report has been sent yet.")
     for row in rows:
@@ -516,7 +591,7 @@ def client(
     """Camera client: blink to scan, with a HUD; queues scans on disk while offline."""
     from .client.app import ClientOptions, run
 
-    settings = _settings(env_file)
+    settings = _settings(env_file, extra="client")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     if not settings.api_key:
         raise click.ClickException(
@@ -546,13 +621,14 @@ def client(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per blink.")
 def blinks(video: str, as_json: bool) -> None:
     """Print the blinks seen in VIDEO (a file, stream URL, webcam index or image folder)."""
-    from .encoder import Encoder
-    from .liveness import BlinkDetector
-    from .sources import largest_face_ear, open_frames
+    require_extra("client")
+    from .client.sources import largest_face_ear, open_frames
+    from .engine.dlib_engine import FaceEngine
+    from .recognition.liveness import BlinkDetector
 
     with friendly_errors():
         fps, frames = open_frames(video)
-        encoder = Encoder(describe=False)
+        encoder = FaceEngine(describe=False)
         detector = BlinkDetector(fps)
         count = 0
         for frame in frames:
@@ -579,8 +655,8 @@ def models_build(env_file: str | None) -> None:
     """Convert dlib's descriptor network to ONNX and cache it in DATA_DIR/models."""
     import time
 
-    from .dlib_onnx import ensure_onnx_model, onnx_model_path
-    from .encoder import RESNET, model_path
+    from .engine.model_files import RESNET, model_path
+    from .engine.onnx import ensure_onnx_model, onnx_model_path
 
     settings = _settings(env_file)
     with friendly_errors():

@@ -1,14 +1,27 @@
-"""Exceptions raised by the core. The web app and the CLI translate them, each in one place.
+"""Every exception the product raises on purpose. The web app translates them in one place
+(``web.ERROR_STATUS``), the CLI in another (``cli.friendly_errors``).
 
-   AttendanceError                  base: every error the product means to report in plain words
-    +-- ConfigError                 a setting is missing or has a bad value (start-up stops)
-    +-- ModelFilesError             dlib's model files cannot be found
-    +-- ImageError                  an upload or a photo cannot be used
-    |    +-- UnsupportedImageError  not an image type we accept (SVG, PDF, GIF, ...)
-    |    +-- ImageTooLargeError     too many pixels (decompression bomb) or too many bytes
-    +-- NotReadyError               enrolment has not finished yet
-    +-- StoreError                  the database cannot be reached or refused a write
-+-- WorkerCrashedError          a recognition worker process died (it is replaced)
+    AttendanceError                     base: ``str(error)`` is one line meant for a person
+     +-- ConfigError                    a setting is missing or has a bad value (start-up stops)
+     +-- MissingExtraError              a command needs an optional part that is not installed
+     +-- ModelFilesError                dlib's model files cannot be found
+     |    +-- DlibFormatError           the network file is not the layout the converter knows
+     +-- ImageError                     an upload or a photo cannot be used
+     |    +-- UnsupportedImageError     not an image type we accept (SVG, PDF, GIF, ...)
+     |    +-- ImageTooLargeError        too many pixels (decompression bomb) or too many bytes
+     +-- BadRequestError                a request field has a bad value (camera id, event id, fps)
+     +-- NotReadyError                  enrolment has not finished, or no face engine here
+     +-- WorkerCrashedError             a recognition worker process died (it is replaced)
+     +-- StoreError                     the database cannot be reached or refused a write
+     +-- MailError                      the report could not be sent (never shows the password)
+     |    +-- MailNotConfiguredError    SENDER_EMAIL or TEACHER_EMAIL is empty
+     |    +-- MailUnavailableError      the SMTP server cannot be reached or refused the message
+     |    +-- MailAuthError             the SMTP server refused the sender's login
+     |    +-- MailTimeoutError          the SMTP server did not answer in time
+     +-- SourceError                    a camera, stream, video file or image folder cannot be read
+     +-- DisplayError                   the client's preview window cannot be opened
+
+A test checks that this drawing names every class below, with its real parent.
 """
 
 from __future__ import annotations
@@ -22,8 +35,16 @@ class ConfigError(AttendanceError):
     """A setting is missing or invalid; the message names the setting."""
 
 
+class MissingExtraError(AttendanceError):
+    """A command needs an optional dependency group (``[server]`` or ``[client]``)."""
+
+
 class ModelFilesError(AttendanceError):
     """dlib's model files (from face-recognition-models) are missing."""
+
+
+class DlibFormatError(ModelFilesError):
+    """The descriptor network file is not the layout the ONNX converter knows."""
 
 
 class ImageError(AttendanceError):
@@ -38,16 +59,20 @@ class ImageTooLargeError(ImageError):
     """The image has more pixels, or the upload more bytes, than the configured limit."""
 
 
+class BadRequestError(AttendanceError):
+    """A request field has a bad value (camera id, event id, fps, capture time)."""
+
+
 class NotReadyError(AttendanceError):
-    """The server is still enrolling the dataset."""
+    """The server is still enrolling the dataset, or this process has no face engine."""
+
+
+class WorkerCrashedError(AttendanceError):
+    """A recognition worker process died while handling a request; it is replaced."""
 
 
 class StoreError(AttendanceError):
     """The database failed; nothing was recorded and the caller may retry."""
-
-
-class WorkerCrashedError(AttendanceError):
-    """A recognition worker process died while handling a request; the pool is rebuilt."""
 
 
 class MailError(AttendanceError):
@@ -68,3 +93,11 @@ class MailAuthError(MailError):
 
 class MailTimeoutError(MailError):
     """The SMTP server did not answer within the timeout."""
+
+
+class SourceError(AttendanceError):
+    """A camera, stream, video file or folder cannot be opened."""
+
+
+class DisplayError(AttendanceError):
+    """The preview window cannot be opened (no display)."""

@@ -7,6 +7,10 @@ the identities with two or more photos are enrolled with the first half of their
 (detection and identification rate: found, accepted, right name); all photos of the other
 identities are strangers and measure the FPIR (false-positive identification rate: a stranger
 given any student's name).
+
+The decisions are the server's own (``recognition.decisions.identify``); descriptors are cached
+by content in a store the caller chooses (``attendance eval`` uses a temporary one, or
+``--cache DIR``), never the server's database.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .encoder import ENROL_PARAMS, EncoderPool, model_fingerprint
-from .gallery import PHOTO_SUFFIXES
-from .matcher import Gallery, Matcher
-from .store import CachedFace, Store
+from .db.store import CachedFace, Store
+from .engine.model_files import model_fingerprint
+from .models import ENROL_PARAMS, Analyzer
+from .people.enrolment import PHOTO_SUFFIXES
+from .recognition.decisions import identify
+from .recognition.matcher import Gallery, Matcher
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,7 @@ def find_identities(root: Path) -> dict[str, list[Path]]:
 
 def describe_all(
     identities: dict[str, list[Path]],
-    pool: EncoderPool,
+    analyzer: Analyzer,
     store: Store | None,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[Sample]:
@@ -107,7 +113,7 @@ def describe_all(
 
     fresh: dict[str, CachedFace] = {}
     chips: dict[Path, np.ndarray] = {}
-    for path, frame in pool.analyze_many(jobs(), params):
+    for path, frame in analyzer.analyze_many(jobs(), params):
         usable = (
             []
             if isinstance(frame, Exception)
@@ -123,7 +129,7 @@ def describe_all(
     chip_paths = list(chips)
     for start in range(0, len(chip_paths), 16):
         batch = chip_paths[start : start + 16]
-        mirrored = pool.describe_mirrored([chips[p] for p in batch])
+        mirrored = analyzer.describe_mirrored([chips[p] for p in batch])
         for path, vector in zip(batch, mirrored, strict=True):
             plain = fresh[hashes[path]].descriptor
             assert plain is not None
@@ -220,8 +226,20 @@ def _decide(
         if sample.plain is None:
             out.append((truth, None))
             continue
-        match = matcher.match(sample.plain)
-        if matcher.is_borderline(match) and sample.averaged is not None:
-            match = matcher.match(sample.averaged)
+        [match] = identify(
+            matcher,
+            sample.plain.reshape(1, -1),
+            _fixed_rows(sample.mirrored),
+            [sample.mirrored is not None],
+        )
         out.append((truth, match.name))
     return out
+
+
+def _fixed_rows(vector: np.ndarray | None) -> Callable[[Sequence[int]], np.ndarray]:
+    """The mirrored descriptor of a single probe, as ``identify`` asks for it."""
+
+    def rows(_indices: Sequence[int]) -> np.ndarray:
+        return np.asarray(vector).reshape(1, -1)
+
+    return rows

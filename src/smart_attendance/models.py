@@ -1,14 +1,62 @@
-"""Value objects passed between the modules (frozen dataclasses, no behaviour to speak of)."""
+"""Value objects passed between the modules, the ``Analyzer`` interface and the clock.
+
+Everything here is plain data (frozen dataclasses) that every layer may import. The answers of
+the HTTP API (``Recognition``, ``Health``, ``ReportSent``) carry their wire format beside them:
+``to_json`` is what the server sends and ``from_json`` what the camera client reads back, one
+piece of code for both ends.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 STATUS_PRESENT = "Present"
 STATUS_LATE = "Late"
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware. Injected everywhere time matters."""
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# Bump when detection or alignment changes in a way that changes descriptors: cached
+# descriptors are keyed by it and recomputed.
+PIPELINE_VERSION = 6
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """How to look for faces and describe them.
+
+    ``max_side`` 0 means the full image; ``upsample`` is dlib's. ``mirror`` averages each
+    descriptor with the one of the mirrored face (steadier, twice the network time).
+    """
+
+    max_side: int = 320
+    upsample: int = 0
+    min_face_px: int = 60
+    # Photos smaller than this (long side) are scaled up (at most 2x) before detection, so
+    # small enrolment photos (150-250 px) still have faces the 80 px HOG window can find.
+    min_side: int = 0
+    mirror: bool = False
+
+    def key(self) -> str:
+        flags = "-mirror" if self.mirror else ""
+        return (
+            f"v{PIPELINE_VERSION}-s{self.max_side}-u{self.upsample}-m{self.min_face_px}"
+            f"-n{self.min_side}{flags}"
+        )
+
+
+# Enrolment photos: large phone photos scaled to 1024 px, small crops up to 640 px; mirrored.
+ENROL_PARAMS = DetectParams(max_side=640, upsample=0, min_face_px=60, min_side=640, mirror=True)
 
 
 @dataclass(frozen=True)
@@ -30,6 +78,10 @@ class Box:
 
     def as_dict(self) -> dict[str, int]:
         return {"left": self.left, "top": self.top, "right": self.right, "bottom": self.bottom}
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Box:
+        return cls(int(body["left"]), int(body["top"]), int(body["right"]), int(body["bottom"]))
 
     def scaled(self, factor: float, height: int, width: int) -> Box:
         """This box in an image ``factor`` times larger (``height`` x ``width``), clamped."""
@@ -101,6 +153,20 @@ class FaceResult:
             out["reason"] = self.reason
         return out
 
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> FaceResult:
+        return cls(
+            Box.from_json(body["box"]),
+            body.get("name"),
+            body.get("distance"),
+            body.get("margin"),
+            body.get("reason"),
+        )
+
+    def anonymous(self) -> FaceResult:
+        """The same face without its name (a scan refused for liveness names nobody)."""
+        return FaceResult(self.box, None, self.distance, self.margin, self.reason)
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -147,3 +213,161 @@ class StudentStats:
             "attendance_pct": self.attendance_pct,
             "late_pct": self.late_pct,
         }
+
+
+# --- answers of the API -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    """One student marked (or found already marked) by a scan."""
+
+    name: str
+    attendance: str  # Present | Late
+    new: bool
+    time: str  # local HH:MM:SS of the (first) mark
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "attendance": self.attendance,
+            "new": self.new,
+            "time": self.time,
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> MarkResult:
+        return cls(str(body["name"]), str(body["attendance"]), bool(body["new"]), str(body["time"]))
+
+
+RECOGNISED = "success"
+UNKNOWN = "unknown"
+LIVENESS_FAILED = "liveness_failed"
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The answer to a scan: ``success`` (someone marked), ``unknown`` (with a reason:
+    ``no_face``, ``face_too_small``, ``unknown_face``) or ``liveness_failed``. Read back by
+    the client, an error answer (``bad_request``, ``starting``, ...) has that status and its
+    message as ``reason``."""
+
+    status: str
+    faces: tuple[FaceResult, ...] = ()
+    marks: tuple[MarkResult, ...] = ()
+    reason: str | None = None
+
+    @property
+    def first(self) -> MarkResult | None:
+        """The mark the original API answers for: the largest recognised face."""
+        return self.marks[0] if self.marks else None
+
+    def to_json(self) -> dict[str, object]:
+        """The original project's answer, extended with ``marks`` and ``faces``."""
+        faces = [face.as_dict() for face in self.faces]
+        first = self.first
+        if self.status == RECOGNISED and first is not None:
+            return {
+                "status": self.status,
+                "name": first.name,
+                "attendance": first.attendance,
+                "new": first.new,
+                "time": first.time,
+                "marks": [mark.to_json() for mark in self.marks],
+                "faces": faces,
+            }
+        return {"status": self.status, "reason": self.reason, "faces": faces}
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> Recognition:
+        status = str(body.get("status") or "error")
+        faces = tuple(FaceResult.from_json(f) for f in body.get("faces") or ())
+        marks = tuple(MarkResult.from_json(m) for m in body.get("marks") or ())
+        if status == RECOGNISED and not marks and body.get("name"):  # an original-style answer
+            marks = (MarkResult.from_json(body),)
+        reason = body.get("reason") or body.get("error")
+        return cls(status, faces, marks, None if reason is None else str(reason))
+
+
+@dataclass(frozen=True)
+class Health:
+    """Readiness for ``GET /health``: counts only, no personal data."""
+
+    ready: bool
+    students: int
+    photos: int
+    skipped_photos: int
+    workers: int
+    embedder: str
+    error: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "error"
+        return "ok" if self.ready else "starting"
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "status": self.status,
+            "students": self.students,
+            "photos": self.photos,
+            "skipped_photos": self.skipped_photos,
+            "workers": self.workers,
+            "embedder": self.embedder,
+        }
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+@dataclass(frozen=True)
+class ReportSent:
+    day: date
+    recipients: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": "success",
+            "date": self.day.isoformat(),
+            "recipients": list(self.recipients),
+        }
+
+
+# --- the face engine's interface ----------------------------------------------------------------
+
+Tag = TypeVar("Tag")
+
+
+class Analyzer(Protocol):
+    """What the services need from the face engine: decode images, find, align and describe
+    faces. Implementations: ``engine.pool.WorkerPool`` (worker processes, the server),
+    ``engine.local.InProcessAnalyzer`` (the calling process, for commands and tests on real
+    faces) and, in the tests only, a scripted analyzer whose faces the test chooses."""
+
+    @property
+    def workers(self) -> int: ...
+
+    @property
+    def embedder(self) -> str: ...
+
+    def analyze(
+        self, images: Sequence[bytes], params: DetectParams, describe: int | None = None
+    ) -> list[Frame]:
+        """The frames of a burst, in order; only the best ``describe`` frames described
+        (all when None), the others' faces ``skipped``. Raises the first image's error."""
+        ...
+
+    def analyze_many(
+        self, items: Iterable[tuple[Tag, bytes]], params: DetectParams
+    ) -> Iterator[tuple[Tag, Frame | Exception]]:
+        """Many independent photos (enrolment, evaluation), each answered as it finishes."""
+        ...
+
+    def describe_mirrored(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """Descriptors ``(n, 128)`` of the mirror images of aligned face chips."""
+        ...
+
+    def warm_up(self) -> None: ...
+
+    def close(self) -> None: ...

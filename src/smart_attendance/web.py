@@ -1,4 +1,4 @@
-"""The HTTP API: ``create_app(settings=None, *, service=None)``.
+"""The HTTP API: ``create_app(services)`` adds routes to the services built by ``app``.
 
 Routes (compatible with the original project's clients):
 
@@ -9,23 +9,24 @@ Routes (compatible with the original project's clients):
 * ``GET /health``      no key, no personal data; 503 until enrolment has finished
 
 Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
-mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below.
+mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
+results, turned into the original project's JSON by their ``to_json``.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import threading
 from datetime import date
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .config import Settings, load_settings
+from .app import Services
 from .errors import (
     AttendanceError,
+    BadRequestError,
     ConfigError,
     ImageError,
     ImageTooLargeError,
@@ -38,7 +39,6 @@ from .errors import (
     UnsupportedImageError,
     WorkerCrashedError,
 )
-from .service import AttendanceService, BadRequestError
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,9 @@ def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    service: AttendanceService | None = None,
-    enroll_in_background: bool = True,
-) -> Flask:
-    """Build the Flask app around ``service`` (built from ``settings`` when not given)."""
-    if service is None:
-        from .service import build_service
-
-        service = build_service(settings or load_settings())
-        if enroll_in_background:
-            threading.Thread(
-                target=_enroll_quietly, args=(service,), daemon=True, name="enrolment"
-            ).start()
-    settings = service.settings
+def create_app(services: Services) -> Flask:
+    """The Flask app serving ``services``; it builds nothing but routes."""
+    settings = services.settings
     if not settings.api_key:
         raise ConfigError("API_SECRET_KEY is empty: the server never runs without a key")
 
@@ -86,7 +73,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["attendance"] = service
+    app.extensions["attendance"] = services
     expected_key = settings.api_key.encode("utf-8")
 
     def authorised() -> bool:
@@ -118,15 +105,14 @@ def create_app(
         except ValueError:
             return _error("bad_request", "fps must be a number", 400)
         captured_at = request.form.get("captured_at") or request.headers.get("X-Captured-At")
-        return jsonify(
-            service.recognize(
-                frames, camera=camera, event_id=event_id, fps=fps, captured_at=captured_at
-            )
+        result = services.scans.recognize(
+            frames, camera=camera, event_id=event_id, fps=fps, captured_at=captured_at
         )
+        return jsonify(result.to_json())
 
     @app.get("/statistics")
     def statistics() -> Any:
-        stats = service.statistics()
+        stats = services.statistics()
         days = max((s.total_days for s in stats), default=0)
         return jsonify(
             {
@@ -148,11 +134,11 @@ def create_app(
                 day = date.fromisoformat(str(raw))
             except ValueError:
                 return _error("bad_request", "date must be YYYY-MM-DD", 400)
-        return jsonify(service.send_report(day, kind="manual"))
+        return jsonify(services.reports.send_report(day, kind="manual").to_json())
 
     @app.get("/enrolment")
     def enrolment() -> Any:
-        report = service.enrolment
+        report = services.enrolment.report
         if report is None:
             return _error("starting", "enrolment has not finished yet", 503)
         return jsonify(
@@ -167,8 +153,8 @@ def create_app(
 
     @app.get("/health")
     def health() -> Any:
-        body = service.health()
-        return jsonify(body), 200 if body["status"] == "ok" else 503
+        health = services.health()
+        return jsonify(health.to_json()), 200 if health.status == "ok" else 503
 
     @app.errorhandler(AttendanceError)
     def attendance_error(exc: AttendanceError) -> Any:
@@ -193,10 +179,3 @@ def create_app(
         return _error("error", "internal error; the server log has details", 500)
 
     return app
-
-
-def _enroll_quietly(service: AttendanceService) -> None:
-    try:
-        service.enroll()
-    except AttendanceError as exc:
-        log.error("enrolment failed: %s", exc)

@@ -24,13 +24,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..encoder import DetectParams, Encoder
-from ..errors import AttendanceError
-from ..liveness import BlinkDetector, eye_aspect_ratio
-from ..models import Box
-from ..sources import SourceError, open_frames
+from ..engine.dlib_engine import FaceEngine, eye_aspect_ratio
+from ..errors import DisplayError, SourceError
+from ..models import LIVENESS_FAILED, RECOGNISED, STATUS_LATE, Box, DetectParams, Recognition
+from ..recognition.liveness import BlinkDetector
 from . import hud
 from .outbox import Outbox, Scan
+from .sources import open_frames
 from .uploader import Uploader
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Scanner:
         self.outbox = outbox
         self.uploader = uploader
         self.fps = fps
-        self.encoder = Encoder(describe=False)
+        self.encoder = FaceEngine(describe=False)
         self.detector = BlinkDetector(fps)
         self.buffer: deque[tuple[int, np.ndarray, datetime]] = deque(
             maxlen=max(10, int(fps * (options.pre_s + 1.0)))
@@ -142,32 +142,18 @@ class Scanner:
         self.scans += 1
         log.info("blink seen: scan queued (%d frames)", len(jpegs))
 
-    def on_answer(self, _scan: Scan, answer: dict[str, Any]) -> None:
-        status = answer.get("status")
-        if status == "success":
-            kind = "late" if answer.get("attendance") == "Late" else "present"
-            detail = f"{answer.get('attendance')}" + (
-                "" if answer.get("new") else " (already marked)"
-            )
-            result = {"title": str(answer.get("name")), "detail": detail, "kind": kind}
-        elif status == "liveness_failed":
-            result = {
-                "title": "Please blink",
-                "detail": str(answer.get("reason", "")),
-                "kind": "unknown",
-            }
+    def on_answer(self, _scan: Scan, answer: Recognition) -> None:
+        first = answer.first
+        if answer.status == RECOGNISED and first is not None:
+            kind = "late" if first.attendance == STATUS_LATE else "present"
+            detail = first.attendance + ("" if first.new else " (already marked)")
+            result = {"title": first.name, "detail": detail, "kind": kind}
+        elif answer.status == LIVENESS_FAILED:
+            result = {"title": "Please blink", "detail": answer.reason or "", "kind": "unknown"}
         else:
-            result = {
-                "title": "Unknown",
-                "detail": str(answer.get("reason") or answer.get("error", "")),
-                "kind": "unknown",
-            }
+            result = {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
         self.state.result = result
         self.state.result_until = self.state.t + 3.0
-
-
-class DisplayError(AttendanceError):
-    """The preview window cannot be opened."""
 
 
 class Window:
@@ -215,7 +201,7 @@ def run(options: ClientOptions, echo: Callable[[str], None] = print) -> int:
     outbox = Outbox(options.queue_dir)
     scanner_ref: list[Scanner] = []
 
-    def on_answer(scan: Scan, answer: dict[str, Any]) -> None:
+    def on_answer(scan: Scan, answer: Recognition) -> None:
         echo(_describe(answer))
         if scanner_ref:
             scanner_ref[0].on_answer(scan, answer)
@@ -290,11 +276,11 @@ def run(options: ClientOptions, echo: Callable[[str], None] = print) -> int:
             window.close()
 
 
-def _describe(answer: dict[str, Any]) -> str:
-    status = answer.get("status")
-    if status == "success":
-        seen = "new" if answer.get("new") else "already marked"
-        return f"{answer.get('name')}: {answer.get('attendance')} ({seen})"
-    if status == "liveness_failed":
-        return f"liveness failed: {answer.get('reason')}"
-    return f"{status}: {answer.get('reason') or answer.get('error', '')}"
+def _describe(answer: Recognition) -> str:
+    first = answer.first
+    if answer.status == RECOGNISED and first is not None:
+        seen = "new" if first.new else "already marked"
+        return f"{first.name}: {first.attendance} ({seen})"
+    if answer.status == LIVENESS_FAILED:
+        return f"liveness failed: {answer.reason}"
+    return f"{answer.status}: {answer.reason or ''}"

@@ -7,10 +7,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import requests
 
+from ..models import Recognition
 from .outbox import Outbox, Scan
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ class Uploader:
         outbox: Outbox,
         server: str,
         key: str,
-        on_answer: Callable[[Scan, dict[str, Any]], None] | None = None,
+        on_answer: Callable[[Scan, Recognition], None] | None = None,
         timeout_s: float = 15.0,
     ) -> None:
         self.outbox = outbox
@@ -112,11 +112,14 @@ class Uploader:
             return False
         self.state = "online"
         try:
-            answer = response.json()
+            body = response.json()
         except ValueError:
-            answer = {"status": "error", "error": f"HTTP {response.status_code}"}
+            body = None
+        if not isinstance(body, dict):
+            body = {"status": "error", "error": f"HTTP {response.status_code}"}
+        answer = Recognition.from_json(body)
         if response.status_code >= 400:
-            log.warning("the server refused a scan: %s", answer.get("error"))
+            log.warning("the server refused a scan: %s", answer.reason)
         self.outbox.done(scan)
         self.sent += 1
         if self.on_answer:

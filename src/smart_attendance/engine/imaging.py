@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError, ImageTooLargeError, UnsupportedImageError
+from ..errors import ImageError, ImageTooLargeError, UnsupportedImageError
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "MPO"})
 ORIENTATION_TAG = 0x0112  # EXIF

@@ -10,15 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AttendanceError
-from .liveness import eye_aspect_ratio
-from .models import Box
+from ..errors import SourceError
+from ..models import Box
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-
-
-class SourceError(AttendanceError):
-    """A camera, stream, video file or folder cannot be opened."""
 
 
 def open_frames(source: str, folder_fps: float = 10.0) -> tuple[float, Iterator[np.ndarray]]:
@@ -65,9 +60,10 @@ def largest_face_ear(
     """The largest face's box and eye aspect ratio in a BGR frame, or None without a face."""
     import cv2
 
-    from .encoder import DetectParams, Encoder
+    from ..engine.dlib_engine import FaceEngine, eye_aspect_ratio
+    from ..models import DetectParams
 
-    assert isinstance(encoder, Encoder)
+    assert isinstance(encoder, FaceEngine)
     grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
     boxes = encoder.detect(grey, DetectParams(max_side=max_side))
     if not boxes:

@@ -17,8 +17,11 @@ import socket
 import threading
 from datetime import date, datetime, timedelta, timezone
 
-from .errors import AttendanceError
-from .service import AttendanceService
+from ..config import Settings
+from ..db.store import Store
+from ..errors import AttendanceError
+from ..models import Clock
+from .service import ReportService
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,18 @@ def retry_delay(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
 
 
 class ReportScheduler:
-    def __init__(self, service: AttendanceService, first_retry: timedelta = FIRST_RETRY) -> None:
-        self.service = service
-        self.store = service.store
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        reports: ReportService,
+        clock: Clock,
+        first_retry: timedelta = FIRST_RETRY,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.reports = reports
+        self.clock = clock
         self.first_retry = first_retry
         self.owner = f"{socket.gethostname()}:{os.getpid()}"[:64]
         self._stop = threading.Event()
@@ -43,7 +55,7 @@ class ReportScheduler:
         self._pending: set[date] = set()  # failed days this process knows to retry
 
     def start(self) -> None:
-        if self.service.settings.report_time is None:
+        if self.settings.report_time is None:
             return
         self._thread = threading.Thread(target=self._run, name="report-scheduler", daemon=True)
         self._thread.start()
@@ -62,11 +74,11 @@ class ReportScheduler:
 
     def tick(self, now: datetime | None = None) -> float:
         """Send what is due; return how many seconds to wait before looking again."""
-        settings = self.service.settings
+        settings = self.settings
         report_time = settings.report_time
         if report_time is None:
             return 3600.0
-        now = now or self.service.clock()
+        now = now or self.clock()
         local = now.astimezone(settings.zone)
         due_at = datetime.combine(local.date(), report_time, tzinfo=local.tzinfo)
         days = sorted(self._pending | self.store.unsent_reports(local.date()))
@@ -82,7 +94,7 @@ class ReportScheduler:
         if not self.store.claim_report(day, naive_now, LEASE, self.owner):
             return
         try:
-            self.service.send_report(day, kind="scheduled")
+            self.reports.send_report(day, kind="scheduled")
         except AttendanceError as exc:
             attempts = self.store.finish_report(
                 day, False, naive_now, lambda n: retry_delay(n, self.first_retry)

@@ -1,21 +1,28 @@
-"""The original project's CSV files, kept up to date from the database.
+"""The original project's CSV files, kept up to date from the database (``CsvFiles``).
 
 ``logs/attendance_YYYY-MM-DD.csv`` (``Name,Time,Status``) and ``logs/student_statistics.csv``.
 Files are written to a temporary name and renamed, so a reader never sees half a file, and
-every cell that a spreadsheet would run as a formula is neutralised.
+every cell that a spreadsheet would run as a formula is neutralised. The database is the
+record: a file that cannot be written is logged, never a lost mark.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
-from .models import Mark, StudentStats
+from ..db.store import Store
+from ..errors import AttendanceError
+from ..models import Mark, StudentStats
+
+log = logging.getLogger(__name__)
 
 DAY_HEADER = ("Name", "Time", "Status")
 STATS_HEADER = (
@@ -78,3 +85,35 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class CsvFiles:
+    """Writes the CSV files of ``logs_dir`` from the store; ``enrolled`` lists the students
+    the statistics file must show even before their first mark."""
+
+    def __init__(self, logs_dir: Path, store: Store, enrolled: Callable[[], list[str]]) -> None:
+        self.logs_dir = logs_dir
+        self.store = store
+        self.enrolled = enrolled
+        self._lock = threading.Lock()
+
+    def update(
+        self,
+        day: date | None = None,
+        marks: list[Mark] | None = None,
+        stats: list[StudentStats] | None = None,
+    ) -> None:
+        """Rewrite the statistics file and, with ``day``, that day's file; data already at
+        hand is passed in, the rest is read from the database. A failure is logged: the
+        database keeps every mark regardless."""
+        logs = self.logs_dir
+        try:
+            with self._lock:
+                if day is not None:
+                    day_marks = self.store.marks_on(day) if marks is None else marks
+                    write_atomic(day_csv_path(logs, day), day_csv(day_marks))
+                if stats is None:
+                    stats = self.store.statistics(enrolled=self.enrolled())
+                write_atomic(statistics_csv_path(logs), statistics_csv(stats))
+        except (OSError, AttendanceError) as exc:
+            log.error("could not update the CSV files in %s: %s", logs, exc)

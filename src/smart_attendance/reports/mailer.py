@@ -11,8 +11,8 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from .config import Settings
-from .errors import (
+from ..config import Settings
+from ..errors import (
     MailAuthError,
     MailNotConfiguredError,
     MailTimeoutError,

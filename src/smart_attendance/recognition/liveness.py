@@ -1,7 +1,7 @@
 """Blink detection from the eye aspect ratio (EAR) of dlib's 68 face landmarks.
 
-EAR = (|p2-p6| + |p3-p5|) / (2 |p1-p4|) per eye (Soukupova and Cech, 2016), averaged over both
-eyes and lightly smoothed (1-2-1 over three frames). A blink is a *fast* dip and recovery:
+The EAR (``engine.dlib_engine.eye_aspect_ratio``, both eyes averaged) is lightly smoothed
+(1-2-1 over three frames). A blink is a *fast* dip and recovery:
 
 * the eyes must be open before it: the level just before the dip is at least
   ``OPEN_RATIO`` of the person's open-eye baseline (the 80th percentile of the last two
@@ -22,24 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LEFT_EYE = slice(36, 42)
-RIGHT_EYE = slice(42, 48)
 DROP_RATIO = 0.70
 OPEN_RATIO = 0.75
 MAX_FALL_S = 0.17
 MAX_CLOSED_S = 0.45
 BASELINE_S = 2.0
-
-
-def eye_aspect_ratio(points: np.ndarray) -> float:
-    """Mean EAR of both eyes from a (68, 2) landmark array."""
-
-    def one(eye: np.ndarray) -> float:
-        vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
-        horizontal = 2.0 * np.linalg.norm(eye[0] - eye[3])
-        return float(vertical / horizontal) if horizontal > 0 else 0.0
-
-    return (one(points[LEFT_EYE]) + one(points[RIGHT_EYE])) / 2.0
 
 
 @dataclass(frozen=True)

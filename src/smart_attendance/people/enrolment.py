@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import ENROL_PARAMS, DetectParams, EncoderPool, model_fingerprint
-from .errors import ImageError
-from .matcher import Gallery
-from .models import Frame
-from .store import CachedFace, PhotoRow, Store
+from ..db.store import CachedFace, PhotoRow, Store
+from ..engine.model_files import model_fingerprint
+from ..errors import ImageError
+from ..models import ENROL_PARAMS, Analyzer, DetectParams, Frame
+from ..recognition.matcher import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def pipeline_key(params: DetectParams = ENROL_PARAMS) -> str:
 def enroll(
     root: Path,
     store: Store,
-    pool: EncoderPool,
+    analyzer: Analyzer,
     *,
     params: DetectParams = ENROL_PARAMS,
     on_total: Callable[[int], None] | None = None,
@@ -215,7 +215,7 @@ def enroll(
                 yield digest, b""
 
     unsaved: dict[str, CachedFace] = {}
-    for digest, result in pool.analyze_many(jobs(), params):
+    for digest, result in analyzer.analyze_many(jobs(), params):
         if isinstance(result, ImageError):
             fresh[digest] = CachedFace("unreadable", str(result), None)
         elif isinstance(result, Exception):

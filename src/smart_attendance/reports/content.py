@@ -21,10 +21,10 @@ from typing import Any
 
 from PIL import Image
 
-from . import csvfiles
-from .config import Settings
-from .models import STATUS_LATE, STATUS_PRESENT, Mark, StudentStats
-from .store import Store
+from ..attendance import files as csvfiles
+from ..config import Settings
+from ..db.store import Store
+from ..models import STATUS_LATE, STATUS_PRESENT, Mark, StudentStats
 
 log = logging.getLogger(__name__)
 

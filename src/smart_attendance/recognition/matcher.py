@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .models import Match
+from ..models import Match
 
 DESCRIPTOR_SIZE = 128
 

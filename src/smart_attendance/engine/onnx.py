@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFilesError
+from ..errors import DlibFormatError, ModelFilesError
 
 CONVERTER_VERSION = 1
 CHIP = 150
@@ -40,10 +40,6 @@ _NAME = re.compile(
     rb"\x01([\x04-\x20])(con_4|affine_|relu_|add_prev_|avg_pool_2|max_pool_2|fc_2|"
     rb"input_rgb_image_sized|loss_metric_2)"
 )
-
-
-class DlibFormatError(ModelFilesError):
-    """The model file is not the network layout this converter knows."""
 
 
 class _Reader:

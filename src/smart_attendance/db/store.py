@@ -38,8 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .errors import StoreError
-from .models import STATUS_LATE, STATUS_PRESENT, Mark, MarkOutcome, StudentStats
+from ..errors import StoreError
+from ..models import STATUS_LATE, STATUS_PRESENT, Mark, MarkOutcome, StudentStats
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,162 @@
+"""The composition root: ``build_services(settings)`` builds every service once, each with its
+dependencies passed in. ``attendance serve``, every CLI command and the tests use it; the web
+app (``web.create_app(services)``) only adds routes.
+
+    Settings --> Store (db) ----------------------------+
+             \\-> Analyzer (engine: worker pool)         |
+                   |                                    v
+                   +--> EnrolmentService (people)  --> ScanService (attendance)
+                   +--> RecognitionService (recognition)   |-- AttendanceService (marks)
+                                                           |-- IntruderService
+                                                           +-- CsvFiles
+                        ReportService (reports) <-- Store, CsvFiles, enrolled names
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from .attendance.files import CsvFiles
+from .attendance.intruders import IntruderService
+from .attendance.marks import AttendanceService
+from .attendance.scan import ScanService
+from .config import Settings
+from .db.store import Store
+from .errors import NotReadyError
+from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
+from .people.service import EnrolmentService
+from .recognition.service import RecognitionService
+from .reports.service import ReportService
+
+Tag = TypeVar("Tag")
+AnalyzerKind = Literal["pool", "local", "none"]
+
+
+class NoAnalyzer:
+    """The analyzer of a command that recognises nobody (reports, statistics): it starts no
+    worker, and anything that would need one says so."""
+
+    workers = 0
+    embedder = "none"
+
+    def _refuse(self) -> NotReadyError:
+        return NotReadyError("this command does not recognise faces")
+
+    def analyze(
+        self, images: Sequence[bytes], params: DetectParams, describe: int | None = None
+    ) -> list[Frame]:
+        raise self._refuse()
+
+    def analyze_many(
+        self, items: Iterable[tuple[Tag, bytes]], params: DetectParams
+    ) -> Iterator[tuple[Tag, Frame | Exception]]:
+        raise self._refuse()
+
+    def describe_mirrored(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        raise self._refuse()
+
+    def warm_up(self) -> None:
+        """Nothing to load."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_analyzer(settings: Settings, kind: AnalyzerKind = "pool") -> Analyzer:
+    """The face engine for ``settings``: worker processes (``pool``, the server), one engine in
+    this process (``local``), or none."""
+    if kind == "none":
+        return NoAnalyzer()
+    if kind == "local":
+        from .engine.local import InProcessAnalyzer
+
+        return InProcessAnalyzer(settings.max_image_pixels, settings.embedder, settings.models_dir)
+    from .engine.pool import WorkerPool
+
+    return WorkerPool(
+        settings.worker_count, settings.max_image_pixels, settings.embedder, settings.models_dir
+    )
+
+
+@dataclass
+class Services:
+    """Every service of one process, built once by ``build_services``."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    analyzer: Analyzer
+    enrolment: EnrolmentService
+    recognition: RecognitionService
+    attendance: AttendanceService
+    intruders: IntruderService
+    files: CsvFiles
+    scans: ScanService
+    reports: ReportService
+
+    def statistics(self) -> list[StudentStats]:
+        return self.attendance.statistics(self.enrolment.enrolled())
+
+    def health(self) -> Health:
+        report = self.enrolment.report
+        return Health(
+            ready=self.enrolment.ready.is_set(),
+            students=report.students if report else 0,
+            photos=report.photos if report else 0,
+            skipped_photos=len(report.skipped) if report else 0,
+            workers=self.analyzer.workers,
+            embedder=self.analyzer.embedder,
+            error=self.enrolment.error,
+        )
+
+    def close(self) -> None:
+        self.analyzer.close()
+        self.store.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    analyzer: Analyzer | AnalyzerKind = "pool",
+    store: Store | None = None,
+) -> Services:
+    """Open the store (creating its tables) and start the face engine for ``settings``."""
+    if store is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.db_url)
+        store.create()
+    engine = make_analyzer(settings, analyzer) if isinstance(analyzer, str) else analyzer
+    enrolment = EnrolmentService(settings, store, engine)
+    recognition = RecognitionService(
+        engine,
+        DetectParams(
+            max_side=settings.detect_max_side,
+            upsample=settings.detect_upsample,
+            min_face_px=settings.min_face_px,
+        ),
+        describe=settings.burst_describe,
+        require_liveness=settings.require_liveness,
+    )
+    attendance = AttendanceService(settings, store, clock)
+    intruders = IntruderService(settings, store, clock)
+    files = CsvFiles(settings.logs_dir, store, enrolment.enrolled)
+    scans = ScanService(enrolment, recognition, attendance, intruders, files)
+    reports = ReportService(settings, store, files, enrolment.names, clock)
+    return Services(
+        settings=settings,
+        clock=clock,
+        store=store,
+        analyzer=engine,
+        enrolment=enrolment,
+        recognition=recognition,
+        attendance=attendance,
+        intruders=intruders,
+        files=files,
+        scans=scans,
+        reports=reports,
+    )

@@ -1,0 +1,202 @@
+"""Face detection, landmark alignment and 128-d descriptors with dlib, in the calling process.
+
+``FaceEngine`` is the only dlib user: dlib's HOG detector, its 68-point shape predictor and its
+ResNet descriptor network, run by ONNX Runtime (the default, same descriptors, about 20x
+faster) or by dlib itself. It works on decoded arrays; the ``Analyzer`` implementations
+(``pool.WorkerPool``, ``local.InProcessAnalyzer``) feed it uploaded bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..models import Box, DetectParams, Face, Frame
+from .model_files import RESNET, SHAPE_68, model_path
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+
+
+def eye_aspect_ratio(points: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes from a (68, 2) landmark array:
+    (|p2-p6| + |p3-p5|) / (2 |p1-p4|) per eye (Soukupova and Cech, 2016)."""
+
+    def one(eye: np.ndarray) -> float:
+        vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+        horizontal = 2.0 * np.linalg.norm(eye[0] - eye[3])
+        return float(vertical / horizontal) if horizontal > 0 else 0.0
+
+    return (one(points[LEFT_EYE]) + one(points[RIGHT_EYE])) / 2.0
+
+
+class FaceEngine:
+    """dlib's HOG detector and 68-point shape predictor, and the ResNet descriptor network
+    run by ONNX Runtime (``onnx_model`` given) or by dlib itself."""
+
+    def __init__(self, onnx_model: Path | None = None, describe: bool = True) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(str(model_path(SHAPE_68)))
+        self._onnx: Any = None
+        self._net: Any = None
+        if not describe:  # detection and landmarks only (blink detection)
+            self.embedder = "none"
+            return
+        if onnx_model is not None:
+            from .onnx import OnnxEmbedder
+
+            self._onnx = OnnxEmbedder(onnx_model)
+            self._net = None
+        else:
+            self._net = dlib.face_recognition_model_v1(str(model_path(RESNET)))
+        self.embedder = "onnx" if self._onnx is not None else "dlib"
+
+    def _describe(self, chips: list[np.ndarray]) -> np.ndarray:
+        if self._onnx is not None:
+            result: np.ndarray = self._onnx(chips)
+            return result
+        assert self._net is not None
+        vectors = self._net.compute_face_descriptor(chips)
+        return np.asarray(vectors, np.float32).reshape(-1, 128)
+
+    def detect(self, image: np.ndarray, params: DetectParams) -> list[Box]:
+        """Face boxes in ``image`` pixels (RGB or greyscale array), searched on a rescaled
+        greyscale copy as ``params`` says.
+
+        When a downscaled image shows no face, it is searched once more at twice the scale
+        (at most full size): a large photo with a smallish face is still found, and frames
+        with a face, the common case, pay for one small pass only.
+        """
+        scale = self._scale(image.shape[1], image.shape[0], params)
+        # HOG on one channel: a third of the work, same faces.
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        boxes = self._detect_at(grey, scale, params.upsample)
+        if not boxes and scale < 1.0:
+            boxes = self._detect_at(grey, min(1.0, scale * 2), params.upsample)
+        return boxes
+
+    @staticmethod
+    def _scale(width: int, height: int, params: DetectParams) -> float:
+        long_side = max(width, height)
+        if params.max_side and long_side > params.max_side:
+            return params.max_side / long_side
+        if params.min_side and long_side < params.min_side:
+            # At most 2x (dlib's one upsampling step): more blurs faces past the HOG's reach.
+            return min(params.min_side / long_side, 2.0)
+        return 1.0
+
+    def _detect_at(self, grey: np.ndarray, scale: float, upsample: int) -> list[Box]:
+        height, width = grey.shape
+        work = grey
+        if scale != 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            # Area averaging to shrink (no aliasing, and a fraction of the cost of PIL's
+            # resampling); bilinear to enlarge small enrolment photos.
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            work = cv2.resize(grey, size, interpolation=interpolation)
+        rects = self._detector(work, upsample)
+        boxes = []
+        for rect in rects:
+            box = Box(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            box = box.scaled(1 / scale, height, width)
+            if box.right > box.left and box.bottom > box.top:
+                boxes.append(box)
+        return boxes
+
+    def landmarks(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """The 68 landmarks ``(68, 2)`` of the face in ``box`` (RGB or greyscale image)."""
+        rect = self._dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
+        shape = self._shape(image, rect)
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+    def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
+        """The 150x150 face chip dlib's network expects (68-point alignment, 0.25 padding)."""
+        return self.align_with_ear(rgb, box)[0]
+
+    def align_with_ear(self, rgb: np.ndarray, box: Box) -> tuple[np.ndarray, float]:
+        """The face chip and the eye aspect ratio, from one landmark pass."""
+        dlib = self._dlib
+        rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
+        shape = self._shape(rgb, rect)
+        chip = dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        return np.ascontiguousarray(chip, dtype=np.uint8), eye_aspect_ratio(points)
+
+    def describe_chips(self, chips: list[np.ndarray], mirror: bool = False) -> np.ndarray:
+        """Descriptors ``(n, 128)`` of aligned chips; with ``mirror``, averaged with the flip."""
+        if not chips:
+            return np.zeros((0, 128), np.float32)
+        if mirror:  # one network call for the chips and their mirror images
+            flipped = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+            both = self._describe(list(chips) + flipped)
+            n = len(chips)
+            averaged: np.ndarray = ((both[:n] + both[n:]) / 2).astype(np.float32)
+            return averaged
+        return self._describe(list(chips))
+
+    def analyze_arrays(
+        self, images: Sequence[np.ndarray], params: DetectParams, describe: int | None = None
+    ) -> list[Frame]:
+        """Find and align the faces of every RGB image; describe those of at most
+        ``describe`` images (all when None), in one network call. A face too small to trust
+        has no descriptor. Without ``params.mirror`` each described face keeps its chip, so
+        a borderline decision can ask for the mirrored descriptor later.
+
+        A burst around a blink needs every frame's faces and eye ratios to see the blink, but
+        only a few good frames to know who it is: those with the most faces, eyes the most
+        open, faces the largest. The other frames' faces come back ``skipped``.
+        """
+        found = []
+        for rgb in images:
+            boxes = self.detect(rgb, params)
+            usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
+            found.append((boxes, {box: self.align_with_ear(rgb, box) for box in usable}))
+        chosen = set(range(len(images)))
+        if describe is not None and describe < len(images):
+            ranked = sorted(range(len(images)), key=lambda i: _frame_quality(found[i][1]))
+            chosen = set(ranked[-describe:])
+        chips = [
+            (i, box, chip)
+            for i, (_boxes, aligned) in enumerate(found)
+            if i in chosen
+            for box, (chip, _ear) in aligned.items()
+        ]
+        vectors = self.describe_chips([chip for _, _, chip in chips], params.mirror)
+        vector_of = {(i, box): vectors[n] for n, (i, box, _chip) in enumerate(chips)}
+        frames = []
+        for i, (rgb, (boxes, aligned)) in enumerate(zip(images, found, strict=True)):
+            faces = []
+            for box in boxes:
+                chip, ear = aligned.get(box, (None, None))
+                keep_chip = chip is not None and i in chosen and not params.mirror
+                faces.append(
+                    Face(
+                        box,
+                        vector_of.get((i, box)),
+                        chip if keep_chip else None,
+                        ear,
+                        skipped=chip is not None and i not in chosen,
+                    )
+                )
+            height, width = rgb.shape[:2]
+            frames.append(Frame(width=width, height=height, faces=tuple(faces)))
+        return frames
+
+
+def _frame_quality(aligned: dict[Box, tuple[np.ndarray, float]]) -> tuple[int, float, int]:
+    """How good a frame is to name its faces: more usable faces, then eyes more open (the
+    least open of its faces), then larger faces."""
+    if not aligned:
+        return (0, 0.0, 0)
+    ears = [ear for _chip, ear in aligned.values()]
+    return (len(aligned), min(ears), max(box.width * box.height for box in aligned))

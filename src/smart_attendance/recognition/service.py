@@ -1,0 +1,72 @@
+"""``RecognitionService``: analyzer + matcher + liveness. Who is in a scan, and did they blink.
+
+It sends the frames to the ``Analyzer``, applies the rules of ``decisions`` to every frame and
+answers a ``Sighting``: the faces of the best frame and the names it may mark, or why none.
+What a sighting means for the register is the attendance service's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..models import (
+    LIVENESS_FAILED,
+    RECOGNISED,
+    UNKNOWN,
+    Analyzer,
+    DetectParams,
+    FaceResult,
+)
+from .decisions import best_frame, blinked, decide_frame, unknown_reason
+from .matcher import Matcher
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What a scan showed. ``names``: students to mark, largest face first (``RECOGNISED``);
+    ``best``: the index of the frame answered for; ``reason`` when nobody is named."""
+
+    status: str
+    faces: tuple[FaceResult, ...]
+    best: int
+    names: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+class RecognitionService:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        params: DetectParams,
+        describe: int,
+        require_liveness: bool,
+    ) -> None:
+        self.analyzer = analyzer
+        self.params = params
+        self.describe = describe
+        self.require_liveness = require_liveness
+
+    def look(self, frames: Sequence[bytes], matcher: Matcher, fps: float) -> Sighting:
+        """Recognise the faces of a burst (one frame or several, in time order)."""
+        # The workers check each image's type and size from its header before decoding it;
+        # a refused image raises its ImageError here.
+        found = self.analyzer.analyze(frames, self.params, describe=self.describe)
+        decisions = [decide_frame(f, matcher, self.analyzer.describe_mirrored) for f in found]
+        best = best_frame(decisions)
+        chosen = decisions[best]
+        known = sorted(chosen.known, key=lambda r: -(r.box.width * r.box.height))
+        if not known:
+            return Sighting(UNKNOWN, chosen.results, best, reason=unknown_reason(chosen))
+        if self.require_liveness:
+            known = [r for r in known if blinked(decisions, r, fps)]
+            if not known:
+                reason = (
+                    "send a burst of frames around a blink"
+                    if len(frames) < 2
+                    else "no blink seen in the burst"
+                )
+                faces = tuple(r.anonymous() for r in chosen.results)
+                return Sighting(LIVENESS_FAILED, faces, best, reason=reason)
+        names = tuple(dict.fromkeys(r.name for r in known if r.name))
+        return Sighting(RECOGNISED, chosen.results, best, names)
