@@ -1,4 +1,10 @@
-"""Shared fixtures: real faces from ../shared/faces, real server processes, real SQLite files."""
+"""Shared fixtures.
+
+In-process (most tests): ``kit`` builds the real services on a real SQLite file with a scripted
+analyzer (``scripted.py``) and a fixed clock, and the real Flask app on top, driven by its test
+client. Real components (marked ``real``): faces from ../shared/faces, dlib in this process
+(``real_analyzer``), server and CLI processes, SMTP, Xvfb, libfaketime.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,32 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 import requests
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
+from smart_attendance.app import Services, build_services
+from smart_attendance.config import Settings
+from smart_attendance.models import Analyzer
+from smart_attendance.web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ATTENDANCE_SHARED_DIR", ROOT.parent / "shared"))
 FACES = SHARED / "faces"
 BENCH_FRAMES = SHARED / "bench" / "frames"
 API_KEY = "test-key-1234567890"
+# Slow-to-rebuild artefacts shared across runs (the ONNX model, cached descriptors).
+TEST_DATA = ROOT / "tests" / ".cache"
 
 # Students of the standard test class: photos enrolled, and unseen photos used as probes.
 STUDENTS: dict[str, list[str]] = {
@@ -211,3 +232,156 @@ def run_cli(
         timeout=timeout_s,
         check=False,
     )
+
+
+# --- in-process: real services, scripted faces, a fixed clock ---------------------------------
+
+PARIS = ZoneInfo("Europe/Paris")
+MONDAY_0855 = datetime(2026, 11, 23, 8, 55, tzinfo=PARIS)  # class at 09:00, Late after 09:15
+CLASS = ("ana_lima", "ben_ito", "cleo_park")
+
+
+class FixedClock:
+    """A clock that moves only when the test says."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+    def advance(self, **delta: float) -> None:
+        self.now = self.now + timedelta(**delta)
+
+
+@dataclass
+class Kit:
+    """The product in this process: services, app and test client, and the faces of a class."""
+
+    settings: Settings
+    services: Services
+    analyzer: ScriptedAnalyzer
+    clock: FixedClock
+    client: FlaskClient
+    people: dict[str, np.ndarray]
+
+    def probe(self, name: str, distance: float = 0.2, seed: int = 0, **face: Any) -> bytes:
+        """A frame of student ``name`` (a new photo, ``distance`` from their enrolled face)."""
+        data = f"probe:{name}:{distance}:{seed}:{sorted(face.items())}".encode()
+        return self.analyzer.add(
+            data, ScriptedFace(near(self.people[name], distance, seed), **face)
+        )
+
+    def stranger(self, seed: int = 99, **face: Any) -> bytes:
+        data = f"stranger:{seed}:{sorted(face.items())}".encode()
+        return self.analyzer.add(data, ScriptedFace(identity(10_000 + seed), **face))
+
+    def frame(self, *faces: ScriptedFace, label: str = "") -> bytes:
+        """A frame with several scripted faces (a group photo)."""
+        return self.analyzer.add(f"frame:{label}:{id(faces)}".encode(), *faces)
+
+    def recognize(
+        self, *images: bytes, key: str | None = API_KEY, camera: str | None = None, **form: str
+    ) -> TestResponse:
+        data: dict[str, Any] = dict(form)
+        data["image"] = [(io_bytes(image), f"frame{i}.jpg") for i, image in enumerate(images)]
+        if camera:
+            data["camera"] = camera
+        headers = {"X-API-KEY": key} if key is not None else {}
+        return self.client.post("/recognize", data=data, headers=headers)
+
+    def get(self, path: str, key: str | None = API_KEY) -> TestResponse:
+        headers = {"X-API-KEY": key} if key is not None else {}
+        return self.client.get(path, headers=headers)
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.logs_dir
+
+
+def io_bytes(data: bytes) -> Any:
+    import io
+
+    return io.BytesIO(data)
+
+
+def make_settings(base: Path, **overrides: Any) -> Settings:
+    settings = Settings(
+        api_key=API_KEY,
+        dataset_dir=base / "dataset",
+        data_dir=base / "data",
+        timezone="Europe/Paris",
+        class_start=clock_time(9, 0),
+        late_after_minutes=15,
+    )
+    return replace(settings, **overrides)
+
+
+def make_kit(
+    base: Path,
+    students: Sequence[str] = CLASS,
+    now: datetime = MONDAY_0855,
+    analyzer: ScriptedAnalyzer | None = None,
+    enrol: bool = True,
+    **overrides: Any,
+) -> Kit:
+    """Services on a real SQLite file in ``base``, students enrolled from a dataset folder of
+    scripted photos (two each), the app and its test client."""
+    settings = make_settings(base, **overrides)
+    scripted = analyzer or ScriptedAnalyzer(settings.max_image_pixels)
+    people = {name: identity(i) for i, name in enumerate(students)}
+    for name, face in people.items():
+        folder = settings.dataset_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in (1, 2):
+            photo = f"photo:{name}:{n}".encode()
+            scripted.add(photo, ScriptedFace(near(face, 0.1, n)))
+            (folder / f"{n}.jpg").write_bytes(photo)
+    clock = FixedClock(now)
+    services = build_services(settings, clock=clock, analyzer=scripted)
+    if enrol:
+        services.enrolment.enroll()
+        services.files.update()
+    app = create_app(services)
+    return Kit(settings, services, scripted, clock, app.test_client(), people)
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Iterator[Kit]:
+    made = make_kit(tmp_path)
+    yield made
+    made.services.close()
+
+
+# --- real components ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_analyzer() -> Iterator[Analyzer]:
+    """dlib and the ONNX network in this process, loaded once for the session (the ONNX model
+    is built once and kept in tests/.cache)."""
+    from smart_attendance.engine.local import InProcessAnalyzer
+
+    analyzer = InProcessAnalyzer(40_000_000, "onnx", TEST_DATA / "models")
+    yield analyzer
+    analyzer.close()
+
+
+def real_services(
+    base: Path,
+    analyzer: Analyzer,
+    students: dict[str, Sequence[str]] = STUDENTS,
+    now: datetime = MONDAY_0855,
+    **overrides: Any,
+) -> tuple[Services, FixedClock]:
+    """Services on real faces: the standard class enrolled with the real analyzer."""
+    build_dataset(base / "dataset", students)
+    settings = make_settings(base, **overrides)
+    clock = FixedClock(now)
+    services = build_services(settings, clock=clock, analyzer=analyzer)
+    services.enrolment.enroll()
+    services.files.update()
+    return services, clock
