@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run test lint format bench eval clean
+.PHONY: install system-deps run test test-fast lint format bench eval clean
 
 install: $(STAMP)
 
@@ -32,8 +32,14 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/attendance serve
 
+# Everything CI runs: in-process tests and the real components (dlib on real faces, server
+# processes, SMTP, Xvfb, libfaketime).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# In-process tests only (scripted faces, fixed clock, Flask test client): seconds.
+test-fast: install
+	$(BIN)/python -m pytest -m "not real and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench scripts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smart_attendance.matcher import Gallery, Matcher
+from smart_attendance.recognition.matcher import Gallery, Matcher
 
 
 def _unit(rng: np.random.Generator, n: int = 1) -> np.ndarray:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from smart_attendance import csvfiles
+from smart_attendance.attendance.files import render, safe_cell
 from smart_attendance.errors import StoreError
 from smart_attendance.models import Mark
-from smart_attendance.store import Store
+from smart_attendance.db.store import Store
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cell", ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx"])
 def test_csv_cells_never_start_a_formula(cell: str) -> None:
-    assert csvfiles.safe_cell(cell).startswith("'")
-    assert csvfiles.safe_cell("alice") == "alice"
-    text = csvfiles.render(("Name",), [(cell,)])
+    assert safe_cell(cell).startswith("'")
+    assert safe_cell("alice") == "alice"
+    text = render(("Name",), [(cell,)])
     assert text.splitlines()[1].lstrip('"').startswith("'")

@@ -525,4 +525,8 @@ def load_settings(
             f"ATTENDANCE_LOG_LEVEL: expected one of {sorted(_LOG_LEVELS)}, got {level!r}"
         )
     values["log_level"] = level
+    # Folders are resolved once, here, against the working folder: every part of the process
+    # (and every message) then names the same absolute folder.
+    values["data_dir"] = values["data_dir"].resolve()
+    values["dataset_dir"] = values["dataset_dir"].resolve()
     return Settings(**values)

@@ -22,11 +22,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+import requests
 from PIL import Image
 
 from ..engine.dlib_engine import FaceEngine, eye_aspect_ratio
 from ..errors import DisplayError, SourceError
-from ..models import LIVENESS_FAILED, RECOGNISED, STATUS_LATE, Box, DetectParams, Recognition
+from ..models import LIVENESS_FAILED, RECOGNISED, Box, DetectParams, Recognition
 from ..recognition.liveness import BlinkDetector
 from . import hud
 from .outbox import Outbox, Scan
@@ -143,16 +144,7 @@ class Scanner:
         log.info("blink seen: scan queued (%d frames)", len(jpegs))
 
     def on_answer(self, _scan: Scan, answer: Recognition) -> None:
-        first = answer.first
-        if answer.status == RECOGNISED and first is not None:
-            kind = "late" if first.attendance == STATUS_LATE else "present"
-            detail = first.attendance + ("" if first.new else " (already marked)")
-            result = {"title": first.name, "detail": detail, "kind": kind}
-        elif answer.status == LIVENESS_FAILED:
-            result = {"title": "Please blink", "detail": answer.reason or "", "kind": "unknown"}
-        else:
-            result = {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
-        self.state.result = result
+        self.state.result = hud.result_card(answer)
         self.state.result_until = self.state.t + 3.0
 
 
@@ -196,8 +188,13 @@ class Window:
             self.root.destroy()
 
 
-def run(options: ClientOptions, echo: Callable[[str], None] = print) -> int:
-    """Run until the source ends (files, folders) or the window is closed / Ctrl-C."""
+def run(
+    options: ClientOptions,
+    echo: Callable[[str], None] = print,
+    session: requests.Session | None = None,
+) -> int:
+    """Run until the source ends (files, folders) or the window is closed / Ctrl-C.
+    ``session``: the HTTP session to send scans with (default: a new one)."""
     outbox = Outbox(options.queue_dir)
     scanner_ref: list[Scanner] = []
 
@@ -206,7 +203,7 @@ def run(options: ClientOptions, echo: Callable[[str], None] = print) -> int:
         if scanner_ref:
             scanner_ref[0].on_answer(scan, answer)
 
-    uploader = Uploader(outbox, options.server, options.key, on_answer)
+    uploader = Uploader(outbox, options.server, options.key, on_answer, session=session)
     uploader.start()
     if len(outbox):
         echo(f"{len(outbox)} queued scan(s) from before will be sent.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..models import Box
+from ..models import LIVENESS_FAILED, RECOGNISED, STATUS_LATE, Box, Recognition
 
 CYAN = (255, 220, 0)
 GREEN = (80, 200, 60)
@@ -36,6 +36,18 @@ class HudState:
     fps: float = 0.0
     result: dict[str, str] = field(default_factory=dict)  # title, detail, kind
     result_until: float = 0.0
+
+
+def result_card(answer: Recognition) -> dict[str, str]:
+    """The result card (title, detail, kind) for the server's answer to a scan."""
+    first = answer.first
+    if answer.status == RECOGNISED and first is not None:
+        kind = "late" if first.attendance == STATUS_LATE else "present"
+        detail = first.attendance + ("" if first.new else " (already marked)")
+        return {"title": first.name, "detail": detail, "kind": kind}
+    if answer.status == LIVENESS_FAILED:
+        return {"title": "Please blink", "detail": answer.reason or "", "kind": "unknown"}
+    return {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
 
 
 def guidance_for(grey: np.ndarray, boxes: list[Box], width: int) -> str:

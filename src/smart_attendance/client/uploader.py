@@ -1,5 +1,8 @@
 """Sends queued scans to the server in capture order, in a background thread, with back-off
-while the server is unreachable; reports the connection state and the last answer."""
+while the server is unreachable; reports the connection state and the last answer.
+
+The HTTP session can be passed in (``session``): the tests hand it a ``requests.Session``
+whose transport is the app in the same process, so the queue is tested without sockets."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class Uploader:
         key: str,
         on_answer: Callable[[Scan, Recognition], None] | None = None,
         timeout_s: float = 15.0,
+        session: requests.Session | None = None,
     ) -> None:
         self.outbox = outbox
         self.url = server.rstrip("/") + "/recognize"
@@ -33,7 +37,7 @@ class Uploader:
         self.state = "connecting"  # online | offline | denied
         self.sent = 0
         # One keep-alive connection for every scan, instead of a TCP handshake per scan.
-        self._session = requests.Session()
+        self._session = session if session is not None else requests.Session()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
