@@ -1,23 +1,63 @@
-"""Hostile and broken uploads get a 4xx JSON answer; the server stays up and keeps working."""
+"""Hostile and broken uploads get a 4xx JSON answer; the app stays up and keeps working.
+
+In process, on a scripted analyzer that decodes every image nobody scripted with the product's
+own ``imaging.decode`` (what the real workers do), so refused uploads get the real errors. The
+formats that need real dlib to find a face (alpha, CMYK, palette, WebP, 16-bit) are recognised
+end to end in test_server_process.py.
+"""
 
 from __future__ import annotations
 
 import io
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-import requests
 from PIL import Image
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import TestResponse, encode_multipart
 
-from conftest import API_KEY, PROBES, ServerProcess, face_bytes
+from conftest import API_KEY, Kit, make_kit
+from scripted import ScriptedAnalyzer
+from smart_attendance.engine import imaging
+from smart_attendance.models import DetectParams, Frame
+
+MONDAY = date(2026, 11, 23)
 
 
-def _jpeg_to(mode_fn: Callable[[Image.Image], Image.Image], fmt: str, **save: object) -> bytes:
-    image = Image.open(io.BytesIO(face_bytes(PROBES["george_w_bush"])))
+class DecodingAnalyzer(ScriptedAnalyzer):
+    """Scripted faces; any other bytes are decoded in full, as the real workers do."""
+
+    def _frame(self, data: bytes, params: DetectParams, describe: bool) -> Frame:
+        if data not in self.script:
+            imaging.decode(data, self.max_pixels)
+        return super()._frame(data, params, describe)
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Iterator[Kit]:
+    made = make_kit(tmp_path, analyzer=DecodingAnalyzer())
+    yield made
+    made.services.close()
+
+
+def _photo() -> bytes:
+    """A real 250x250 JPEG, the size of the LFW photos."""
+    y, x = np.mgrid[0:250, 0:250]
+    noise = np.random.default_rng(7).integers(0, 60, (250, 250, 3))
+    pixels = np.stack([x, y, (x + y) // 2], axis=-1) % 200 + noise
     out = io.BytesIO()
-    mode_fn(image).save(out, format=fmt, **save)
+    Image.fromarray(pixels.astype(np.uint8)).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def _convert(change: Callable[[Image.Image], Image.Image], fmt: str, **save: Any) -> bytes:
+    out = io.BytesIO()
+    change(Image.open(io.BytesIO(_photo()))).save(out, format=fmt, **save)
     return out.getvalue()
 
 
@@ -42,16 +82,15 @@ def _gif() -> bytes:
 
 
 def _sixteen_bit_png() -> bytes:
-    image = Image.open(io.BytesIO(face_bytes(PROBES["george_w_bush"]))).convert("L")
-    wide = np.asarray(image).astype(np.uint16) * 257
+    grey = Image.open(io.BytesIO(_photo())).convert("L")
     out = io.BytesIO()
-    Image.fromarray(wide).save(out, format="PNG")
+    Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(out, format="PNG")
     return out.getvalue()
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[Callable[[], bytes], int, str]] = {
     "empty": (lambda: b"", 400, "bad_image"),
-    "truncated jpeg": (lambda: face_bytes(PROBES["george_w_bush"])[:3000], 400, "bad_image"),
+    "truncated jpeg": (lambda: _photo()[:3000], 400, "bad_image"),
     "text": (lambda: b"hello, this is not an image\n" * 10, 415, "unsupported_image"),
     "svg": (
         lambda: (
@@ -66,92 +105,132 @@ REFUSED = {
     "bomb over the limit": (lambda: _png_header_only(10_000, 10_000), 413, "too_large"),
     "bomb over Pillow's limit": (lambda: _png_header_only(20_000, 20_000), 413, "too_large"),
     "random bytes": (lambda: np.random.default_rng(1).bytes(5000), 415, "unsupported_image"),
-    "jpeg header then garbage": (
-        lambda: face_bytes(PROBES["george_w_bush"])[:200] + b"\x00" * 4000,
-        400,
-        "bad_image",
-    ),
+    "jpeg header then garbage": (lambda: _photo()[:200] + b"\x00" * 4000, 400, "bad_image"),
 }
 
 
+def _post(kit: Kit, **kwargs: Any) -> TestResponse:
+    return kit.client.post("/recognize", headers={"X-API-KEY": API_KEY}, **kwargs)
+
+
 @pytest.mark.parametrize("label", sorted(REFUSED))
-def test_bad_image_gets_a_clear_4xx(server: ServerProcess, label: str) -> None:
+def test_bad_image_gets_a_clear_4xx(kit: Kit, label: str) -> None:
     make, code, status = REFUSED[label]
-    response = server.recognize(make())
-    assert response.status_code == code, response.text
-    body = response.json()
+    response = kit.recognize(make())
+    assert response.status_code == code, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"status", "error"}
     assert body["status"] == status
     assert body["error"] and "Traceback" not in body["error"]
 
 
-@pytest.mark.parametrize("label", ["alpha png", "cmyk jpeg", "palette png", "webp"])
-def test_unusual_but_valid_images_are_recognised(server: ServerProcess, label: str) -> None:
-    payload = {
-        "alpha png": lambda: _jpeg_to(lambda im: im.convert("RGBA"), "PNG"),
-        "cmyk jpeg": lambda: _jpeg_to(lambda im: im.convert("CMYK"), "JPEG", quality=95),
-        "palette png": lambda: _jpeg_to(
-            lambda im: im.convert("P", palette=Image.ADAPTIVE, colors=256), "PNG"
-        ),
-        "webp": lambda: _jpeg_to(lambda im: im, "WEBP", quality=95),
-    }[label]()
-    response = server.recognize(payload)
-    assert response.status_code == 200, response.text
-    assert response.json()["name"] == "george_w_bush"
+def test_one_bad_frame_refuses_the_whole_burst(kit: Kit) -> None:
+    response = kit.recognize(kit.probe("ana_lima"), b"not an image, the second frame")
+    assert response.status_code == 415
+    assert response.get_json()["status"] == "unsupported_image"
+    assert kit.services.store.marks_on(MONDAY) == []
 
 
-def test_sixteen_bit_png_is_decoded_not_refused(server: ServerProcess) -> None:
-    response = server.recognize(_sixteen_bit_png())
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["status"] in {"success", "unknown"}
-    assert len(body["faces"]) == 1  # the face is found in the rescaled 16-bit image
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _convert(lambda im: im.convert("RGBA"), "PNG"),
+        lambda: _convert(lambda im: im.convert("CMYK"), "JPEG", quality=95),
+        lambda: _convert(lambda im: im.convert("P", palette=Image.ADAPTIVE, colors=256), "PNG"),
+        lambda: _convert(lambda im: im, "WEBP", quality=95),
+        lambda: _convert(lambda im: im, "BMP"),
+        _sixteen_bit_png,
+    ],
+    ids=["alpha png", "cmyk jpeg", "palette png", "webp", "bmp", "16-bit png"],
+)
+def test_unusual_but_valid_images_are_decoded_not_refused(
+    kit: Kit, make: Callable[[], bytes]
+) -> None:
+    response = kit.recognize(make())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"status": "unknown", "reason": "no_face", "faces": []}
 
 
-def test_oversized_upload_gets_413(server: ServerProcess) -> None:
-    big = b"\xff\xd8" + b"\x00" * (11 * 1024 * 1024)
-    response = server.recognize(big)
-    assert response.status_code == 413
-    assert response.json()["status"] == "too_large"
-    huge = server.recognize(b"\x00" * (40 * 1024 * 1024))  # refused before it is read
-    assert huge.status_code == 413
+def _post_large(kit: Kit, payload: bytes) -> TestResponse:
+    """One ``image`` part, encoded in memory (the test client's own encoder spools a large body
+    to a temporary file it never closes)."""
+    boundary, body = encode_multipart({"image": FileStorage(io.BytesIO(payload), "f.jpg")})
+    return _post(kit, data=body, content_type=f"multipart/form-data; boundary={boundary}")
 
 
-def _post(server: ServerProcess, **kwargs: object) -> requests.Response:
-    headers = {"X-API-KEY": API_KEY, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-    return requests.post(server.url + "/recognize", headers=headers, timeout=30, **kwargs)
+def test_oversized_upload_gets_413_json(kit: Kit) -> None:
+    big = _post_large(kit, b"\xff\xd8" + b"\x00" * (11 * 1024 * 1024))
+    assert big.status_code == 413
+    assert big.get_json() == {"status": "too_large", "error": "upload larger than 10 MB"}
+    under = _post_large(kit, b"\xff\xd8" + b"\x00" * (9 * 1024 * 1024))  # judged on content
+    assert under.status_code == 415
+    assert under.get_json()["status"] == "unsupported_image"
 
 
-def test_missing_misnamed_and_broken_fields(server: ServerProcess) -> None:
-    missing = _post(server, data={"camera": "x"})
+def test_missing_misnamed_and_broken_fields(kit: Kit) -> None:
+    missing = _post(kit, data={"camera": "x"})
     assert missing.status_code == 400
-    assert "image" in missing.json()["error"]
-    misnamed = _post(server, files={"file": face_bytes(PROBES["george_w_bush"])})
+    assert missing.get_json() == {
+        "status": "bad_request",
+        "error": "send the image as multipart field 'image'",
+    }
+    misnamed = _post(kit, data={"file": (io.BytesIO(kit.probe("ana_lima")), "f.jpg")})
     assert misnamed.status_code == 400
-    assert "file" in misnamed.json()["error"]
+    assert misnamed.get_json() == {
+        "status": "bad_request",
+        "error": "send the image as multipart field 'image' (got file fields: file)",
+    }
     broken = _post(
-        server,
+        kit,
         data=b'--xyz\r\nContent-Disposition: form-data; name="image"\r\n',
-        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        content_type="multipart/form-data; boundary=xyz",
     )
     assert broken.status_code == 400
-    assert broken.json()["status"] == "bad_request"
-    no_boundary = _post(server, data=b"abc", headers={"Content-Type": "multipart/form-data"})
+    assert broken.get_json()["status"] == "bad_request"
+    no_boundary = _post(kit, data=b"abc", content_type="multipart/form-data")
     assert no_boundary.status_code == 400
-    bad_camera = server.recognize(face_bytes(PROBES["george_w_bush"]), camera="../../etc")
-    assert bad_camera.status_code == 400
-    assert bad_camera.json()["status"] == "bad_request"
+    assert no_boundary.get_json()["status"] == "bad_request"
+    assert kit.analyzer.calls == 0
 
 
-def test_unknown_route_and_method_are_json(server: ServerProcess) -> None:
-    assert server.get("/nope").json()["status"] == "not_found"
-    response = server.get("/recognize")
-    assert response.status_code == 405
-    assert response.json()["status"] == "method_not_allowed"
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("camera", "../../etc", "camera id must be"),
+        ("camera", "x" * 65, "camera id must be"),
+        ("event_id", "a b", "event id must be"),
+        ("fps", "fast", "fps must be a number"),
+        ("fps", "0.5", "fps must be a number from 1 to 240"),
+        ("captured_at", "2026-11-23T08:50:00", "captured_at needs a UTC offset"),
+        ("captured_at", "yesterday", "captured_at must be an ISO 8601 time"),
+    ],
+)
+def test_a_bad_field_is_refused_before_any_mark(
+    kit: Kit, field: str, value: str, error: str
+) -> None:
+    response = kit.recognize(kit.probe("ana_lima"), **{field: value})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["status"] == "bad_request"
+    assert body["error"].startswith(error), body
+    assert kit.services.store.marks_on(MONDAY) == []
 
 
-def test_server_survives_and_still_recognises(server: ServerProcess) -> None:
-    for make, _code, _status in REFUSED.values():
-        server.recognize(make())
-    assert server.get("/health", key=None).status_code == 200
-    body = server.recognize(face_bytes(PROBES["george_w_bush"])).json()
-    assert body["name"] == "george_w_bush"
+def test_a_burst_has_at_most_60_frames(kit: Kit) -> None:
+    frames = [kit.probe("ana_lima", seed=i) for i in range(61)]
+    response = kit.recognize(*frames)
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "status": "bad_request",
+        "error": "a burst has at most 60 frames",
+    }
+    assert kit.analyzer.calls == 0
+
+
+def test_the_app_survives_and_still_recognises(kit: Kit) -> None:
+    for make, code, _status in REFUSED.values():
+        assert kit.recognize(make()).status_code == code
+    assert kit.services.store.marks_on(MONDAY) == []
+    assert kit.get("/health", key=None).get_json()["status"] == "ok"
+    body = kit.recognize(kit.probe("ana_lima")).get_json()
+    assert (body["status"], body["name"], body["new"]) == ("success", "ana_lima", True)

@@ -1,156 +1,457 @@
-"""The camera client on real clips against a real server: marks, offline queue, restarts."""
+"""The camera client.
+
+In process: the client's uploader and offline queue against the real app of ``make_kit``, over
+a ``requests.Session`` whose transport hands each request to the Flask test client (no socket;
+"the server is down" is a transport that refuses to connect); the HUD. Real (``real``): the
+client command on a real clip against a real server process, and its window on Xvfb.
+"""
 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+import requests
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
-from conftest import API_KEY, ServerProcess, free_port, require_faces, run_cli
+from conftest import (
+    API_KEY,
+    MONDAY_0855,
+    Kit,
+    ServerProcess,
+    free_port,
+    make_kit,
+    require_faces,
+    run_cli,
+)
+from smart_attendance.cli import main as cli_main
+from smart_attendance.client import app as client_app
 from smart_attendance.client import hud
-from smart_attendance.client.outbox import Outbox
-from smart_attendance.models import Box
+from smart_attendance.client.outbox import Outbox, Scan
+from smart_attendance.client.uploader import Uploader
+from smart_attendance.errors import SourceError
+from smart_attendance.models import Box, MarkResult, Recognition
 
 CLIP = "talking_head_wda_aoc.mp4"
+SERVER = "http://attendance.test"  # never resolved: the transport below is the app itself
 
 
-def _speaker_dataset(folder: Path) -> Path:
-    import cv2
-
-    person = folder / "speaker"
-    person.mkdir(parents=True)
-    capture = cv2.VideoCapture(str(require_faces() / "video" / CLIP))
-    index = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index in (60, 120, 190):
-            cv2.imwrite(str(person / f"{index}.jpg"), frame)
-        index += 1
-    capture.release()
-    return folder
+# --- the client's transport to the app in this process ---------------------------------------
 
 
-def _client(
-    tmp_path: Path, url: str, queue: Path, *extra: str, source: Path | None = None
-) -> tuple[int, str]:
-    result = run_cli(
-        "client",
-        "--source",
-        str(source or require_faces() / "video" / CLIP),
-        "--server",
-        url,
-        "--no-window",
-        "--queue-dir",
-        str(queue),
-        "--camera",
-        "door-9",
-        *extra,
-        env={"API_SECRET_KEY": API_KEY, "ATTENDANCE_DATA_DIR": str(tmp_path / "client")},
-        cwd=tmp_path,
-        timeout_s=300,
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, result.stdout
+class AppTransport(HTTPAdapter):
+    """What a socket would carry, handed to the Flask test client instead. ``down`` (or no
+    client): every request fails to connect, like a server that is not running."""
+
+    def __init__(self, client: FlaskClient | None) -> None:
+        super().__init__()
+        self.client = client
+        self.down = client is None
+        self.attempts = 0
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        self.attempts += 1
+        if self.down or self.client is None:
+            raise requests.ConnectionError("connection refused", request=request)
+        url = urlsplit(request.url or "")
+        body = request.body or b""
+        answer = self.client.open(
+            url.path,
+            method=request.method or "GET",
+            query_string=url.query,
+            headers=list(request.headers.items()),
+            data=body.encode() if isinstance(body, str) else body,
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.reason = answer.status.partition(" ")[2]
+        response.headers = CaseInsensitiveDict(dict(answer.headers.items()))
+        response._content = answer.get_data()
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.url = request.url or ""
+        response.request = request
+        return response
 
 
-def _marks(data: Path) -> list[dict[str, str]]:
+def session_to(transport: AppTransport) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", transport)
+    session.mount("https://", transport)
+    return session
+
+
+class Client:
+    """The client's queue and uploader, as the camera client wires them, on ``kit``'s app."""
+
+    def __init__(self, kit: Kit, queue: Path, key: str = API_KEY) -> None:
+        self.kit = kit
+        self.transport = AppTransport(kit.client)
+        self.outbox = Outbox(queue)
+        self.answers: list[tuple[Scan, Recognition]] = []
+        self.session = session_to(self.transport)
+        self.uploader = Uploader(
+            self.outbox,
+            SERVER,
+            key,
+            lambda scan, answer: self.answers.append((scan, answer)),
+            session=self.session,
+        )
+        self.started = False
+
+    def start(self) -> None:
+        """Send in the background, as the camera client does."""
+        self.uploader.start()
+        self.started = True
+
+    def close(self) -> None:
+        if self.started:
+            self.uploader.stop()  # closes the session too
+        else:
+            self.session.close()
+
+    def queue(self, *frames: bytes, at: datetime, camera: str = "door-9", fps: float = 10) -> Scan:
+        return self.outbox.put(list(frames), camera, fps, at)
+
+    def send_one(self) -> Recognition:
+        """Send the oldest queued scan, which must get a final answer; that answer."""
+        before = len(self.answers)
+        assert self.uploader.send(self.outbox.pending()[0])
+        assert len(self.answers) == before + 1
+        return self.answers[-1][1]
+
+
+@pytest.fixture
+def client(kit: Kit, tmp_path: Path) -> Iterator[Client]:
+    made = Client(kit, tmp_path / "queue")
+    yield made
+    made.close()
+
+
+def _local(hh: int, mm: int, day: datetime = MONDAY_0855) -> datetime:
+    return day.replace(hour=hh, minute=mm, second=0, microsecond=0)
+
+
+def _day_rows(kit: Kit) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
-    for day_file in sorted((data / "logs").glob("attendance_*.csv")):
+    for day_file in sorted(kit.logs.glob("attendance_*.csv")):
         with open(day_file, newline="") as handle:
             rows += list(csv.DictReader(handle))
     return rows
 
 
-def test_client_marks_the_student_who_blinks(tmp_path: Path) -> None:
-    dataset = _speaker_dataset(tmp_path / "dataset")
-    server = ServerProcess(
-        dataset, tmp_path / "data", env={"ATTENDANCE_REQUIRE_LIVENESS": "1"}
-    ).start()
-    try:
-        code, out = _client(
-            tmp_path,
-            server.url,
-            tmp_path / "queue",
-            "--cooldown",
-            "2",
-            "--record",
-            str(tmp_path / "hud.mp4"),
-        )
-    finally:
-        server.stop()
-    assert code == 0
-    lines = out.splitlines()
-    assert lines[0] == "speaker: Late (new)" or lines[0] == "speaker: Present (new)", out
-    assert all(line.startswith("speaker: ") for line in lines[1:])
-    assert len(lines) >= 2  # blinks after the cool-down are scanned again: already marked
-    marks = _marks(tmp_path / "data")
-    assert [m["Name"] for m in marks] == ["speaker"]
-    assert (tmp_path / "hud.mp4").stat().st_size > 100_000
-    assert list((tmp_path / "queue").iterdir()) == []
+class NoFaceEngine:
+    """The client's face engine without dlib: the test frames show nobody."""
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+    def detect(self, _image: np.ndarray, _params: object) -> list[Box]:
+        return []
 
 
-def test_offline_queue_survives_outage_and_restart(tmp_path: Path) -> None:
+def _wall(folder: Path) -> Path:
+    """An image folder source: one frame of an empty wall."""
+    import cv2
+
+    folder.mkdir()
+    cv2.imwrite(str(folder / "wall.png"), np.full((120, 160, 3), 90, np.uint8))
+    return folder
+
+
+# --- the offline queue and the answers, in process --------------------------------------------
+
+
+def test_a_queued_scan_is_sent_answered_and_removed(client: Client) -> None:
+    kit = client.kit
+    scan = client.queue(kit.probe("ana_lima"), at=_local(8, 50))
+    client.start()
+    assert client.outbox.wait_empty(10)
+    assert client.uploader.state == "online" and client.uploader.sent == 1
+    [(answered, answer)] = client.answers
+    assert answered == scan
+    assert answer.status == "success"
+    assert answer.marks == (MarkResult("ana_lima", "Present", True, "08:50:00"),)
+    assert [face.name for face in answer.faces] == ["ana_lima"]
+    assert not scan.folder.exists()
+    # The form fields arrived: the camera id, the capture time (not the time it was sent).
+    [mark] = kit.services.store.marks_on(MONDAY_0855.date())
+    assert (mark.name, mark.camera, f"{mark.seen_at:%H:%M:%S}") == (
+        "ana_lima",
+        "door-9",
+        "08:50:00",
+    )
+    assert _day_rows(kit) == [{"Name": "ana_lima", "Time": "08:50:00", "Status": "Present"}]
+
+
+def test_scans_stay_queued_while_offline_and_are_sent_after_a_restart(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_app, "FaceEngine", NoFaceEngine)
     queue = tmp_path / "queue"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # 1. The server is down: every scan is queued on disk, none is lost.
-    code, out = _client(tmp_path, url, queue, "--cooldown", "3", "--drain", "1")
-    assert code == 0
-    scans = Outbox(queue).pending()
-    assert len(scans) >= 2, out
-    assert "still queued" in out
-    captured = sorted(scan.captured_at for scan in scans)
+    # 1. The server is down: every scan is kept on disk, in capture order; none is lost.
+    offline = Client(kit, queue)
+    offline.transport.down = True
+    scans = [
+        offline.queue(kit.probe("ana_lima", seed=seed), at=_local(8, minute))
+        for seed, minute in ((3, 52), (1, 50), (2, 51))
+    ]
+    for _ in range(2):
+        assert not offline.uploader.send(offline.outbox.pending()[0])
+    assert offline.uploader.state == "offline"
+    assert offline.transport.attempts == 2 and offline.answers == []
+    assert [s.captured_at for s in offline.outbox.pending()] == sorted(s.captured_at for s in scans)
+    assert kit.services.store.marks_on(MONDAY_0855.date()) == []
+    offline.close()
     # A copy of one scan (same event id) stands for a resend after a crash mid-upload.
-    shutil.copytree(scans[0].folder, queue / (scans[0].folder.name + "_copy"))
-    # 2. The server comes back; the client restarts on a source with no blink at all.
-    dataset = _speaker_dataset(tmp_path / "dataset")
-    server = ServerProcess(
-        dataset, tmp_path / "data", port=port, env={"ATTENDANCE_TIMEZONE": "UTC"}
-    ).start()
-    try:
-        empty = tmp_path / "empty"
-        empty.mkdir()
-        import cv2
+    first = min(scans, key=lambda s: s.captured_at)
+    shutil.copytree(first.folder, queue / (first.folder.name + "_copy"))
 
-        cv2.imwrite(str(empty / "wall.png"), np.full((120, 160, 3), 90, np.uint8))
-        code, out = _client(tmp_path, url, queue, "--drain", "60", source=empty)
-        assert code == 0
-        assert f"{len(scans) + 1} queued scan(s) from before will be sent." in out
-        answers = [line for line in out.splitlines() if line.startswith("speaker")]
-        assert len(answers) == len(scans) + 1
-        assert answers[0] == "speaker: Late (new)" or answers[0] == "speaker: Present (new)"
-        assert all("already marked" in a for a in answers[1:])
-    finally:
-        server.stop()
+    # 2. The client restarts while the server is still down: the scans are still queued.
+    said: list[str] = []
+    down = AppTransport(None)
+    options = client_app.ClientOptions(
+        source=str(_wall(tmp_path / "wall")),
+        server=SERVER,
+        key=API_KEY,
+        camera="door-9",
+        queue_dir=queue,
+        window=False,
+        drain_s=0,
+    )
+    assert client_app.run(options, echo=said.append, session=session_to(down)) == 0
+    assert said == [
+        "4 queued scan(s) from before will be sent.",
+        f"4 scan(s) still queued in {queue}; they will be sent on the next start.",
+    ]
+    assert len(Outbox(queue)) == 4
+
+    # 3. The server is back, 50 minutes later (Late by then); the client restarts again.
+    kit.clock.set(_local(9, 45))
+    said.clear()
+    options.drain_s = 10
+    back = session_to(AppTransport(kit.client))
+    assert client_app.run(options, echo=said.append, session=back) == 0
+    assert said[0] == "4 queued scan(s) from before will be sent."
+    assert said[1:] == ["ana_lima: Present (new)"] + ["ana_lima: Present (already marked)"] * 3
     assert Outbox(queue).pending() == []
-    marks = _marks(tmp_path / "data")
-    assert [m["Name"] for m in marks] == ["speaker"]  # once, not once per resend
-    # The mark carries the capture time from the outage, not the time it was sent.
-    assert marks[0]["Time"] == captured[0][11:19]  # server zone is UTC, like captured_at
+    # Marked once, not once per scan or resend, at the capture time from the outage.
+    [mark] = kit.services.store.marks_on(MONDAY_0855.date())
+    assert (mark.status, f"{mark.seen_at:%H:%M:%S}") == ("Present", "08:50:00")
+    assert _day_rows(kit) == [{"Name": "ana_lima", "Time": "08:50:00", "Status": "Present"}]
 
 
-def test_client_refuses_to_start_without_a_key(tmp_path: Path) -> None:
-    result = run_cli("client", "--no-window", "--source", str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 1
+def test_a_resend_of_the_same_event_never_marks_twice(tmp_path: Path) -> None:
+    # The server's own clock decides the day here, so only the event id can tell a resend.
+    kit = make_kit(tmp_path, trust_client_clock=False)
+    client = Client(kit, tmp_path / "queue")
+    try:
+        scan = client.queue(kit.probe("ana_lima"), at=_local(8, 50))
+        shutil.copytree(scan.folder, scan.folder.with_name(scan.folder.name + "_copy"))
+        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:55:00")
+        kit.clock.advance(days=1)
+        again = client.send_one()  # the same event, received the next day
+        assert again.first == MarkResult("ana_lima", "Present", False, "08:55:00")
+        tuesday = (MONDAY_0855 + timedelta(days=1)).date()
+        assert kit.services.store.marks_on(tuesday) == []
+        # A new scan that day is a new event: marked.
+        client.queue(kit.probe("ana_lima", seed=1), at=_local(8, 50))
+        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:55:00")
+        assert len(kit.services.store.marks_on(tuesday)) == 1
+        assert client.outbox.pending() == []
+    finally:
+        client.close()
+        kit.services.close()
+
+
+def test_a_refused_key_keeps_scans_queued(kit: Kit, tmp_path: Path) -> None:
+    wrong = Client(kit, tmp_path / "queue", key="not-the-key")
+    try:
+        scan = wrong.queue(kit.probe("ana_lima"), at=_local(8, 50))
+        assert not wrong.uploader.send(scan)
+        assert wrong.uploader.state == "denied"
+        assert wrong.outbox.pending() == [scan] and wrong.answers == []
+        assert kit.services.store.marks_on(MONDAY_0855.date()) == []
+    finally:
+        wrong.close()
+    fixed = Client(kit, tmp_path / "queue")  # the key is corrected, the client restarted
+    try:
+        assert fixed.send_one().first == MarkResult("ana_lima", "Present", True, "08:50:00")
+        assert fixed.uploader.state == "online"
+    finally:
+        fixed.close()
+
+
+def test_a_server_still_enrolling_keeps_scans_and_a_refused_scan_is_dropped(
+    tmp_path: Path,
+) -> None:
+    kit = make_kit(tmp_path, enrol=False)
+    client = Client(kit, tmp_path / "queue")
+    try:
+        scan = client.queue(kit.probe("ana_lima"), at=_local(8, 50))
+        assert not client.uploader.send(scan)  # 503 "starting": try again later
+        assert client.uploader.state == "offline" and client.outbox.pending() == [scan]
+        kit.services.enrolment.enroll()
+        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:50:00")
+        # A scan the server refuses (400) has its final answer: it is not sent forever.
+        client.queue(kit.probe("ben_ito"), at=_local(8, 51), camera="door 9!")
+        refused = client.send_one()
+        assert refused.status == "bad_request" and "camera id" in (refused.reason or "")
+        assert client.outbox.pending() == []
+        assert hud.result_card(refused) == {
+            "title": "Unknown",
+            "detail": refused.reason,
+            "kind": "unknown",
+        }
+    finally:
+        client.close()
+        kit.services.close()
+
+
+def test_result_cards_for_the_servers_answers(client: Client) -> None:
+    kit = client.kit
+    kit.clock.set(_local(9, 30))
+    client.queue(kit.probe("ana_lima"), at=_local(8, 50))
+    client.queue(kit.probe("ana_lima", seed=1), at=_local(8, 56))
+    client.queue(kit.probe("ben_ito"), at=_local(9, 20))
+    client.queue(kit.stranger(), at=_local(9, 21))
+    client.queue(kit.analyzer.add(b"an empty corridor"), at=_local(9, 22))
+    cards = [hud.result_card(client.send_one()) for _ in range(5)]
+    assert cards == [
+        {"title": "ana_lima", "detail": "Present", "kind": "present"},
+        {"title": "ana_lima", "detail": "Present (already marked)", "kind": "present"},
+        {"title": "ben_ito", "detail": "Late", "kind": "late"},
+        {"title": "Unknown", "detail": "unknown_face", "kind": "unknown"},
+        {"title": "Unknown", "detail": "no_face", "kind": "unknown"},
+    ]
+
+
+def test_result_cards_when_liveness_is_required(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path, require_liveness=True)
+    client = Client(kit, tmp_path / "queue")
+    try:
+        still = kit.probe("ana_lima")
+        client.queue(still, at=_local(8, 50))
+        client.queue(*[still] * 12, at=_local(8, 51))
+        # Eyes shut for 6 frames: a blink at 25 fps, closed for over a second at 5 fps. The
+        # frame rate travels with each scan.
+        ears = (0.30,) * 8 + (0.12,) * 6 + (0.30,) * 6
+        burst = [kit.probe("ana_lima", ear=ear) for ear in ears]
+        client.queue(*burst, at=_local(8, 52), fps=5)
+        client.queue(*burst, at=_local(8, 53), fps=25)
+        answers = [client.send_one() for _ in range(4)]
+        assert [hud.result_card(a) for a in answers] == [
+            {
+                "title": "Please blink",
+                "detail": "send a burst of frames around a blink",
+                "kind": "unknown",
+            },
+            {"title": "Please blink", "detail": "no blink seen in the burst", "kind": "unknown"},
+            {"title": "Please blink", "detail": "no blink seen in the burst", "kind": "unknown"},
+            {"title": "ana_lima", "detail": "Present", "kind": "present"},
+        ]
+        assert [a.status for a in answers] == ["liveness_failed"] * 3 + ["success"]
+        assert all(face.name is None for a in answers[:3] for face in a.faces)  # no name leaks
+        assert answers[3].first == MarkResult("ana_lima", "Present", True, "08:53:00")
+    finally:
+        client.close()
+        kit.services.close()
+
+
+def test_the_health_check_shows_the_connection_state(client: Client) -> None:
+    client.uploader.check()
+    assert client.uploader.state == "online"
+    client.transport.down = True
+    client.uploader.check()
+    assert client.uploader.state == "offline"
+
+
+# --- the command's own errors, in process ------------------------------------------------------
+
+
+def _cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, **env: str) -> Any:
+    """``attendance ARGS`` in this process, with only the given settings."""
+    for name in [n for n in os.environ if n.startswith("ATTENDANCE_")] + ["API_SECRET_KEY"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return CliRunner().invoke(cli_main, list(args), env=env)
+
+
+def test_client_refuses_to_start_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _cli(tmp_path, monkeypatch, "client", "--no-window", "--source", str(tmp_path))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.startswith("Error: set API_SECRET_KEY")
 
 
-def test_missing_video_is_one_line(tmp_path: Path) -> None:
-    result = run_cli(
+def test_missing_video_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "x.mp4"
+    result = _cli(
+        tmp_path,
+        monkeypatch,
         "client",
         "--no-window",
         "--source",
-        str(tmp_path / "x.mp4"),
-        env={"API_SECRET_KEY": "k"},
-        cwd=tmp_path,
+        str(missing),
+        "--server",
+        "http://127.0.0.1:9",
+        API_SECRET_KEY="k",
     )
-    assert result.returncode == 1
-    assert result.stderr.strip() == f"Error: video file not found: {tmp_path / 'x.mp4'}"
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.strip() == f"Error: video file not found: {missing}"
+
+
+def test_a_live_camera_that_disappears_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Camera missing at start: retried with back-off; camera stops mid-stream: reopened."""
+    blank = np.zeros((240, 320, 3), np.uint8)
+    opened: list[int] = []
+
+    def open_frames(source: str) -> tuple[float, object]:
+        opened.append(len(opened))
+        if len(opened) <= 2:
+            raise SourceError("camera 0 cannot be opened")
+        if len(opened) <= 4:
+            return 25.0, iter([blank, blank, blank])  # the stream ends: unplugged
+        raise KeyboardInterrupt  # Ctrl-C: stop the test
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(client_app, "open_frames", open_frames)
+    monkeypatch.setattr(client_app, "FaceEngine", NoFaceEngine)
+    monkeypatch.setattr(client_app.time, "sleep", sleeps.append)
+    said: list[str] = []
+    options = client_app.ClientOptions(
+        source="0", server=SERVER, key=API_KEY, queue_dir=tmp_path / "queue", window=False
+    )
+    down = session_to(AppTransport(None))
+    assert client_app.run(options, echo=said.append, session=down) == 0
+    assert len(opened) == 5
+    assert sleeps == [1.0, 2.0]  # back-off while the camera is missing, reset once it opens
+    assert said.count("Camera unavailable (camera 0 cannot be opened); retrying in 1 s.") == 1
+    assert said.count("Camera stopped sending frames; reopening.") == 2
+
+
+# --- the HUD --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -189,6 +490,77 @@ def test_hud_draws_panels_box_meter_and_card() -> None:
     assert not (hud.draw(frame, state)[:80, 300:] == hud.AMBER).all(axis=-1).any()
 
 
+# --- real: the client command, a real server, a real clip, a real window ----------------------
+
+
+def _speaker_dataset(folder: Path) -> Path:
+    import cv2
+
+    person = folder / "speaker"
+    person.mkdir(parents=True)
+    capture = cv2.VideoCapture(str(require_faces() / "video" / CLIP))
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index in (60, 120, 190):
+            cv2.imwrite(str(person / f"{index}.jpg"), frame)
+        index += 1
+    capture.release()
+    return folder
+
+
+def _marks(data: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for day_file in sorted((data / "logs").glob("attendance_*.csv")):
+        with open(day_file, newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+@pytest.mark.real
+def test_client_marks_the_student_who_blinks(tmp_path: Path) -> None:
+    dataset = _speaker_dataset(tmp_path / "dataset")
+    server = ServerProcess(
+        dataset, tmp_path / "data", env={"ATTENDANCE_REQUIRE_LIVENESS": "1"}
+    ).start()
+    try:
+        result = run_cli(
+            "client",
+            "--source",
+            str(require_faces() / "video" / CLIP),
+            "--server",
+            server.url,
+            "--no-window",
+            "--queue-dir",
+            str(tmp_path / "queue"),
+            "--camera",
+            "door-9",
+            "--cooldown",
+            "2",
+            "--record",
+            str(tmp_path / "hud.mp4"),
+            env={"API_SECRET_KEY": API_KEY, "ATTENDANCE_DATA_DIR": str(tmp_path / "client")},
+            cwd=tmp_path,
+            timeout_s=300,
+        )
+    finally:
+        server.stop()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0
+    out = result.stdout
+    lines = out.splitlines()
+    assert lines[0] == "speaker: Late (new)" or lines[0] == "speaker: Present (new)", out
+    assert all(line.startswith("speaker: ") for line in lines[1:])
+    assert len(lines) >= 2  # blinks after the cool-down are scanned again: already marked
+    marks = _marks(tmp_path / "data")
+    assert [m["Name"] for m in marks] == ["speaker"]
+    assert (tmp_path / "hud.mp4").stat().st_size > 100_000
+    assert list((tmp_path / "queue").iterdir()) == []
+
+
+@pytest.mark.real
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed (make install)")
 def test_window_opens_on_a_virtual_screen(tmp_path: Path) -> None:
     import subprocess
@@ -240,40 +612,3 @@ def test_window_opens_on_a_virtual_screen(tmp_path: Path) -> None:
     )
     assert without_display.returncode == 1
     assert "use --no-window" in without_display.stderr
-
-
-def test_a_live_camera_that_disappears_is_reopened(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Camera missing at start: retried with back-off; camera stops mid-stream: reopened."""
-    from smart_attendance.client import app
-    from smart_attendance.sources import SourceError
-
-    require_faces()  # the scanner loads dlib's models
-    blank = np.zeros((240, 320, 3), np.uint8)
-    opened: list[int] = []
-
-    def open_frames(source: str) -> tuple[float, object]:
-        opened.append(len(opened))
-        if len(opened) <= 2:
-            raise SourceError("camera 0 cannot be opened")
-        if len(opened) <= 4:
-            return 25.0, iter([blank, blank, blank])  # the stream ends: unplugged
-        raise KeyboardInterrupt  # Ctrl-C: stop the test
-
-    sleeps: list[float] = []
-    monkeypatch.setattr(app, "open_frames", open_frames)
-    monkeypatch.setattr(app.time, "sleep", sleeps.append)
-    said: list[str] = []
-    options = app.ClientOptions(
-        source="0",
-        server=f"http://127.0.0.1:{free_port()}",
-        key=API_KEY,
-        queue_dir=tmp_path / "queue",
-        window=False,
-    )
-    assert app.run(options, echo=said.append) == 0
-    assert len(opened) == 5
-    assert sleeps == [1.0, 2.0]  # back-off while the camera is missing, reset once it opens
-    assert said.count("Camera unavailable (camera 0 cannot be opened); retrying in 1 s.") == 1
-    assert said.count("Camera stopped sending frames; reopening.") == 2

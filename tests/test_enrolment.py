@@ -1,23 +1,169 @@
-"""Enrolment from dataset/<student>/*.jpg: reasons for skipped photos, incremental updates."""
+"""Enrolment from dataset/<student>/*.jpg: reasons for skipped photos, incremental updates.
+
+In process with scripted faces (every reason, the cache, untrusted names), and once on real
+photos with dlib in this process (``real_analyzer``), through the ``enroll`` command.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
-from conftest import NO_FACE, PROBES, STUDENTS, build_dataset, face_bytes, require_faces, run_cli
-from smart_attendance.config import load_settings
-from smart_attendance.service import build_service
+from conftest import NO_FACE, PROBES, STUDENTS, Kit, build_dataset, face_bytes, make_kit
+from scripted import ScriptedFace, identity, near
+from smart_attendance import app as app_module
+from smart_attendance.cli import main as cli_main
+from smart_attendance.engine import imaging
+from smart_attendance.models import Analyzer, Box
+
+EVIL = '=HYPERLINK("x","<b>click")'
+
+
+def _truncated_jpeg() -> bytes:
+    """The first 200 bytes of a JPEG: its header promises more than the file holds."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(out, format="JPEG")
+    return out.getvalue()[:200]
+
+
+class ScriptedDataset:
+    """A dataset folder of scripted photos: each file's bytes are registered with the kit's
+    analyzer with the faces the test chooses."""
+
+    def __init__(self, kit: Kit) -> None:
+        self.kit = kit
+        self.root = kit.settings.dataset_dir
+        self.people = {"obama": identity(1), "george_w_bush": identity(2)}
+        self.edits = 0
+
+    def photo(self, rel: str, *faces: ScriptedFace) -> Path:
+        self.edits += 1
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.kit.analyzer.add(f"photo:{rel}:{self.edits}".encode(), *faces))
+        return path
+
+    def face(self, name: str, seed: int, box: Box | None = None) -> ScriptedFace:
+        descriptor = near(self.people[name], 0.1, seed)
+        return ScriptedFace(descriptor) if box is None else ScriptedFace(descriptor, box)
+
+    def messy(self, outside: Path) -> None:
+        """Two good photos each, and one of every problem the old test had on real photos."""
+        for name in self.people:
+            self.photo(f"{name}/1.jpg", self.face(name, 1))
+            self.photo(f"{name}/2.jpg", self.face(name, 2))
+        self.photo("obama/dogs.jpg")  # an image without a face
+        left, right = Box(40, 100, 200, 260), Box(400, 100, 560, 260)
+        self.photo(
+            "obama/group.jpg", ScriptedFace(identity(7), left), ScriptedFace(identity(8), right)
+        )
+        self.photo("george_w_bush/tiny.jpg", self.face("george_w_bush", 3, Box(10, 10, 50, 50)))
+        (self.root / "george_w_bush" / "broken.jpg").write_bytes(_truncated_jpeg())
+        (self.root / "george_w_bush" / "notes.txt").write_text("not a photo")
+        self.photo("bad\x07name/1.jpg", ScriptedFace(identity(9)))
+        outside.write_bytes(self.kit.analyzer.add(b"outside", ScriptedFace(identity(10))))
+        (self.root / "obama" / "link.jpg").symlink_to(outside)
 
 
 @pytest.fixture
-def messy_dataset(tmp_path: Path) -> Path:
-    faces = require_faces()
+def scripted(tmp_path: Path) -> Iterator[ScriptedDataset]:
+    kit = make_kit(tmp_path, students=(), enrol=False)
+    dataset = ScriptedDataset(kit)
+    dataset.messy(tmp_path / "outside.jpg")
+    yield dataset
+    kit.services.close()
+
+
+def _reasons(report: Any) -> dict[str, str]:
+    return {skipped.path: skipped.reason for skipped in report.skipped}
+
+
+def test_every_skipped_photo_has_its_reason(scripted: ScriptedDataset) -> None:
+    report = scripted.kit.services.enrolment.enroll()
+    assert report.summary().startswith(
+        "2 students, 4 photos enrolled, 6 skipped (8 analysed, 0 from cache, 0 removed)"
+    )
+    reasons = _reasons(report)
+    assert reasons == {
+        "obama/dogs.jpg": "no face found",
+        "obama/group.jpg": "2 faces found, need exactly one",
+        "george_w_bush/tiny.jpg": "face is 40 px wide, too small to trust (minimum 60 px)",
+        "george_w_bush/broken.jpg": reasons["george_w_bush/broken.jpg"],
+        "obama/link.jpg": "link to a file outside the dataset",
+        "bad\x07name/": "folder name contains control characters",
+    }
+    assert reasons["george_w_bush/broken.jpg"].startswith("the image cannot be decoded")
+    assert scripted.kit.services.enrolment.enrolled() == ["george_w_bush", "obama"]
+
+
+def test_enrolment_is_incremental(scripted: ScriptedDataset) -> None:
+    enrolment = scripted.kit.services.enrolment
+    enrolment.enroll()
+    again = enrolment.enroll().summary()
+    assert "2 students, 4 photos enrolled, 6 skipped (0 analysed, 8 from cache" in again
+
+    scripted.photo("george_w_bush/new.jpg", scripted.face("george_w_bush", 5))
+    (scripted.root / "obama" / "2.jpg").unlink()
+    added = enrolment.enroll().summary()
+    assert "2 students, 4 photos enrolled, 6 skipped (1 analysed, 7 from cache, 1 removed)" in added
+
+    # A changed file (same name, new content) is re-read; a fixed photo is enrolled.
+    scripted.photo("george_w_bush/broken.jpg", scripted.face("george_w_bush", 7))
+    report = enrolment.enroll()
+    assert "2 students, 5 photos enrolled, 5 skipped (1 analysed, 7 from cache" in report.summary()
+    assert "george_w_bush/broken.jpg" not in _reasons(report)
+
+
+def test_student_names_are_untrusted_text(tmp_path: Path) -> None:
+    """A folder named like a spreadsheet formula is enrolled but neutralised in the CSV files."""
+    kit = make_kit(tmp_path, students=(EVIL,))
+    try:
+        assert kit.services.enrolment.enrolled() == [EVIL]
+        body = kit.recognize(kit.probe(EVIL)).get_json()
+        assert body["status"] == "success", body
+        assert body["name"] == EVIL
+    finally:
+        kit.services.close()
+    day_file = next(kit.logs.glob("attendance_*.csv"))
+    with open(day_file, newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["Name"] == "'" + EVIL  # a spreadsheet shows the text, it does not run it
+    with open(kit.logs / "student_statistics.csv", newline="") as handle:
+        [stats] = list(csv.DictReader(handle))
+    assert stats["Student Name"] == "'" + EVIL
+
+
+def test_probe_decodes_with_exif_rotation() -> None:
+    """A phone photo stored sideways with an EXIF orientation tag is turned upright first."""
+    upright = np.full((200, 300, 3), 200, np.uint8)
+    upright[:50, :50] = (255, 0, 0)  # a red corner, top left when upright
+    image = Image.fromarray(upright)
+    rotated = image.rotate(90, expand=True)  # stored turned a quarter counter-clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view": undoes the rotation above
+    out = io.BytesIO()
+    rotated.save(out, format="JPEG", exif=exif, quality=95)
+    decoded = imaging.decode(out.getvalue(), 10**8)
+    assert decoded.shape[:2] == (image.height, image.width)
+    assert decoded[5:45, 5:45, 0].mean() > 230 and decoded[5:45, 5:45, 1].mean() < 40
+    assert decoded[-45:, -45:, 0].mean() < 230  # not the corner it was stored in
+
+
+# --- real photos, dlib in this process --------------------------------------------------------
+
+
+@pytest.fixture
+def messy_dataset(tmp_path: Path, faces: Path) -> Path:
     root = build_dataset(
         tmp_path / "dataset",
         {
@@ -39,15 +185,36 @@ def messy_dataset(tmp_path: Path) -> Path:
     return root
 
 
-def test_enroll_reports_every_skipped_photo_with_its_reason(
-    messy_dataset: Path, tmp_path: Path
+class Borrowed:
+    """The session's analyzer, lent to a command that closes what it is given."""
+
+    def __init__(self, analyzer: Analyzer) -> None:
+        self._analyzer = analyzer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._analyzer, name)
+
+    def close(self) -> None:
+        """Kept open for the other tests."""
+
+
+@pytest.mark.real
+def test_enroll_command_reports_every_skipped_real_photo(
+    messy_dataset: Path,
+    tmp_path: Path,
+    real_analyzer: Analyzer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: Borrowed(real_analyzer))
+    for name in [n for n in os.environ if n.startswith("ATTENDANCE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
     env = {
         "ATTENDANCE_DATASET_DIR": str(messy_dataset),
         "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
     }
-    result = run_cli("enroll", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = CliRunner().invoke(cli_main, ["enroll"], env=env)
+    assert result.exit_code == 0, result.output
     out = result.stdout
     assert "2 students, 4 photos enrolled, 6 skipped (8 analysed, 0 from cache, 0 removed)" in out
     assert "obama/dogs.jpg: no face found" in out
@@ -57,72 +224,5 @@ def test_enroll_reports_every_skipped_photo_with_its_reason(
     assert "obama/link.jpg: link to a file outside the dataset" in out
     assert "folder name contains control characters" in out
     assert "notes.txt" not in out
-    assert "Traceback" not in result.stderr
-
-
-def test_enrolment_is_incremental(messy_dataset: Path, tmp_path: Path) -> None:
-    env = {
-        "ATTENDANCE_DATASET_DIR": str(messy_dataset),
-        "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
-    }
-    assert run_cli("enroll", env=env, cwd=tmp_path).returncode == 0
-    again = run_cli("enroll", env=env, cwd=tmp_path).stdout
-    assert "2 students, 4 photos enrolled, 6 skipped (0 analysed, 8 from cache" in again
-
-    faces = require_faces()
-    shutil.copy(faces / "lfw/george_w_bush/5.jpg", messy_dataset / "george_w_bush" / "new.jpg")
-    (messy_dataset / "obama" / "knn_obama_2.jpg").unlink()
-    added = run_cli("enroll", env=env, cwd=tmp_path).stdout
-    assert "2 students, 4 photos enrolled, 6 skipped (1 analysed, 7 from cache, 1 removed)" in added
-
-    # A changed file (same name, new content) is re-read; a fixed photo is enrolled.
-    fixed = messy_dataset / "george_w_bush" / "broken.jpg"
-    fixed.write_bytes((faces / "lfw/george_w_bush/7.jpg").read_bytes())
-    changed = run_cli("enroll", env=env, cwd=tmp_path).stdout
-    assert "2 students, 5 photos enrolled, 5 skipped (1 analysed, 7 from cache" in changed
-    assert "broken.jpg" not in changed
-
-
-def test_student_names_are_untrusted_text(tmp_path: Path) -> None:
-    """A folder named like a spreadsheet formula is enrolled but neutralised in the CSV files."""
-    evil = '=HYPERLINK("x","<b>click")'
-    dataset = build_dataset(tmp_path / "dataset", {evil: STUDENTS["obama"]})
-    settings = load_settings(
-        {
-            "ATTENDANCE_DATASET_DIR": str(dataset),
-            "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
-            "ATTENDANCE_WORKERS": "1",
-            "API_SECRET_KEY": "k",
-        },
-        env_file=None,
-    )
-    service = build_service(settings)
-    try:
-        report = service.enroll()
-        assert report.students == 1
-        body = service.recognize([face_bytes("knn/obama/3.jpg")])
-        assert body["status"] == "success", body
-        assert body["name"] == evil
-    finally:
-        service.close()
-    day_file = next((tmp_path / "data" / "logs").glob("attendance_*.csv"))
-    with open(day_file, newline="") as handle:
-        [row] = list(csv.DictReader(handle))
-    assert row["Name"] == "'" + evil  # a spreadsheet shows the text, it does not run it
-    with open(tmp_path / "data" / "logs" / "student_statistics.csv", newline="") as handle:
-        [stats] = list(csv.DictReader(handle))
-    assert stats["Student Name"] == "'" + evil
-
-
-def test_probe_decodes_with_exif_rotation(tmp_path: Path) -> None:
-    """A phone photo stored sideways with an EXIF orientation tag is turned upright first."""
-    from smart_attendance import imaging
-
-    image = Image.open(io.BytesIO(face_bytes(PROBES["george_w_bush"])))
-    rotated = image.rotate(90, expand=True)
-    exif = Image.Exif()
-    exif[0x0112] = 8  # "rotate 90 CW to view": undoes the rotation above
-    out = io.BytesIO()
-    rotated.save(out, format="JPEG", exif=exif, quality=95)
-    upright = imaging.decode(out.getvalue(), 10**8)
-    assert upright.shape[:2] == (image.height, image.width)
+    again = CliRunner().invoke(cli_main, ["enroll"], env=env)
+    assert "2 students, 4 photos enrolled, 6 skipped (0 analysed, 8 from cache" in again.stdout

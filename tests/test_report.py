@@ -1,33 +1,42 @@
-"""The daily report against a real SMTP server on loopback (aiosmtpd, with AUTH)."""
+"""The daily report: its content, manual sends through the app, the scheduler on an injected
+clock, and the ``report`` commands, in process. Delivery goes to a real SMTP server on loopback
+(aiosmtpd, with AUTH): those tests are marked ``real``."""
 
 from __future__ import annotations
 
 import email
+import io
+import logging
+import os
 import socket
-import time
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from click.testing import CliRunner, Result
+from PIL import Image
 
-from conftest import PROBES, STUDENTS, ServerProcess, build_dataset, face_bytes, free_port, run_cli
-from smart_attendance.config import Settings
+from conftest import API_KEY, PARIS, Kit, free_port, make_kit, make_settings
+from scripted import ScriptedFace, identity
+from smart_attendance.app import build_services
+from smart_attendance.cli import main
+from smart_attendance.config import SPECS, Settings
 from smart_attendance.errors import MailAuthError, MailTimeoutError, MailUnavailableError
-from smart_attendance.mailer import send
-from smart_attendance.models import Mark
-from smart_attendance.scheduler import ReportScheduler
-from smart_attendance.service import AttendanceService
-from smart_attendance.store import Store
+from smart_attendance.reports.mailer import send
+from smart_attendance.reports.scheduler import ReportScheduler
 
 USER, PASSWORD = "sender@school.test", "app-password-123"
 TEACHERS = "teacher@school.test, head@school.test"
+RECIPIENTS = ["teacher@school.test", "head@school.test"]
+MONDAY = date(2026, 11, 23)
 
 
 class Inbox:
@@ -83,288 +92,425 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-def mail_env(port: int, password: str = PASSWORD) -> dict[str, str]:
+def mail_settings(port: int, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
+    """``make_kit`` overrides for sending to the SMTP server on loopback ``port``."""
     return {
-        "SENDER_EMAIL": USER,
-        "SENDER_PASSWORD": password,
-        "TEACHER_EMAIL": TEACHERS,
-        "ATTENDANCE_SMTP_HOST": "127.0.0.1",
-        "ATTENDANCE_SMTP_PORT": str(port),
-        "ATTENDANCE_SMTP_SECURITY": "none",
-        "ATTENDANCE_SMTP_TIMEOUT_S": "5",
-        "ATTENDANCE_CLASS_NAME": "Room 12 <Biology>",
-    }
-
-
-def _settings(tmp_path: Path, port: int, **extra: Any) -> Settings:
-    values: dict[str, Any] = {
         "sender_email": USER,
-        "sender_password": PASSWORD,
+        "sender_password": password,
         "teacher_email": TEACHERS,
         "smtp_host": "127.0.0.1",
         "smtp_port": port,
         "smtp_security": "none",
-        "smtp_timeout_s": 2.0,
-        "data_dir": tmp_path / "data",
-        "dataset_dir": tmp_path / "ds",
-        "timezone": "UTC",
+        "smtp_timeout_s": 5.0,
+        "class_name": "Room 12 <Biology>",
+        **extra,
     }
-    values.update(extra)
-    return Settings(**values)
+
+
+def mail_env(settings: Settings) -> dict[str, str]:
+    """The same settings as environment variables, for the CLI."""
+    return {
+        "SENDER_EMAIL": settings.sender_email,
+        "SENDER_PASSWORD": settings.sender_password,
+        "TEACHER_EMAIL": settings.teacher_email,
+        "ATTENDANCE_SMTP_HOST": settings.smtp_host,
+        "ATTENDANCE_SMTP_PORT": str(settings.smtp_port),
+        "ATTENDANCE_SMTP_SECURITY": settings.smtp_security,
+        "ATTENDANCE_DATA_DIR": str(settings.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(settings.dataset_dir),
+        "ATTENDANCE_TIMEZONE": settings.timezone,
+    }
+
+
+@pytest.fixture
+def kits(tmp_path: Path) -> Iterator[Callable[..., Kit]]:
+    """``make_kit`` in ``tmp_path``, closed at the end of the test."""
+    made: list[Kit] = []
+
+    def make(**kwargs: Any) -> Kit:
+        kit = make_kit(tmp_path, **kwargs)
+        made.append(kit)
+        return kit
+
+    yield make
+    for kit in made:
+        kit.services.close()
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
+    """``attendance ARGS`` in this process, with only the given settings in the environment,
+    in ``tmp_path`` (so no ``.env`` file is read)."""
+    for name in list(os.environ):
+        if name.startswith("ATTENDANCE_") or name in {spec.env for spec in SPECS}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        with monkeypatch.context() as scoped:
+            for name, value in (env or {}).items():
+                scoped.setenv(name, value)
+            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def send_now(kit: Kit, **form: str) -> Any:
+    return kit.client.post("/send_report", headers={"X-API-KEY": API_KEY}, data=form)
+
+
+def jpeg(color: tuple[int, int, int] = (180, 40, 40)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (320, 240), color).save(out, format="JPEG")
+    return out.getvalue()
 
 
 def _attachments(message: EmailMessage) -> dict[str, str]:
     return {
-        part.get_filename(): part.get_content()
+        str(part.get_filename()): part.get_content().replace("\r\n", "\n")
         for part in message.iter_attachments()
-        if part.get_filename() and part.get_filename().endswith(".csv")
+        if str(part.get_filename()).endswith(".csv")
     }
 
 
-def test_manual_send_through_the_server(tmp_path: Path, smtp: SmtpServer) -> None:
-    dataset = build_dataset(
-        tmp_path / "dataset",
-        {
-            "george_w_bush": STUDENTS["george_w_bush"],
-            "obama": STUDENTS["obama"],
-            "=evil<b>": STUDENTS["biden"],
-        },
-    )
-    server = ServerProcess(
-        dataset,
-        tmp_path / "data",
-        env={
-            **mail_env(smtp.port),
-            "ATTENDANCE_CLASS_START": "00:00",
-            "ATTENDANCE_LATE_AFTER_MINUTES": "1440",
-        },
-    ).start()
-    try:
-        assert server.recognize(face_bytes(PROBES["george_w_bush"])).json()["new"] is True
-        response = requests_post(server, "/send_report")
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["status"] == "success"
-        assert body["recipients"] == ["teacher@school.test", "head@school.test"]
-    finally:
-        server.stop()
+def _body(message: EmailMessage, kind: str) -> str:
+    part = message.get_body(preferencelist=(kind,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+# --- manual sends through the app ---------------------------------------------------------------
+
+
+@pytest.mark.real
+def test_manual_send_through_the_app(kits: Callable[..., Kit], smtp: SmtpServer) -> None:
+    kit = kits(students=("ana_lima", "ben_ito", "=evil<b>"), **mail_settings(smtp.port))
+    assert kit.recognize(kit.probe("ana_lima")).get_json()["new"] is True  # 08:55 Present
+    kit.clock.set(datetime(2026, 11, 23, 9, 20, 7, tzinfo=PARIS))
+    assert kit.recognize(kit.probe("ben_ito")).get_json()["attendance"] == "Late"
+    intruder = kit.analyzer.add(jpeg(), ScriptedFace(identity(10_042)))
+    for _ in range(kit.settings.intruder_threshold):  # the third unknown frame is kept
+        kit.recognize(intruder, camera="door")
+    assert len(list(kit.settings.intruders_dir.glob("2026-11-23/intruder_092007_door_*"))) == 1
+
+    response = send_now(kit)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {
+        "status": "success",
+        "date": "2026-11-23",
+        "recipients": RECIPIENTS,
+    }
     [message] = smtp.inbox.messages
-    assert smtp.inbox.envelopes[0] == (USER, ["teacher@school.test", "head@school.test"])
-    day = body["date"]
-    assert day in message["Subject"] and "Room 12 <Biology>" in message["Subject"]
-    html = message.get_body(preferencelist=("html",)).get_content()
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    assert "george_w_bush" in html and "george_w_bush" in text
-    assert "Room 12 &lt;Biology&gt;" in html and "<Biology>" not in html
-    assert "=evil&lt;b&gt;" in html and "=evil<b>" not in html  # absent, escaped
-    inline = [p for p in message.walk() if p.get_content_maintype() == "image"]
-    assert inline and inline[0]["Content-ID"].strip("<>") in html
-    assert inline[0].get_content().startswith(b"\x89PNG")
+    assert smtp.inbox.envelopes == [(USER, RECIPIENTS)]
+    assert message["Subject"] == "Room 12 <Biology>: attendance 2026-11-23 (2/3 present, 1 late)"
+    assert message["To"] == "teacher@school.test, head@school.test"
+    text = _body(message, "plain")
+    assert "  08:55:00  Present  ana_lima\n" in text
+    assert "  09:20:07  Late     ben_ito\n" in text
+    assert "Absent: =evil<b>\n" in text
+    assert "Intruder photos: 09:20:07 (door)\n" in text
+    html = _body(message, "html")
+    assert "<tr><td>ana_lima</td><td>08:55:00</td><td class='present'>Present</td></tr>" in html
+    assert "<tr><td>ben_ito</td><td>09:20:07</td><td class='late'>Late</td></tr>" in html
+    assert "<h1>Room 12 &lt;Biology&gt;</h1>" in html and "<Biology>" not in html
+    assert "<b>Absent (1):</b> =evil&lt;b&gt;" in html and "=evil<b>" not in html
+    assert "Intruder photos (1)" in html
+    images = {
+        part["Content-ID"].strip("<>"): part
+        for part in message.walk()
+        if part.get_content_maintype() == "image"
+    }
+    assert len(images) == 2 and all(f"cid:{cid}" in html for cid in images)
+    kinds = sorted(part.get_content_type() for part in images.values())
+    assert kinds == ["image/jpeg", "image/png"]
+    sizes = {}
+    for part in images.values():
+        with Image.open(io.BytesIO(part.get_content())) as picture:
+            sizes[picture.format] = picture.size
+    assert sizes == {"PNG": (704, 374), "JPEG": (160, 120)}  # the chart, the thumbnail
     attachments = _attachments(message)
-    assert set(attachments) == {f"attendance_{day}.csv", "student_statistics.csv"}
-    assert attachments[f"attendance_{day}.csv"].splitlines()[0] == "Name,Time,Status"
-    assert "george_w_bush" in attachments[f"attendance_{day}.csv"]
-    assert "'=evil<b>" in attachments["student_statistics.csv"]
-    on_disk = (tmp_path / "data" / "logs" / f"attendance_{day}.csv").read_text()
-    assert on_disk.replace("\r\n", "\n") == attachments[f"attendance_{day}.csv"].replace(
-        "\r\n", "\n"
-    )
+    assert attachments == {
+        "attendance_2026-11-23.csv": (
+            "Name,Time,Status\nana_lima,08:55:00,Present\nben_ito,09:20:07,Late\n"
+        ),
+        "student_statistics.csv": (
+            "Student Name,Total Days Present,Days On Time,Days Late,Attendance Percentage,"
+            "Late Percentage\n"
+            "'=evil<b>,0,0,0,0.0,0.0\n"
+            "ana_lima,1,1,0,100.0,0.0\n"
+            "ben_ito,1,0,1,100.0,100.0\n"
+        ),
+    }
+    for name, content in attachments.items():  # the files in logs/ are the ones sent
+        assert (kit.logs / name).read_text() == content
 
 
-def requests_post(server: ServerProcess, path: str, **kwargs: Any) -> Any:
-    import requests
-
-    from conftest import API_KEY
-
-    return requests.post(server.url + path, headers={"X-API-KEY": API_KEY}, timeout=60, **kwargs)
-
-
-def test_smtp_down_is_a_clear_error_then_a_retry_delivers(tmp_path: Path) -> None:
+@pytest.mark.real
+def test_smtp_down_is_a_clear_error_then_a_retry_delivers(
+    kits: Callable[..., Kit], cli: Callable[..., Result]
+) -> None:
     port = free_port()
-    dataset = build_dataset(tmp_path / "dataset", {"obama": STUDENTS["obama"]})
-    server = ServerProcess(dataset, tmp_path / "data", env=mail_env(port)).start()
-    try:
-        down = requests_post(server, "/send_report")
-        assert down.status_code == 503
-        assert down.json()["status"] == "mail_unavailable"
-        assert f"127.0.0.1:{port}" in down.json()["error"]
-        with SmtpServer(port) as smtp:
-            again = requests_post(server, "/send_report", data={"date": "2026-01-05"})
-            assert again.status_code == 200, again.text
-            assert again.json()["date"] == "2026-01-05"
-        assert len(smtp.inbox.messages) == 1
-        bad_date = requests_post(server, "/send_report", data={"date": "yesterday"})
-        assert bad_date.status_code == 400
-    finally:
-        server.stop()
-    log = run_cli(
-        "report",
-        "log",
-        env={**mail_env(port), "ATTENDANCE_DATA_DIR": str(tmp_path / "data")},
-        cwd=tmp_path,
-    )
-    lines = log.stdout.splitlines()
-    assert len(lines) == 2
-    assert "manual" in lines[0] and "sent" in lines[0] and "2026-01-05" in lines[0]
-    assert "failed" in lines[1] and "cannot reach the SMTP server" in lines[1]
+    kit = kits(**mail_settings(port))
+    down = send_now(kit)
+    assert down.status_code == 503
+    assert down.get_json()["status"] == "mail_unavailable"
+    assert down.get_json()["error"].startswith(f"cannot reach the SMTP server 127.0.0.1:{port}: ")
+    kit.clock.advance(minutes=5)
+    with SmtpServer(port) as smtp:
+        again = send_now(kit, date="2026-01-05")
+        assert again.status_code == 200, again.get_data(as_text=True)
+        assert again.get_json()["date"] == "2026-01-05"
+        bad_date = send_now(kit, date="yesterday")
+    assert bad_date.status_code == 400
+    assert bad_date.get_json() == {"status": "bad_request", "error": "date must be YYYY-MM-DD"}
+    [message] = smtp.inbox.messages
+    assert "attendance 2026-01-05 (0/3 present, 0 late)" in message["Subject"]
+    log = cli("report", "log", env=mail_env(kit.settings))
+    assert log.exit_code == 0, log.stderr
+    assert log.stdout.splitlines() == [
+        "2026-11-23 08:00:00 UTC  2026-01-05  manual     sent    "
+        "teacher@school.test, head@school.test",
+        "2026-11-23 07:55:00 UTC  2026-11-23  manual     failed  "
+        "teacher@school.test, head@school.test  " + down.get_json()["error"],
+    ]
 
 
-def test_wrong_password_is_reported_plainly(tmp_path: Path, smtp: SmtpServer) -> None:
-    dataset = build_dataset(tmp_path / "dataset", {"obama": STUDENTS["obama"]})
-    env = mail_env(smtp.port, password="wrong-secret-999")
-    server = ServerProcess(dataset, tmp_path / "data", env=env).start()
-    try:
-        response = requests_post(server, "/send_report")
-    finally:
-        server.stop()
+@pytest.mark.real
+def test_wrong_password_is_reported_plainly(
+    kits: Callable[..., Kit],
+    smtp: SmtpServer,
+    cli: Callable[..., Result],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kit = kits(**mail_settings(smtp.port, password="wrong-secret-999"))
+    with caplog.at_level(logging.DEBUG):
+        response = send_now(kit)
     assert response.status_code == 502
-    body = response.json()
+    body = response.get_json()
     assert body["status"] == "mail_login_refused"
-    assert "refused the login" in body["error"] and "wrong-secret-999" not in response.text
-    assert "wrong-secret-999" not in server.output()
-    cli = run_cli(
-        "report",
-        "send",
-        env={
-            **env,
-            "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
-            "ATTENDANCE_DATASET_DIR": str(dataset),
-        },
-        cwd=tmp_path,
+    assert body["error"].startswith(
+        f"the SMTP server 127.0.0.1:{smtp.port} refused the login of {USER} (535)"
     )
-    assert cli.returncode == 1
-    assert cli.stderr.startswith("Error: the SMTP server") and "refused the login" in cli.stderr
-    assert len(cli.stderr.strip().splitlines()) == 1
-    assert "wrong-secret-999" not in cli.stderr
+    assert "wrong-secret-999" not in response.get_data(as_text=True)
+    assert "refused the login" in caplog.text and "wrong-secret-999" not in caplog.text
+    result = cli("report", "send", env=mail_env(kit.settings))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: the SMTP server 127.0.0.1:{smtp.port} refused")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "wrong-secret-999" not in result.stderr
     assert smtp.inbox.messages == []
+    assert [a["outcome"] for a in kit.services.store.attempts()] == ["failed", "failed"]
 
 
+@pytest.mark.real
 def test_timeout_and_refused_connection(tmp_path: Path) -> None:
     with socket.socket() as silent:  # accepts connections, never says hello
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        settings = _settings(tmp_path, silent.getsockname()[1], smtp_timeout_s=1.0)
-        with pytest.raises(MailTimeoutError, match="did not answer in 1 s"):
+        port = silent.getsockname()[1]
+        settings = make_settings(tmp_path, **mail_settings(port, smtp_timeout_s=0.3))
+        with pytest.raises(MailTimeoutError) as timed_out:
             send(EmailMessage(), settings)
-    with pytest.raises(MailUnavailableError, match="cannot reach"):
-        send(EmailMessage(), _settings(tmp_path, free_port()))
+    assert str(timed_out.value) == f"the SMTP server 127.0.0.1:{port} did not answer in 0.3 s"
+    closed = free_port()
+    with pytest.raises(MailUnavailableError) as refused:
+        send(EmailMessage(), make_settings(tmp_path, **mail_settings(closed)))
+    assert str(refused.value).startswith(f"cannot reach the SMTP server 127.0.0.1:{closed}: ")
 
 
+@pytest.mark.real
 def test_login_refused_error_never_shows_the_password(tmp_path: Path, smtp: SmtpServer) -> None:
+    settings = make_settings(tmp_path, **mail_settings(smtp.port, "hunter2"))
     with pytest.raises(MailAuthError) as caught:
-        send(EmailMessage(), _settings(tmp_path, smtp.port, sender_password="hunter2"))
-    assert "hunter2" not in str(caught.value)
+        send(EmailMessage(), settings)
+    assert "hunter2" not in str(caught.value) and USER in str(caught.value)
+    assert smtp.inbox.messages == []
 
 
-def test_empty_day_preview_says_everyone_is_absent(tmp_path: Path) -> None:
+# --- preview -----------------------------------------------------------------------------------
+
+
+def test_empty_day_preview_says_everyone_is_absent(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
     dataset = tmp_path / "dataset"
-    for name in ("ana", "ben"):
+    for name in ("ben", "ana"):
         (dataset / name).mkdir(parents=True)
-    env = {"ATTENDANCE_DATASET_DIR": str(dataset), "ATTENDANCE_DATA_DIR": str(tmp_path / "d")}
+    data = tmp_path / "d"
+    env = {"ATTENDANCE_DATASET_DIR": str(dataset), "ATTENDANCE_DATA_DIR": str(data)}
     html_out, eml_out = tmp_path / "r.html", tmp_path / "r.eml"
     for out in (html_out, eml_out):
-        result = run_cli(
-            "report", "preview", "--date", "2026-03-02", "--out", str(out), env=env, cwd=tmp_path
-        )
-        assert result.returncode == 0, result.stderr
+        result = cli("report", "preview", "--date", "2026-03-02", "--out", str(out), env=env)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == f"Report for 2026-03-02 written to {out}.\n"
+        assert result.stderr.startswith(f"Note: no database at {data / 'attendance.db'}")
+    assert not data.exists()  # a preview records nothing
     page = html_out.read_text()
-    assert "Nobody was marked today" in page and "Absent (2):</b> ana, ben" in page
-    assert "data:image/png;base64," in page
+    assert "Nobody was marked today" in page and "<b>Absent (2):</b> ana, ben" in page
+    assert "data:image/png;base64," in page and "cid:" not in page
     message = email.message_from_bytes(eml_out.read_bytes(), policy=default_policy)
-    assert "2026-03-02" in message["Subject"] and "0/2 present" in message["Subject"]
-    assert len(list(message.iter_attachments())) >= 2
-    bad = run_cli("report", "preview", "--out", str(tmp_path / "r.pdf"), env=env, cwd=tmp_path)
-    assert bad.returncode == 1 and "--out must end in .eml or .html" in bad.stderr
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def test_scheduler_retries_with_back_off_and_sends_once(tmp_path: Path) -> None:
-    port = free_port()
-    start = datetime(2026, 11, 23, 17, 0, 5, tzinfo=timezone.utc)
-    clock = FakeClock(start)
-    from datetime import time as dtime
-
-    settings = _settings(tmp_path, port, report_time=dtime(17, 0))
-    store = Store(f"sqlite:///{tmp_path / 'a.db'}")
-    store.create()
-    store.record_mark(Mark("ana", start.date(), start.replace(tzinfo=None), "Late", "cam"))
-    scheduler = ReportScheduler(AttendanceService(settings, store, None, clock))
-    scheduler.tick()  # SMTP is down: failed, retry in 30 s
-    assert store.report_status(start.date()) == "failed"
-    with SmtpServer(port) as smtp:
-        clock.now = start + timedelta(seconds=10)
-        scheduler.tick()  # not due yet
-        assert smtp.inbox.messages == []
-        clock.now = start + timedelta(seconds=31)
-        scheduler.tick()
-        assert len(smtp.inbox.messages) == 1
-        clock.now = start + timedelta(hours=2)
-        scheduler.tick()
-        # A second process sharing the database does not send it again either.
-        other = ReportScheduler(AttendanceService(settings, Store(store.url), None, clock))
-        other.tick()
-    assert len(smtp.inbox.messages) == 1
-    assert store.report_status(start.date()) == "sent"
-    kinds = [(a["kind"], a["outcome"]) for a in store.attempts()]
-    assert kinds == [("scheduled", "sent"), ("scheduled", "failed")]
-
-
-def test_scheduled_report_arrives_once_with_two_server_processes(
-    tmp_path: Path, smtp: SmtpServer
-) -> None:
-    zone = "UTC"
-    now = datetime.now(ZoneInfo(zone))
-    if now.second > 45:  # leave the servers time to start before the minute turns
-        time.sleep(62 - now.second)
-        now = datetime.now(ZoneInfo(zone))
-    due = (now + timedelta(minutes=1)).replace(second=0, microsecond=0)
-    if due.date() != now.date():
-        pytest.skip("too close to midnight UTC for a same-day schedule")
-    dataset = build_dataset(tmp_path / "dataset", {"obama": STUDENTS["obama"]})
-    env = {
-        **mail_env(smtp.port),
-        "ATTENDANCE_TIMEZONE": zone,
-        "ATTENDANCE_REPORT_TIME": due.strftime("%H:%M"),
+    assert isinstance(message, EmailMessage)
+    assert message["Subject"] == "Smart Attendance: attendance 2026-03-02 (0/2 present, 0 late)"
+    assert _attachments(message) == {
+        "attendance_2026-03-02.csv": "Name,Time,Status\n",
+        "student_statistics.csv": (
+            "Student Name,Total Days Present,Days On Time,Days Late,Attendance Percentage,"
+            "Late Percentage\nana,0,0,0,0.0,0.0\nben,0,0,0,0.0,0.0\n"
+        ),
     }
-    first = ServerProcess(dataset, tmp_path / "data", env=env).start()
-    second = ServerProcess(dataset, tmp_path / "data", env=env).start()
-    try:
-        assert datetime.now(ZoneInfo(zone)) < due
-        assert smtp.inbox.messages == []  # not before its time
-        while datetime.now(ZoneInfo(zone)) < due + timedelta(seconds=8):
-            time.sleep(0.5)
+    bad = cli("report", "preview", "--out", str(tmp_path / "r.pdf"), env=env)
+    assert bad.exit_code == 1
+    assert bad.stderr.splitlines()[-1] == "Error: --out must end in .eml or .html"
+    assert not (tmp_path / "r.pdf").exists()
+
+
+def test_report_of_a_day_without_marks_from_the_service(kit: Kit) -> None:
+    kit.recognize(kit.probe("ana_lima"))  # Monday; the report is for Sunday
+    day, message = kit.services.reports.message(date(2026, 11, 22))
+    assert day == date(2026, 11, 22)
+    assert message["Subject"] == "Smart Attendance: attendance 2026-11-22 (0/3 present, 0 late)"
+    text = _body(message, "plain")
+    assert "Nobody was marked today: every enrolled student is absent." in text
+    assert "Absent: ana_lima, ben_ito, cleo_park\n" in text
+    assert not (kit.logs / "attendance_2026-11-22.csv").exists()  # no day file for an empty day
+
+
+# --- the scheduler, on the injected clock ------------------------------------------------------
+
+REPORT_AT = datetime(2026, 11, 23, 17, 0, tzinfo=PARIS)
+
+
+def scheduler_for(kit: Kit, services: Any = None) -> ReportScheduler:
+    services = services or kit.services
+    return ReportScheduler(kit.settings, services.store, services.reports, kit.clock)
+
+
+def tick_at(kit: Kit, scheduler: ReportScheduler, when: datetime) -> float:
+    kit.clock.set(when)
+    return scheduler.tick(when)
+
+
+@pytest.mark.real
+def test_scheduler_retries_with_back_off_and_sends_once(kits: Callable[..., Kit]) -> None:
+    port = free_port()
+    kit = kits(**mail_settings(port, report_time=clock_time(17, 0)))
+    kit.recognize(kit.probe("ana_lima"))
+    store = kit.services.store
+    scheduler = scheduler_for(kit)
+
+    assert tick_at(kit, scheduler, REPORT_AT - timedelta(seconds=2)) == 2.0  # not before 17:00
+    assert store.report_status(MONDAY) is None and store.attempts() == []
+    tick_at(kit, scheduler, REPORT_AT)  # SMTP is down: failed, retry in 30 s
+    assert store.report_status(MONDAY) == "failed"
+    tick_at(kit, scheduler, REPORT_AT + timedelta(seconds=29))
+    assert len(store.attempts()) == 1  # not due yet
+    tick_at(kit, scheduler, REPORT_AT + timedelta(seconds=30))  # second failure: retry in 60 s
+    assert len(store.attempts()) == 2
+    with SmtpServer(port) as smtp:
+        tick_at(kit, scheduler, REPORT_AT + timedelta(seconds=89))
+        assert smtp.inbox.messages == [] and len(store.attempts()) == 2
+        tick_at(kit, scheduler, REPORT_AT + timedelta(seconds=90))
         assert len(smtp.inbox.messages) == 1
-        time.sleep(3)
-        assert len(smtp.inbox.messages) == 1  # and not again
+        for later in (timedelta(seconds=91), timedelta(hours=2), timedelta(hours=6, minutes=59)):
+            tick_at(kit, scheduler, REPORT_AT + later)
+        # A server started later on the same database does not send it again either.
+        other = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
+        try:
+            tick_at(kit, scheduler_for(kit, other), REPORT_AT + timedelta(hours=3))
+        finally:
+            other.close()
+    assert len(smtp.inbox.messages) == 1
+    assert "attendance 2026-11-23 (1/3 present, 0 late)" in smtp.inbox.messages[0]["Subject"]
+    assert store.report_status(MONDAY) == "sent"
+    attempts = [(a["kind"], a["outcome"], a["at"]) for a in store.attempts()]
+    assert attempts == [
+        ("scheduled", "sent", datetime(2026, 11, 23, 16, 1, 30)),  # UTC
+        ("scheduled", "failed", datetime(2026, 11, 23, 16, 0, 30)),
+        ("scheduled", "failed", datetime(2026, 11, 23, 16, 0, 0)),
+    ]
+
+
+@pytest.mark.real
+def test_scheduled_report_arrives_once_with_two_servers(
+    kits: Callable[..., Kit], smtp: SmtpServer
+) -> None:
+    """Two processes' services on the same SQLite file, their schedulers ticking at the same
+    moment: exactly one email."""
+    kit = kits(**mail_settings(smtp.port, report_time=clock_time(17, 0)))
+    kit.recognize(kit.probe("ben_ito"))
+    second = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
+    try:
+        schedulers = [scheduler_for(kit), scheduler_for(kit, second)]
+
+        def together(when: datetime) -> None:
+            kit.clock.set(when)
+            start = threading.Barrier(len(schedulers))
+            errors: list[BaseException] = []
+
+            def run(scheduler: ReportScheduler) -> None:
+                start.wait()
+                try:
+                    scheduler.tick(when)
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            assert errors == []
+
+        together(REPORT_AT - timedelta(seconds=1))
+        assert smtp.inbox.messages == []  # not before its time
+        for when in (REPORT_AT, REPORT_AT + timedelta(seconds=1), REPORT_AT + timedelta(hours=1)):
+            together(when)
+            assert len(smtp.inbox.messages) == 1  # once, and not again
     finally:
-        first.stop()
-        second.stop()
-    assert (
-        date.today().isoformat() in smtp.inbox.messages[0]["Subject"]
-        or due.date().isoformat() in smtp.inbox.messages[0]["Subject"]
-    )
+        second.close()
+    [message] = smtp.inbox.messages
+    assert message["Subject"] == "Room 12 <Biology>: attendance 2026-11-23 (1/3 present, 0 late)"
+    assert [(a["kind"], a["outcome"]) for a in kit.services.store.attempts()] == [
+        ("scheduled", "sent")
+    ]
 
 
-def test_a_scheduled_report_without_recipients_stops_start_up(tmp_path: Path) -> None:
-    result = run_cli(
+@pytest.mark.real
+def test_a_failed_report_is_sent_the_next_morning_by_a_restarted_server(
+    kits: Callable[..., Kit],
+) -> None:
+    port = free_port()
+    kit = kits(**mail_settings(port, report_time=clock_time(17, 0)))
+    kit.recognize(kit.probe("cleo_park"))
+    tick_at(kit, scheduler_for(kit), REPORT_AT)  # SMTP down; then this server stops
+    assert kit.services.store.report_status(MONDAY) == "failed"
+    restarted = scheduler_for(kit)  # knows nothing of the failure but what the database says
+    with SmtpServer(port) as smtp:
+        tick_at(kit, restarted, datetime(2026, 11, 24, 8, 0, tzinfo=PARIS))
+    [message] = smtp.inbox.messages  # Monday's report; Tuesday's is not due before 17:00
+    assert "attendance 2026-11-23 (1/3 present, 0 late)" in message["Subject"]
+    assert kit.services.store.report_status(MONDAY) == "sent"
+    assert kit.services.store.report_status(date(2026, 11, 24)) is None
+
+
+def test_a_scheduled_report_without_recipients_stops_start_up(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    data = tmp_path / "d"
+    result = cli(
         "serve",
         env={
             "API_SECRET_KEY": "k",
             "ATTENDANCE_REPORT_TIME": "17:30",
             "SENDER_EMAIL": USER,
-            "ATTENDANCE_DATA_DIR": str(tmp_path),
+            "ATTENDANCE_DATA_DIR": str(data),
         },
-        cwd=tmp_path,
     )
-    assert result.returncode == 1
-    assert result.stderr.strip() == (
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
         "Error: ATTENDANCE_REPORT_TIME is set but TEACHER_EMAIL is empty "
-        "(set it, or leave ATTENDANCE_REPORT_TIME empty)"
+        "(set it, or leave ATTENDANCE_REPORT_TIME empty)\n"
     )
+    assert not data.exists()  # stopped before opening the database or starting workers

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from smart_attendance.attendance.files import render, safe_cell
+from smart_attendance.db.store import Store
 from smart_attendance.errors import StoreError
 from smart_attendance.models import Mark
-from smart_attendance.db.store import Store
 
 
 @pytest.fixture
