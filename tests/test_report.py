@@ -204,6 +204,7 @@ def test_manual_send_through_the_app(kits: Callable[..., Kit], smtp: SmtpServer)
     assert smtp.inbox.envelopes == [(USER, RECIPIENTS)]
     assert message["Subject"] == "Room 12 <Biology>: attendance 2026-11-23 (2/3 present, 1 late)"
     assert message["To"] == "teacher@school.test, head@school.test"
+    assert message["Date"] == "Mon, 23 Nov 2026 09:20:07 +0100"  # the server's clock and zone
     text = _body(message, "plain")
     assert "  08:55:00  Present  ana_lima\n" in text
     assert "  09:20:07  Late     ben_ito\n" in text

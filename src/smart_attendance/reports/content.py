@@ -13,9 +13,9 @@ import html
 import io
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -261,13 +261,13 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
     return "\n".join(parts)
 
 
-def build_message(report: DayReport, settings: Settings) -> EmailMessage:
+def build_message(report: DayReport, settings: Settings, sent_at: datetime) -> EmailMessage:
     """The complete email: text, HTML with inline chart and thumbnails, CSV attachments."""
     message = EmailMessage()
     message["Subject"] = report.subject
     message["From"] = settings.sender_email or "smart-attendance@localhost"
     message["To"] = ", ".join(settings.recipients) or "undisclosed-recipients:;"
-    message["Date"] = formatdate(localtime=True)
+    message["Date"] = format_datetime(sent_at.astimezone(settings.zone))
     message["Message-ID"] = make_msgid(domain="smart-attendance.local")
     chart = chart_png(report)
     chart_cid = make_msgid(domain="smart-attendance.local")[1:-1]

@@ -43,7 +43,7 @@ class ReportService:
         report = collect(self.store, day, self.names(), self.settings.class_name)
         if report.marks:  # the attached files and the ones in logs/ are the same
             self.files.update(day, report.marks, report.stats)
-        return day, build_message(report, self.settings)
+        return day, build_message(report, self.settings, self.clock())
 
     def send_report(self, day: date | None = None, kind: str = "manual") -> ReportSent:
         """Build and send the report now; every attempt is recorded with its outcome."""
