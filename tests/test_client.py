@@ -115,18 +115,13 @@ class Client:
             lambda scan, answer: self.answers.append((scan, answer)),
             session=self.session,
         )
-        self.started = False
 
     def start(self) -> None:
         """Send in the background, as the camera client does."""
         self.uploader.start()
-        self.started = True
 
     def close(self) -> None:
-        if self.started:
-            self.uploader.stop()  # closes the session too
-        else:
-            self.session.close()
+        self.uploader.stop()  # started or not; closes the session too
 
     def queue(self, *frames: bytes, at: datetime, camera: str = "door-9", fps: float = 10) -> Scan:
         return self.outbox.put(list(frames), camera, fps, at)

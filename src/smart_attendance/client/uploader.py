@@ -51,7 +51,8 @@ class Uploader:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():  # stopping an uploader that never started is fine
+            self._thread.join(timeout=5)
         self._session.close()
 
     def check(self) -> None:
