@@ -204,9 +204,9 @@ def run(
             scanner_ref[0].on_answer(scan, answer)
 
     uploader = Uploader(outbox, options.server, options.key, on_answer, session=session)
-    uploader.start()
-    if len(outbox):
+    if len(outbox):  # said before the uploader starts, so before any answer it prints
         echo(f"{len(outbox)} queued scan(s) from before will be sent.")
+    uploader.start()
     window = Window(f"Smart Attendance - {options.camera}") if options.window else None
     writer: Any = None
     started = time.monotonic()
