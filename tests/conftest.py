@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 import requests
+from click.testing import Result
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -385,3 +386,26 @@ def real_services(
     services.enrolment.enroll()
     services.files.update()
     return services, clock
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
+    """``attendance ARGS`` in this process, with only the given settings in the environment,
+    in ``tmp_path`` (so no ``.env`` file is read)."""
+    from click.testing import CliRunner
+
+    from smart_attendance.cli import main
+    from smart_attendance.config import SPECS
+
+    for name in list(os.environ):
+        if name.startswith("ATTENDANCE_") or name in {spec.env for spec in SPECS}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        with monkeypatch.context() as scoped:
+            for name, value in (env or {}).items():
+                scoped.setenv(name, value)
+            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from datetime import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from smart_attendance.cli import ensure_api_key, main
 from smart_attendance.config import SPECS, Settings, load_settings
@@ -84,24 +83,6 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert second.api_key == first.api_key
     assert not any(first.api_key in line for line in lines)  # shown only once
     assert ensure_api_key(Settings(api_key="mine", data_dir=tmp_path)).api_key == "mine"
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
-    """``attendance ARGS`` in this process, with only the given settings in the environment,
-    in ``tmp_path`` (so no ``.env`` file is read)."""
-    for name in list(os.environ):
-        if name.startswith("ATTENDANCE_") or name in {spec.env for spec in SPECS}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        with monkeypatch.context() as scoped:
-            for name, value in (env or {}).items():
-                scoped.setenv(name, value)
-            return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return run
 
 
 def test_bad_setting_stops_the_cli_with_one_line(cli: Callable[..., Result]) -> None:

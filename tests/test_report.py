@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import io
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -21,14 +20,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from click.testing import CliRunner, Result
+from click.testing import Result
 from PIL import Image
 
 from conftest import API_KEY, PARIS, Kit, free_port, make_kit, make_settings
 from scripted import ScriptedFace, identity
 from smart_attendance.app import build_services
-from smart_attendance.cli import main
-from smart_attendance.config import SPECS, Settings
+from smart_attendance.config import Settings
 from smart_attendance.errors import MailAuthError, MailTimeoutError, MailUnavailableError
 from smart_attendance.reports.mailer import send
 from smart_attendance.reports.scheduler import ReportScheduler
@@ -135,24 +133,6 @@ def kits(tmp_path: Path) -> Iterator[Callable[..., Kit]]:
     yield make
     for kit in made:
         kit.services.close()
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result]:
-    """``attendance ARGS`` in this process, with only the given settings in the environment,
-    in ``tmp_path`` (so no ``.env`` file is read)."""
-    for name in list(os.environ):
-        if name.startswith("ATTENDANCE_") or name in {spec.env for spec in SPECS}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        with monkeypatch.context() as scoped:
-            for name, value in (env or {}).items():
-                scoped.setenv(name, value)
-            return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return run
 
 
 def send_now(kit: Kit, **form: str) -> Any:
