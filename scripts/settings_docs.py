@@ -22,7 +22,13 @@ GROUPS = [
     ),
     (
         "Class schedule",
-        ["ATTENDANCE_CLASS_START", "ATTENDANCE_LATE_AFTER_MINUTES", "ATTENDANCE_TIMEZONE"],
+        [
+            "ATTENDANCE_TIMETABLE",
+            "ATTENDANCE_CLASS_START",
+            "ATTENDANCE_LATE_AFTER_MINUTES",
+            "ATTENDANCE_TIMEZONE",
+            "ATTENDANCE_ALERT_BELOW_PCT",
+        ],
     ),
     (
         "Recognition",

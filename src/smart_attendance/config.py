@@ -122,6 +122,10 @@ def _parse_path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_optional_file(raw: str) -> Path | None:
+    return Path(raw.strip()).expanduser() if raw.strip() else None
+
+
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -187,6 +191,23 @@ SPECS: tuple[Spec, ...] = (
         "15",
         _parse_int(0, 24 * 60),
         "Grace minutes: a first sighting later than class start plus this is Late.",
+    ),
+    Spec(
+        "ATTENDANCE_TIMETABLE",
+        "timetable",
+        "",
+        _parse_optional_file,
+        "Timetable file (TOML): classes, rosters, periods and closures (docs/timetable.md). "
+        "Empty: one class for every student, one period all day, Late after "
+        "ATTENDANCE_CLASS_START plus the grace minutes (the original's rule).",
+    ),
+    Spec(
+        "ATTENDANCE_ALERT_BELOW_PCT",
+        "alert_below_pct",
+        "90",
+        _parse_float(0, 100),
+        "Students whose attendance over the range is below this percentage are flagged in "
+        "statistics and reports.",
     ),
     Spec(
         "ATTENDANCE_TIMEZONE",
@@ -419,6 +440,8 @@ class Settings:
     class_start: time = time(9, 0)
     late_after_minutes: int = 15
     timezone: str = "UTC"
+    timetable: Path | None = None
+    alert_below_pct: float = 90.0
     intruder_threshold: int = 3
     match_threshold: float = 0.47
     match_margin: float = 0.12
@@ -529,4 +552,6 @@ def load_settings(
     # (and every message) then names the same absolute folder.
     values["data_dir"] = values["data_dir"].resolve()
     values["dataset_dir"] = values["dataset_dir"].resolve()
+    if values["timetable"] is not None:
+        values["timetable"] = values["timetable"].resolve()
     return Settings(**values)
