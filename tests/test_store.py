@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 import pytest
 
 from smart_attendance.attendance.files import render, safe_cell
-from smart_attendance.db.store import Store
+from smart_attendance.attendance.register import Register
+from smart_attendance.attendance.timetable import default_timetable
+from smart_attendance.config import Settings
+from smart_attendance.db.store import Store, StudentRow
 from smart_attendance.errors import StoreError
 from smart_attendance.models import Mark
 
@@ -53,7 +56,14 @@ def test_statistics_count_on_time_days(store: Store) -> None:
     store.record_mark(_mark("ann", d2, 10, "Late"))
     store.record_mark(_mark("ann", d3, 8, "Present"))
     store.record_mark(_mark("bob", d1, 10, "Late"))
-    stats = {s.name: s for s in store.statistics(enrolled=["ann", "bob", "cid"])}
+    for name in ("ann", "bob", "cid"):
+        store.add_student(StudentRow(name, joined_on=d1))
+    register = Register(
+        store,
+        lambda: default_timetable(Settings(class_start=time(9, 0), late_after_minutes=15)),
+        lambda: datetime(2026, 11, 5, 12, 0, tzinfo=timezone.utc),
+    )
+    stats = {s.name: s for s in register.statistics(d1, d3)}
     assert stats["ann"].total_days == 3
     assert (stats["ann"].days_present, stats["ann"].days_on_time, stats["ann"].days_late) == (
         3,
@@ -64,6 +74,7 @@ def test_statistics_count_on_time_days(store: Store) -> None:
     assert stats["ann"].late_pct == 33.33
     assert stats["bob"].attendance_pct == 33.33 and stats["bob"].late_pct == 100.0
     assert stats["cid"].days_present == 0 and stats["cid"].attendance_pct == 0.0
+    assert (stats["bob"].absent, stats["cid"].absent, stats["cid"].total_days) == (2, 3, 3)
 
 
 def test_event_id_makes_a_resend_harmless(store: Store) -> None:

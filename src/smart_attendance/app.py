@@ -24,6 +24,7 @@ from .attendance.files import CsvFiles
 from .attendance.intruders import IntruderService
 from .attendance.marks import AttendanceService
 from .attendance.scan import ScanService
+from .attendance.timetable import timetable_for
 from .config import Settings
 from .db.store import Store
 from .errors import NotReadyError
@@ -99,7 +100,7 @@ class Services:
     reports: ReportService
 
     def statistics(self) -> list[StudentStats]:
-        return self.attendance.statistics(self.enrolment.enrolled())
+        return self.attendance.statistics()
 
     def health(self) -> Health:
         report = self.enrolment.report
@@ -125,13 +126,17 @@ def build_services(
     analyzer: Analyzer | AnalyzerKind = "pool",
     store: Store | None = None,
 ) -> Services:
-    """Open the store (creating its tables) and start the face engine for ``settings``."""
+    """Open the store (creating its tables) and start the face engine for ``settings``; a
+    timetable with a mistake stops here with a ``ConfigError`` naming its line."""
+    timetable = timetable_for(settings)
     if store is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.db_url)
         store.create()
     engine = make_analyzer(settings, analyzer) if isinstance(analyzer, str) else analyzer
-    enrolment = EnrolmentService(settings, store, engine)
+    enrolment = EnrolmentService(
+        settings, store, engine, lambda: clock().astimezone(settings.zone).date()
+    )
     recognition = RecognitionService(
         engine,
         DetectParams(
@@ -142,11 +147,11 @@ def build_services(
         describe=settings.burst_describe,
         require_liveness=settings.require_liveness,
     )
-    attendance = AttendanceService(settings, store, clock)
+    attendance = AttendanceService(settings, store, clock, timetable)
     intruders = IntruderService(settings, store, clock)
-    files = CsvFiles(settings.logs_dir, store, enrolment.enrolled)
+    files = CsvFiles(settings.logs_dir, attendance)
     scans = ScanService(enrolment, recognition, attendance, intruders, files)
-    reports = ReportService(settings, store, files, enrolment.names, clock)
+    reports = ReportService(settings, store, files, attendance, enrolment.names, clock)
     return Services(
         settings=settings,
         clock=clock,

@@ -95,7 +95,10 @@ def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
             )
             store = Store("sqlite://")  # in memory: nothing is created on disk
             store.create()
-            return build_services(settings, analyzer=analyzer, store=store)
+            services = build_services(settings, analyzer=analyzer, store=store)
+            # The dataset's students, as the server would list them after enrolment.
+            store.ensure_students(services.enrolment.names(), services.attendance.today())
+            return services
         return build_services(settings, analyzer=analyzer)
 
 
@@ -311,7 +314,7 @@ def stats(as_json: bool, env_file: str | None) -> None:
     services = _services(settings)
     with friendly_errors():
         try:
-            rows = services.attendance.statistics(services.enrolment.names())
+            rows = services.attendance.statistics()
         finally:
             services.close()
     if as_json:

@@ -9,7 +9,7 @@ piece of code for both ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -168,15 +168,56 @@ class FaceResult:
         return FaceResult(self.box, None, self.distance, self.margin, self.reason)
 
 
+STATUS_ABSENT = "Absent"
+STATUS_EXCUSED = "Excused"
+STATUSES = (STATUS_PRESENT, STATUS_LATE, STATUS_ABSENT, STATUS_EXCUSED)
+
+
 @dataclass(frozen=True)
 class Mark:
-    """A student's attendance for one local day (the first sighting)."""
+    """A student's first sighting in one class period of one local day (or a mark set by
+    hand). Without a timetable the class is ``default`` and its one period ``00:00``-``24:00``.
+    The period's end and the Late rule are kept with the mark, so a timetable change never
+    rewrites history."""
 
     name: str
     day: date
     seen_at: datetime
     status: str
     camera: str
+    class_name: str = "default"
+    period: str = "00:00"
+    period_end: str = "24:00"
+    late_after: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One change of a student's status in one class period: who, when, old -> new, why."""
+
+    name: str
+    day: date
+    class_name: str
+    period: str
+    old_status: str | None
+    new_status: str
+    reason: str
+    by: str
+    at: datetime  # UTC
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "date": self.day.isoformat(),
+            "class": self.class_name,
+            "period": self.period,
+            "old_status": self.old_status,
+            "status": self.new_status,
+            "reason": self.reason,
+            "by": self.by,
+            "at": self.at.isoformat(timespec="seconds") + "Z",
+        }
 
 
 @dataclass(frozen=True)
@@ -187,13 +228,17 @@ class MarkOutcome:
 
 @dataclass(frozen=True)
 class StudentStats:
-    """Per-student statistics over the days on record."""
+    """Per-student statistics over the class periods a student was expected in (with no
+    timetable: one period a day). ``days_*`` keep the original project's names."""
 
     name: str
-    days_present: int
+    days_present: int  # present or late
     days_on_time: int
     days_late: int
-    total_days: int
+    total_days: int  # expected periods
+    excused: int = 0
+    absent: int = 0  # unexcused
+    below_threshold: bool = False
 
     @property
     def attendance_pct(self) -> float:
@@ -202,6 +247,11 @@ class StudentStats:
     @property
     def late_pct(self) -> float:
         return round(100.0 * self.days_late / self.days_present, 2) if self.days_present else 0.0
+
+    def flagged(self, alert_below_pct: float) -> StudentStats:
+        """This row, flagged when its attendance is under ``alert_below_pct``."""
+        below = self.total_days > 0 and self.attendance_pct < alert_below_pct
+        return replace(self, below_threshold=below)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -212,6 +262,9 @@ class StudentStats:
             "total_days": self.total_days,
             "attendance_pct": self.attendance_pct,
             "late_pct": self.late_pct,
+            "excused": self.excused,
+            "absent": self.absent,
+            "below_threshold": self.below_threshold,
         }
 
 
@@ -220,24 +273,39 @@ class StudentStats:
 
 @dataclass(frozen=True)
 class MarkResult:
-    """One student marked (or found already marked) by a scan."""
+    """One student marked (or found already marked) in one class period by a scan. A student
+    seen outside every period has ``attendance`` None (a sighting, not a mark)."""
 
     name: str
-    attendance: str  # Present | Late
+    attendance: str | None  # Present | Late | None
     new: bool
     time: str  # local HH:MM:SS of the (first) mark
+    class_name: str | None = None
+    period: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        body: dict[str, object] = {
             "name": self.name,
             "attendance": self.attendance,
             "new": self.new,
             "time": self.time,
         }
+        if self.class_name is not None:
+            body["class"] = self.class_name
+            body["period"] = self.period
+        return body
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> MarkResult:
-        return cls(str(body["name"]), str(body["attendance"]), bool(body["new"]), str(body["time"]))
+        attendance = body.get("attendance")
+        return cls(
+            str(body["name"]),
+            None if attendance is None else str(attendance),
+            bool(body.get("new")),
+            str(body.get("time", "")),
+            body.get("class"),
+            body.get("period"),
+        )
 
 
 RECOGNISED = "success"

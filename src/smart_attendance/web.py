@@ -59,6 +59,28 @@ ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
 )
 
 
+def _day(raw: str | None, name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequestError(f"{name} must be a date as YYYY-MM-DD") from None
+    if day.year < 1900:
+        raise BadRequestError(f"{name} is too far in the past")
+    return day
+
+
+def _range(first: str | None, last: str | None) -> tuple[date | None, date | None]:
+    """The ``from``/``to`` query parameters (either may be missing)."""
+    start, end = _day(first, "from"), _day(last, "to")
+    if start and end and end < start:
+        raise BadRequestError("to is before from")
+    if start and end and (end - start).days > 3660:
+        raise BadRequestError("a range is at most ten years")
+    return start, end
+
+
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
@@ -112,13 +134,14 @@ def create_app(services: Services) -> Flask:
 
     @app.get("/statistics")
     def statistics() -> Any:
-        stats = services.statistics()
-        days = max((s.total_days for s in stats), default=0)
+        first, last = _range(request.args.get("from"), request.args.get("to"))
+        class_name = request.args.get("class") or None
+        summary = services.attendance.summary(first, last, class_name)
         return jsonify(
             {
                 "status": "success",
-                "days_on_record": days,
-                "students": [s.as_dict() for s in stats],
+                "days_on_record": summary.days_on_record,
+                "students": [s.as_dict() for s in summary.students],
             }
         )
 

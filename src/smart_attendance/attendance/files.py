@@ -14,13 +14,13 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time
 from pathlib import Path
 
-from ..db.store import Store
 from ..errors import AttendanceError
 from ..models import Mark, StudentStats
+from .marks import AttendanceService
 
 log = logging.getLogger(__name__)
 
@@ -88,32 +88,34 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class CsvFiles:
-    """Writes the CSV files of ``logs_dir`` from the store; ``enrolled`` lists the students
-    the statistics file must show even before their first mark."""
+    """Writes the CSV files of ``logs_dir`` from the register: a day's file lists every mark
+    and correction of the day (the current status), the statistics file every student."""
 
-    def __init__(self, logs_dir: Path, store: Store, enrolled: Callable[[], list[str]]) -> None:
+    def __init__(self, logs_dir: Path, attendance: AttendanceService) -> None:
         self.logs_dir = logs_dir
-        self.store = store
-        self.enrolled = enrolled
+        self.attendance = attendance
         self._lock = threading.Lock()
 
-    def update(
-        self,
-        day: date | None = None,
-        marks: list[Mark] | None = None,
-        stats: list[StudentStats] | None = None,
-    ) -> None:
-        """Rewrite the statistics file and, with ``day``, that day's file; data already at
-        hand is passed in, the rest is read from the database. A failure is logged: the
-        database keeps every mark regardless."""
+    def day_rows(self, day: date) -> list[Mark]:
+        """The day's marks and corrections, as the day file lists them (in time order)."""
+        rows = []
+        for entry in self.attendance.register.entries(day, day):
+            if entry.status is None or not (entry.time or entry.corrected):
+                continue
+            seen = datetime.combine(day, time.fromisoformat(entry.time or "00:00:00"))
+            rows.append(Mark(entry.student, day, seen, entry.status, "", entry.class_name))
+        return sorted(rows, key=lambda m: (m.seen_at, m.class_name, m.name))
+
+    def update(self, day: date | None = None, stats: list[StudentStats] | None = None) -> None:
+        """Rewrite the statistics file and, with ``day``, that day's file; statistics already
+        at hand are passed in. A failure is logged: the database keeps every mark regardless."""
         logs = self.logs_dir
         try:
             with self._lock:
                 if day is not None:
-                    day_marks = self.store.marks_on(day) if marks is None else marks
-                    write_atomic(day_csv_path(logs, day), day_csv(day_marks))
+                    write_atomic(day_csv_path(logs, day), day_csv(self.day_rows(day)))
                 if stats is None:
-                    stats = self.store.statistics(enrolled=self.enrolled())
+                    stats = self.attendance.statistics()
                 write_atomic(statistics_csv_path(logs), statistics_csv(stats))
         except (OSError, AttendanceError) as exc:
             log.error("could not update the CSV files in %s: %s", logs, exc)

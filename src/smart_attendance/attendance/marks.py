@@ -1,8 +1,10 @@
-"""``AttendanceService``: marks, one per student per local day, Present or Late.
+"""``AttendanceService``: marks, one per student per class period, Present or Late.
 
-Every mark goes through the store's unique constraint, so concurrent requests and several server
-processes record exactly one. A student already marked today is answered from memory, without
-a database write.
+A sighting marks every class period in progress (or opening) whose roster holds the student;
+a sighting outside every period is kept as a sighting, not a mark. Every mark goes through the
+store's unique constraint, so concurrent requests and several server processes record exactly
+one. A student already marked in a period is answered from memory, without a database write.
+Without a timetable there is one class, ``default``, with one period all day: one mark a day.
 """
 
 from __future__ import annotations
@@ -10,25 +12,42 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from ..config import Settings
 from ..db.store import Store
+from ..errors import BadRequestError
 from ..models import Clock, Mark, MarkOutcome, MarkResult, StudentStats
-from .punctuality import parse_capture_time, plausible, punctuality
+from .punctuality import parse_capture_time, plausible
+from .register import Register
+from .timetable import Slot, Timetable, minutes_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Summary:
+    first: date
+    last: date
+    days_on_record: int
+    students: list[StudentStats]
+
 
 CACHE_LIMIT = 100_000
 
 
 class AttendanceService:
-    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, clock: Clock, timetable: Timetable
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.timetable = timetable
+        self.register = Register(store, lambda: self.timetable, self.local_now)
         self._lock = threading.Lock()
-        self._marked: dict[tuple[str, date], Mark] = {}
+        self._marked: dict[tuple[str, date, str, str], Mark] = {}
 
     def local_now(self) -> datetime:
         return self.clock().astimezone(self.settings.zone)
@@ -53,37 +72,122 @@ class AttendanceService:
     def mark(
         self, names: Sequence[str], seen_at: datetime, camera: str, event_id: str | None
     ) -> list[MarkResult]:
-        """Mark each student (first sighting of the day wins); ``event_id`` makes a resend of
-        the same scan harmless."""
-        status = punctuality(seen_at, self.settings)
+        """Mark each student in every class period the sighting counts for (the first
+        sighting in a period wins); ``event_id`` makes a resend of the same scan harmless."""
         results = []
         for number, name in enumerate(names, start=1):
-            mark = Mark(name, seen_at.date(), seen_at.replace(tzinfo=None), status, camera)
-            mark_event = f"{event_id}/{number}" if event_id else None
-            outcome = self._known(name, mark.day) or self.store.record_mark(mark, mark_event)
-            self._remember(outcome.mark)
-            if outcome.new:
-                log.info("marked %s %s (camera %s)", name, outcome.mark.status, camera)
-            results.append(
-                MarkResult(
-                    outcome.mark.name,
-                    outcome.mark.status,
-                    outcome.new,
-                    outcome.mark.seen_at.strftime("%H:%M:%S"),
-                )
-            )
+            slots = self._slots(name, seen_at)
+            if not slots:
+                self.store.record_sighting(name, seen_at.replace(tzinfo=None), camera)
+                log.info("%s seen outside every class period (camera %s)", name, camera)
+                results.append(MarkResult(name, None, False, seen_at.strftime("%H:%M:%S")))
+                continue
+            for slot in slots:
+                results.append(self._mark_slot(name, slot, seen_at, camera, event_id, number))
         return results
 
-    def statistics(self, enrolled: Sequence[str]) -> list[StudentStats]:
-        return self.store.statistics(enrolled=enrolled)
+    def _slots(self, name: str, seen_at: datetime) -> list[Slot]:
+        slots = self.timetable.slots_for(name, seen_at)
+        if not slots or (self.timetable.is_default and self._known(name, slots[0]) is not None):
+            return slots
+        row = self.store.student(name)
+        if row is not None and not row.active:  # a student who left is seen, not marked
+            return []
+        if row is not None and row.classes:  # classes beside the rosters that name them
+            extra = [
+                s
+                for s in self.timetable.slots_on(seen_at.date())
+                if s.class_name in row.classes and s.period.counts_at(seen_at) and s not in slots
+            ]
+            slots = slots + extra
+        return slots
 
-    def _known(self, name: str, day: date) -> MarkOutcome | None:
+    def _mark_slot(
+        self,
+        name: str,
+        slot: Slot,
+        seen_at: datetime,
+        camera: str,
+        event_id: str | None,
+        number: int,
+    ) -> MarkResult:
+        period = slot.period
+        mark = Mark(
+            name,
+            seen_at.date(),
+            seen_at.replace(tzinfo=None),
+            period.punctuality(seen_at),
+            camera,
+            slot.class_name,
+            period.label,
+            minutes_text(period.end),
+            minutes_text(period.late_from),
+            f"camera:{camera}",
+        )
+        default = self.timetable.is_default
+        mark_event = None
+        if event_id:
+            mark_event = (
+                f"{event_id}/{number}"
+                if default
+                else (f"{event_id}/{number}/{slot.class_name}@{period.label}")
+            )
+        outcome = self._known(name, slot) or self.store.record_mark(mark, mark_event)
+        self._remember(outcome.mark)
+        if outcome.new:
+            log.info(
+                "marked %s %s in %s %s (camera %s)",
+                name,
+                outcome.mark.status,
+                slot.class_name,
+                period.label,
+                camera,
+            )
+        return MarkResult(
+            outcome.mark.name,
+            outcome.mark.status,
+            outcome.new,
+            outcome.mark.seen_at.strftime("%H:%M:%S"),
+            None if default else outcome.mark.class_name,
+            None if default else outcome.mark.period,
+        )
+
+    def statistics(
+        self, first: date | None = None, last: date | None = None, class_name: str | None = None
+    ) -> list[StudentStats]:
+        """Per-student statistics over the range (default: from the first day on record to
+        today), flagged under ATTENDANCE_ALERT_BELOW_PCT."""
+        return self.summary(first, last, class_name).students
+
+    def summary(
+        self, first: date | None = None, last: date | None = None, class_name: str | None = None
+    ) -> Summary:
+        """Statistics over a range, and how many days of it had a class on record."""
+        self.check_class(class_name)
+        last = last or self.today()
+        first = first or min(self.store.first_day() or last, last)
+        entries = self.register.entries(first, last, class_name)
+        students = self.register.statistics_of(entries, self.settings.alert_below_pct)
+        days = len({e.day for e in entries if e.status is not None})
+        return Summary(first, last, days, students)
+
+    def check_class(self, class_name: str | None) -> None:
+        if class_name is not None and self.timetable.school_class(class_name) is None:
+            known = ", ".join(c.name for c in self.timetable.classes)
+            raise BadRequestError(f"unknown class {class_name!r} (classes: {known})")
+
+    def _known(self, name: str, slot: Slot) -> MarkOutcome | None:
         with self._lock:
-            mark = self._marked.get((name, day))
+            mark = self._marked.get((name, slot.day, slot.class_name, slot.period.label))
         return MarkOutcome(mark, False) if mark else None
 
     def _remember(self, mark: Mark) -> None:
         with self._lock:
             if len(self._marked) > CACHE_LIMIT:
                 self._marked.clear()
-            self._marked[(mark.name, mark.day)] = mark
+            self._marked[(mark.name, mark.day, mark.class_name, mark.period)] = mark
+
+    def forget(self) -> None:
+        """Drop the in-memory marks (after a correction or a timetable change)."""
+        with self._lock:
+            self._marked.clear()

@@ -42,6 +42,8 @@ def result_card(answer: Recognition) -> dict[str, str]:
     """The result card (title, detail, kind) for the server's answer to a scan."""
     first = answer.first
     if answer.status == RECOGNISED and first is not None:
+        if first.attendance is None:  # seen outside every class period
+            return {"title": first.name, "detail": "no class now", "kind": "present"}
         kind = "late" if first.attendance == STATUS_LATE else "present"
         detail = first.attendance + ("" if first.new else " (already marked)")
         return {"title": first.name, "detail": detail, "kind": kind}

@@ -17,17 +17,8 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Date,
-    DateTime,
     Engine,
     Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -39,78 +30,21 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import STATUS_LATE, STATUS_PRESENT, Mark, MarkOutcome, StudentStats
+from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome
+from .tables import (
+    corrections,
+    face_cache,
+    intruders,
+    marks,
+    metadata,
+    photos,
+    report_attempts,
+    report_runs,
+    sightings,
+    students,
+)
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-
-photos = Table(
-    "photos",
-    metadata,
-    Column("path", String(1024), primary_key=True),  # relative to the dataset folder
-    Column("student", String(255), nullable=False, index=True),
-    Column("size", BigInteger, nullable=False),
-    Column("mtime_ns", BigInteger, nullable=False),
-    Column("sha256", String(64), nullable=False),
-)
-
-face_cache = Table(
-    "face_cache",
-    metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("pipeline", String(64), primary_key=True),
-    Column("status", String(32), nullable=False),  # ok | no_face | many_faces | too_small | ...
-    Column("detail", String(255), nullable=False, default=""),
-    Column("descriptor", LargeBinary, nullable=True),  # 128 float32, only when status == ok
-)
-
-marks = Table(
-    "marks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("student", String(255), nullable=False),
-    Column("day", Date, nullable=False),
-    Column("seen_at", DateTime, nullable=False),  # local wall time in the configured zone
-    Column("status", String(16), nullable=False),
-    Column("camera", String(64), nullable=False, default=""),
-    Column("event_id", String(128), nullable=True, unique=True),
-    UniqueConstraint("student", "day", name="uq_marks_student_day"),
-)
-
-intruders = Table(
-    "intruders",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("day", Date, nullable=False, index=True),
-    Column("seen_at", DateTime, nullable=False),
-    Column("camera", String(64), nullable=False),
-    Column("path", String(1024), nullable=False),
-)
-
-
-report_runs = Table(
-    "report_runs",  # the scheduled report of each day: claimed by exactly one process
-    metadata,
-    Column("day", Date, primary_key=True),
-    Column("status", String(16), nullable=False),  # sending | sent | failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime, nullable=False),  # UTC
-    Column("lease_until", DateTime, nullable=False),  # UTC
-    Column("owner", String(64), nullable=False),
-)
-
-report_attempts = Table(
-    "report_attempts",  # every send, scheduled or manual, with its outcome
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("day", Date, nullable=False),
-    Column("kind", String(16), nullable=False),  # scheduled | manual
-    Column("at", DateTime, nullable=False),  # UTC
-    Column("outcome", String(16), nullable=False),  # sent | failed
-    Column("recipients", String(1024), nullable=False),
-    Column("error", String(512), nullable=False, default=""),
-)
 
 
 @dataclass(frozen=True)
@@ -120,6 +54,18 @@ class PhotoRow:
     size: int
     mtime_ns: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """A student of the registry."""
+
+    name: str
+    display_name: str = ""
+    external_id: str | None = None
+    active: bool = True
+    joined_on: date = date(1970, 1, 1)
+    classes: tuple[str, ...] = ()  # classes beside those whose roster names them
 
 
 @dataclass(frozen=True)
@@ -254,13 +200,19 @@ class Store:
     # --- marks --------------------------------------------------------------------------------
 
     def record_mark(self, mark: Mark, event_id: str | None = None) -> MarkOutcome:
-        """Insert the day's mark unless the student already has one; race-safe."""
+        """Insert the mark unless the student already has one for that class period (or the
+        event was recorded before); race-safe across threads and processes."""
         values = {
             "student": mark.name,
             "day": mark.day,
+            "class_name": mark.class_name,
+            "period": mark.period,
+            "period_end": mark.period_end,
+            "late_after": mark.late_after,
             "seen_at": mark.seen_at,
             "status": mark.status,
             "camera": mark.camera,
+            "source": mark.source,
             "event_id": event_id,
         }
         try:
@@ -269,7 +221,7 @@ class Store:
             return MarkOutcome(mark, True)
         except IntegrityError:
             pass
-        existing = self.mark_for(mark.name, mark.day)
+        existing = self.mark_for(mark.name, mark.day, mark.class_name, mark.period)
         if existing is None and event_id is not None:
             existing = self.mark_for_event(event_id)
         if existing is None:  # pragma: no cover - a conflict always leaves a row behind
@@ -278,12 +230,30 @@ class Store:
 
     @staticmethod
     def _mark(row: Any) -> Mark:
-        return Mark(row.student, row.day, row.seen_at, row.status, row.camera)
+        return Mark(
+            row.student,
+            row.day,
+            row.seen_at,
+            row.status,
+            row.camera,
+            row.class_name,
+            row.period,
+            row.period_end,
+            row.late_after,
+            row.source,
+        )
 
-    def mark_for(self, student: str, day: date) -> Mark | None:
+    def mark_for(
+        self, student: str, day: date, class_name: str = "default", period: str = "00:00"
+    ) -> Mark | None:
         with self._begin() as conn:
             row = conn.execute(
-                select(marks).where(marks.c.student == student, marks.c.day == day)
+                select(marks).where(
+                    marks.c.student == student,
+                    marks.c.day == day,
+                    marks.c.class_name == class_name,
+                    marks.c.period == period,
+                )
             ).first()
         return self._mark(row) if row else None
 
@@ -293,27 +263,158 @@ class Store:
         return self._mark(row) if row else None
 
     def marks_on(self, day: date) -> list[Mark]:
+        return self.marks_between(day, day)
+
+    def marks_between(self, first: date, last: date, class_name: str | None = None) -> list[Mark]:
+        query = select(marks).where(marks.c.day >= first, marks.c.day <= last)
+        if class_name is not None:
+            query = query.where(marks.c.class_name == class_name)
         with self._begin() as conn:
-            rows = conn.execute(
-                select(marks).where(marks.c.day == day).order_by(marks.c.seen_at, marks.c.id)
-            ).all()
+            rows = conn.execute(query.order_by(marks.c.seen_at, marks.c.id)).all()
         return [self._mark(row) for row in rows]
 
-    def statistics(self, enrolled: Iterable[str] = ()) -> list[StudentStats]:
-        """Per-student counts over every day that has at least one mark."""
-        present = func.sum((marks.c.status == STATUS_PRESENT).cast(Integer))
-        late = func.sum((marks.c.status == STATUS_LATE).cast(Integer))
+    def first_day(self) -> date | None:
+        """The first day with a mark or a correction (None on an empty register)."""
         with self._begin() as conn:
-            total_days = conn.execute(select(func.count(marks.c.day.distinct()))).scalar_one()
-            rows = conn.execute(
-                select(marks.c.student, func.count(), present, late).group_by(marks.c.student)
-            ).all()
-        counts = {row[0]: (int(row[1]), int(row[2] or 0), int(row[3] or 0)) for row in rows}
-        names = sorted(set(counts) | set(enrolled), key=lambda n: (n.casefold(), n))
+            first_mark = conn.execute(select(func.min(marks.c.day))).scalar_one_or_none()
+            first_fix = conn.execute(select(func.min(corrections.c.day))).scalar_one_or_none()
+        days = [d for d in (first_mark, first_fix) if isinstance(d, date)]
+        return min(days) if days else None
+
+    # --- corrections --------------------------------------------------------------------------
+
+    def record_correction(self, correction: Correction) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                corrections.insert().values(
+                    student=correction.name,
+                    day=correction.day,
+                    class_name=correction.class_name,
+                    period=correction.period,
+                    old_status=correction.old_status,
+                    new_status=correction.new_status,
+                    reason=correction.reason[:512],
+                    by=correction.by[:128],
+                    at=correction.at,
+                )
+            )
+
+    def corrections_between(
+        self, first: date, last: date, class_name: str | None = None, student: str | None = None
+    ) -> list[Correction]:
+        """Every correction in the range, oldest first (the last one of a slot is current)."""
+        query = select(corrections).where(corrections.c.day >= first, corrections.c.day <= last)
+        if class_name is not None:
+            query = query.where(corrections.c.class_name == class_name)
+        if student is not None:
+            query = query.where(corrections.c.student == student)
+        with self._begin() as conn:
+            rows = conn.execute(query.order_by(corrections.c.id)).all()
         return [
-            StudentStats(name, *counts.get(name, (0, 0, 0)), total_days=int(total_days))
-            for name in names
+            Correction(
+                r.student,
+                r.day,
+                r.class_name,
+                r.period,
+                r.old_status,
+                r.new_status,
+                r.reason,
+                r.by,
+                r.at,
+            )
+            for r in rows
         ]
+
+    # --- sightings ----------------------------------------------------------------------------
+
+    def record_sighting(self, student: str, seen_at: datetime, camera: str) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                sightings.insert().values(
+                    student=student, day=seen_at.date(), seen_at=seen_at, camera=camera
+                )
+            )
+
+    def sightings_on(self, day: date) -> list[tuple[str, datetime, str]]:
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(sightings).where(sightings.c.day == day).order_by(sightings.c.id)
+            ).all()
+        return [(r.student, r.seen_at, r.camera) for r in rows]
+
+    # --- students -----------------------------------------------------------------------------
+
+    def students(self) -> list[StudentRow]:
+        with self._begin() as conn:
+            rows = conn.execute(select(students).order_by(students.c.name)).all()
+        return [self._student(r) for r in rows]
+
+    def student(self, name: str) -> StudentRow | None:
+        with self._begin() as conn:
+            row = conn.execute(select(students).where(students.c.name == name)).first()
+        return self._student(row) if row else None
+
+    @staticmethod
+    def _student(row: Any) -> StudentRow:
+        classes = tuple(c for c in (row.classes or "").split(",") if c)
+        return StudentRow(
+            row.name,
+            row.display_name or "",
+            row.external_id,
+            bool(row.active),
+            row.joined_on,
+            classes,
+        )
+
+    def ensure_students(self, names: Iterable[str], joined_on: date) -> list[str]:
+        """Add the students not in the registry yet (joined ``joined_on``); the names added."""
+        wanted = sorted(set(names))
+        with self._begin() as conn:
+            known = {r[0] for r in conn.execute(select(students.c.name)).all()}
+        added = []
+        for name in (n for n in wanted if n not in known):
+            if self.add_student(StudentRow(name, joined_on=joined_on)):
+                added.append(name)
+        return added
+
+    def add_student(self, row: StudentRow) -> bool:
+        """Insert a student; False if the name is taken."""
+        try:
+            with self._begin() as conn:
+                conn.execute(
+                    students.insert().values(
+                        name=row.name,
+                        display_name=row.display_name,
+                        external_id=row.external_id,
+                        active=row.active,
+                        joined_on=row.joined_on,
+                        classes=",".join(row.classes),
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def update_student(self, name: str, row: StudentRow) -> None:
+        """Store ``row`` for the student ``name``; a new name is carried into their marks,
+        corrections, sightings and photos in the same transaction (history is kept)."""
+        with self._begin() as conn:
+            conn.execute(
+                update(students)
+                .where(students.c.name == name)
+                .values(
+                    name=row.name,
+                    display_name=row.display_name,
+                    external_id=row.external_id,
+                    active=row.active,
+                    classes=",".join(row.classes),
+                )
+            )
+            if row.name != name:
+                for table in (marks, corrections, sightings, photos):
+                    conn.execute(
+                        update(table).where(table.c.student == name).values(student=row.name)
+                    )
 
     # --- intruders ----------------------------------------------------------------------------
 

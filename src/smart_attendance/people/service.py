@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import date
 
 from ..config import Settings
 from ..db.store import Store
@@ -19,10 +20,17 @@ from .enrolment import EnrolmentReport, enroll, enrolled_students
 
 
 class EnrolmentService:
-    def __init__(self, settings: Settings, store: Store, analyzer: Analyzer | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        analyzer: Analyzer | None,
+        today: Callable[[], date],
+    ) -> None:
         self.settings = settings
         self.store = store
         self.analyzer = analyzer
+        self.today = today
         self.matcher = Matcher(Gallery.empty(), settings.match_threshold, settings.match_margin)
         self.report: EnrolmentReport | None = None
         self.error: str | None = None
@@ -47,6 +55,11 @@ class EnrolmentService:
         except AttendanceError as exc:
             self.error = str(exc)
             raise
+        # Every student folder is a student of the registry, expected in class from the day
+        # it was first seen.
+        self.store.ensure_students(
+            set(gallery.names) | set(enrolled_students(self.settings.dataset_dir)), self.today()
+        )
         self.matcher = Matcher(gallery, self.settings.match_threshold, self.settings.match_margin)
         self.report = report
         self.error = None

@@ -63,15 +63,21 @@ class DayReport:
         )
 
 
-def collect(store: Store, day: date, enrolled: list[str], class_name: str) -> DayReport:
-    marks = store.marks_on(day)
+def collect(
+    store: Store,
+    day: date,
+    enrolled: list[str],
+    class_name: str,
+    marks: list[Mark],
+    stats: list[StudentStats],
+) -> DayReport:
     names = sorted(set(enrolled), key=lambda n: (n.casefold(), n))
     return DayReport(
         day=day,
         class_name=class_name,
         enrolled=names,
         marks=marks,
-        stats=store.statistics(enrolled=names),
+        stats=stats,
         intruders=store.intruders_on(day),
         history=store.daily_counts(day - timedelta(days=HISTORY_DAYS - 1), day),
     )

@@ -9,6 +9,7 @@ from datetime import date, timezone
 from email.message import EmailMessage
 
 from ..attendance.files import CsvFiles
+from ..attendance.marks import AttendanceService
 from ..config import Settings
 from ..db.store import Store
 from ..errors import AttendanceError
@@ -25,12 +26,14 @@ class ReportService:
         settings: Settings,
         store: Store,
         files: CsvFiles,
+        attendance: AttendanceService,
         names: Callable[[], list[str]],
         clock: Clock,
     ) -> None:
         self.settings = settings
         self.store = store
         self.files = files
+        self.attendance = attendance
         self.names = names
         self.clock = clock
 
@@ -40,9 +43,11 @@ class ReportService:
     def message(self, day: date | None = None) -> tuple[date, EmailMessage]:
         """The day's report email (today by default), built from the database."""
         day = day or self.today()
-        report = collect(self.store, day, self.names(), self.settings.class_name)
+        stats = self.attendance.statistics(last=day)
+        marks = self.files.day_rows(day)
+        report = collect(self.store, day, self.names(), self.settings.class_name, marks, stats)
         if report.marks:  # the attached files and the ones in logs/ are the same
-            self.files.update(day, report.marks, report.stats)
+            self.files.update(day, report.stats)
         return day, build_message(report, self.settings, self.clock())
 
     def send_report(self, day: date | None = None, kind: str = "manual") -> ReportSent:

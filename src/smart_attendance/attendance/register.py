@@ -1,0 +1,176 @@
+"""The register: every rostered student in every class period, with their current status.
+
+A student is *expected* in a class period when the class's roster holds them, the period is on
+that day (not a closure day) and they had joined by then. Their status is the latest correction
+if there is one, else their mark (Present or Late), else ``Absent`` once the period has ended,
+else None (the period runs and they have not been seen). Marks and corrections whose period
+is no longer in the timetable keep their place: a timetable change never rewrites history.
+
+Statistics count expected periods, not "days on which anybody was marked".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from ..db.store import Store, StudentRow
+from ..models import (
+    STATUS_ABSENT,
+    STATUS_EXCUSED,
+    STATUS_LATE,
+    STATUS_PRESENT,
+    Correction,
+    Mark,
+    StudentStats,
+)
+from .timetable import Timetable, minutes_text
+
+SlotKey = tuple[date, str, str, str]  # day, class, period, student
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One student in one class period of one day."""
+
+    day: date
+    class_name: str
+    period: str  # start, HH:MM
+    period_end: str
+    student: str
+    status: str | None
+    time: str | None = None  # HH:MM:SS of the mark
+    source: str = ""
+    reason: str = ""
+    corrected: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"name": self.student, "status": self.status}
+        if self.time:
+            body["time"] = self.time
+        if self.source:
+            body["source"] = self.source
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+def days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+class Register:
+    def __init__(
+        self,
+        store: Store,
+        timetable: Callable[[], Timetable],
+        local_now: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.timetable = timetable
+        self.local_now = local_now
+
+    def entries(self, first: date, last: date, class_name: str | None = None) -> list[Entry]:
+        """Every expected student and every recorded mark or correction in the range."""
+        timetable = self.timetable()
+        now = self.local_now()
+        marks = {_key(m): m for m in self.store.marks_between(first, last, class_name)}
+        fixes: dict[SlotKey, Correction] = {}
+        for fix in self.store.corrections_between(first, last, class_name):
+            fixes[(fix.day, fix.class_name, fix.period, fix.name)] = fix
+        students = [s for s in self.store.students() if s.active]
+        out: dict[SlotKey, Entry] = {}
+        for day in days(first, last):
+            for slot in timetable.slots_on(day, class_name):
+                cls = slot.school_class
+                roster = self._roster(students, cls.name, cls.holds, day)
+                for student in roster:
+                    key = (day, cls.name, slot.period.label, student)
+                    ended = slot.period.has_ended(day, now)
+                    out[key] = _entry(
+                        key, minutes_text(slot.period.end), marks.get(key), fixes.get(key), ended
+                    )
+        for key in set(marks) | set(fixes):  # history outside today's timetable
+            if key not in out:
+                mark = marks.get(key)
+                end = mark.period_end if mark else "24:00"
+                out[key] = _entry(key, end, mark, fixes.get(key), ended=True)
+        return sorted(out.values(), key=lambda e: (e.day, e.period, e.class_name, e.student))
+
+    @staticmethod
+    def _roster(
+        students: list[StudentRow], class_name: str, holds: Callable[[str], bool], day: date
+    ) -> list[str]:
+        return sorted(
+            (
+                s.name
+                for s in students
+                if s.joined_on <= day and (holds(s.name) or class_name in s.classes)
+            ),
+            key=lambda n: (n.casefold(), n),
+        )
+
+    def statistics(
+        self, first: date, last: date, class_name: str | None = None, alert_below: float = 0.0
+    ) -> list[StudentStats]:
+        """Per-student counts over the expected periods of the range (registry order)."""
+        return self.statistics_of(self.entries(first, last, class_name), alert_below)
+
+    def statistics_of(self, entries: list[Entry], alert_below: float = 0.0) -> list[StudentStats]:
+        tally: dict[str, list[int]] = {}
+        for student in self.store.students():
+            if student.active:
+                tally.setdefault(student.name, [0, 0, 0, 0, 0])
+        for entry in entries:
+            counts = tally.setdefault(entry.student, [0, 0, 0, 0, 0])
+            if entry.status is None:
+                continue
+            counts[0] += 1
+            index = {STATUS_PRESENT: 1, STATUS_LATE: 2, STATUS_EXCUSED: 3}.get(entry.status, 4)
+            counts[index] += 1
+        stats = []
+        for name in sorted(tally, key=lambda n: (n.casefold(), n)):
+            expected, present, late, excused, absent = tally[name]
+            row = StudentStats(
+                name,
+                days_present=present + late,
+                days_on_time=present,
+                days_late=late,
+                total_days=expected,
+                excused=excused,
+                absent=absent,
+            )
+            stats.append(row.flagged(alert_below))
+        return stats
+
+
+def _key(mark: Mark) -> SlotKey:
+    return (mark.day, mark.class_name, mark.period, mark.name)
+
+
+def _entry(
+    key: SlotKey, period_end: str, mark: Mark | None, fix: Correction | None, ended: bool
+) -> Entry:
+    day, class_name, period, student = key
+    time = mark.seen_at.strftime("%H:%M:%S") if mark else None
+    source = (mark.source or f"camera:{mark.camera}") if mark else ""
+    if fix is not None:
+        return Entry(
+            day,
+            class_name,
+            period,
+            period_end,
+            student,
+            fix.new_status,
+            time,
+            fix.by,
+            fix.reason,
+            corrected=True,
+        )
+    if mark is not None:
+        return Entry(day, class_name, period, period_end, student, mark.status, time, source)
+    return Entry(day, class_name, period, period_end, student, STATUS_ABSENT if ended else None)

@@ -1,0 +1,131 @@
+"""The database tables (SQLAlchemy Core). The schema is made and upgraded by the migrations
+in ``db/migrations``; these definitions are the head revision, used by the queries."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+photos = Table(
+    "photos",
+    metadata,
+    Column("path", String(1024), primary_key=True),  # relative to the dataset folder
+    Column("student", String(255), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+)
+
+face_cache = Table(
+    "face_cache",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("pipeline", String(64), primary_key=True),
+    Column("status", String(32), nullable=False),  # ok | no_face | many_faces | too_small | ...
+    Column("detail", String(255), nullable=False, default=""),
+    Column("descriptor", LargeBinary, nullable=True),  # 128 float32, only when status == ok
+)
+
+students = Table(
+    "students",  # the registry: a dataset folder name is a student's name
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("external_id", String(64), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("joined_on", Date, nullable=False),  # expected in class from this day
+    Column("classes", String(2048), nullable=False, default=""),  # extra classes, comma-separated
+)
+
+marks = Table(
+    "marks",  # the first sighting of a student in a class period (or a mark set by hand)
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student", String(255), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("class_name", String(64), nullable=False, default="default"),
+    Column("period", String(5), nullable=False, default="00:00"),  # the period's start, HH:MM
+    Column("period_end", String(5), nullable=False, default="24:00"),
+    Column("late_after", String(5), nullable=False, default=""),  # the rule: Late after HH:MM
+    Column("seen_at", DateTime, nullable=False),  # local wall time in the configured zone
+    Column("status", String(16), nullable=False),
+    Column("camera", String(64), nullable=False, default=""),
+    Column("source", String(128), nullable=False, default=""),  # camera:ID | user:NAME | import
+    Column("event_id", String(160), nullable=True, unique=True),
+    UniqueConstraint("student", "day", "class_name", "period", name="uq_marks_student_period"),
+)
+
+corrections = Table(
+    "corrections",  # every change to a mark, never an overwrite: the latest row is current
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student", String(255), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("class_name", String(64), nullable=False),
+    Column("period", String(5), nullable=False),
+    Column("old_status", String(16), nullable=True),
+    Column("new_status", String(16), nullable=False),
+    Column("reason", String(512), nullable=False, default=""),
+    Column("by", String(128), nullable=False),  # user:NAME | cli:USER | api
+    Column("at", DateTime, nullable=False),  # UTC
+    Index("ix_corrections_slot", "day", "class_name", "period", "student"),
+)
+
+sightings = Table(
+    "sightings",  # a recognised student outside every class period: kept, not a mark
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student", String(255), nullable=False),
+    Column("day", Date, nullable=False, index=True),
+    Column("seen_at", DateTime, nullable=False),
+    Column("camera", String(64), nullable=False),
+)
+
+intruders = Table(
+    "intruders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("seen_at", DateTime, nullable=False),
+    Column("camera", String(64), nullable=False),
+    Column("path", String(1024), nullable=False),
+)
+
+
+report_runs = Table(
+    "report_runs",  # the scheduled report of each day: claimed by exactly one process
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),  # UTC
+    Column("lease_until", DateTime, nullable=False),  # UTC
+    Column("owner", String(64), nullable=False),
+)
+
+report_attempts = Table(
+    "report_attempts",  # every send, scheduled or manual, with its outcome
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False),
+    Column("kind", String(16), nullable=False),  # scheduled | manual
+    Column("at", DateTime, nullable=False),  # UTC
+    Column("outcome", String(16), nullable=False),  # sent | failed
+    Column("recipients", String(1024), nullable=False),
+    Column("error", String(512), nullable=False, default=""),
+)
