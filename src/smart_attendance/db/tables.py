@@ -129,3 +129,10 @@ report_attempts = Table(
     Column("recipients", String(1024), nullable=False),
     Column("error", String(512), nullable=False, default=""),
 )
+
+meta = Table(
+    "meta",  # small shared values, e.g. the gallery's version that every server polls
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)

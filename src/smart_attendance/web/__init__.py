@@ -23,8 +23,8 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .app import Services
-from .errors import (
+from ..app import Services
+from ..errors import (
     AttendanceError,
     BadRequestError,
     ConfigError,
@@ -178,6 +178,11 @@ def create_app(services: Services) -> Flask:
     def health() -> Any:
         health = services.health()
         return jsonify(health.to_json()), 200 if health.status == "ok" else 503
+
+    from . import register, students
+
+    app.register_blueprint(register.blueprint(services))
+    app.register_blueprint(students.blueprint(services))
 
     @app.errorhandler(AttendanceError)
     def attendance_error(exc: AttendanceError) -> Any:

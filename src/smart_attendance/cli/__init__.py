@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .config import Settings, load_settings
-from .errors import AttendanceError, MissingExtraError
+from ..config import Settings, load_settings
+from ..errors import AttendanceError, MissingExtraError
 
 if TYPE_CHECKING:
-    from .app import AnalyzerKind, Services
+    from ..app import AnalyzerKind, Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,8 +82,8 @@ def _settings(env_file: str | None, extra: str | None = "server") -> Settings:
 def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
     """The services of a command; a command that only reads (statistics, reports) and finds
     no database where the settings point says so, and creates none there."""
-    from .app import build_services
-    from .db.store import Store
+    from ..app import build_services
+    from ..db.store import Store
 
     with friendly_errors():
         if analyzer == "none" and not _database_exists(settings):
@@ -198,13 +198,13 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     """Run the attendance server (enrols the dataset first, in the background)."""
     from waitress import create_server
 
-    from .reports.scheduler import ReportScheduler
-    from .web import create_app
+    from ..reports.scheduler import ReportScheduler
+    from ..web import create_app
 
     settings = _settings(env_file)
     _logging(settings)
     if settings.report_time is not None:
-        from .reports.mailer import missing_settings
+        from ..reports.mailer import missing_settings
 
         missing = missing_settings(settings)
         if missing:
@@ -377,9 +377,9 @@ def eval_command(
 
     from tqdm import tqdm
 
-    from .app import make_analyzer
-    from .db.store import Store
-    from .evaluation import Rule, describe_all, evaluate, find_identities
+    from ..app import make_analyzer
+    from ..db.store import Store
+    from ..evaluation import Rule, describe_all, evaluate, find_identities
 
     settings = _settings(env_file)
     if not dataset_root.is_dir():
@@ -507,7 +507,7 @@ def report_send(day: str | None, env_file: str | None) -> None:
 @env_file_option
 def report_preview(day: str | None, out: Path, env_file: str | None) -> None:
     """Write the report to a file instead of sending it."""
-    from .reports.content import inline_html
+    from ..reports.content import inline_html
 
     services = _report_services(env_file)
     with friendly_errors():
@@ -592,7 +592,7 @@ def client(
     env_file: str | None,
 ) -> None:
     """Camera client: blink to scan, with a HUD; queues scans on disk while offline."""
-    from .client.app import ClientOptions, run
+    from ..client.app import ClientOptions, run
 
     settings = _settings(env_file, extra="client")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -625,9 +625,9 @@ def client(
 def blinks(video: str, as_json: bool) -> None:
     """Print the blinks seen in VIDEO (a file, stream URL, webcam index or image folder)."""
     require_extra("client")
-    from .client.sources import largest_face_ear, open_frames
-    from .engine.dlib_engine import FaceEngine
-    from .recognition.liveness import BlinkDetector
+    from ..client.sources import largest_face_ear, open_frames
+    from ..engine.dlib_engine import FaceEngine
+    from ..recognition.liveness import BlinkDetector
 
     with friendly_errors():
         fps, frames = open_frames(video)
@@ -658,8 +658,8 @@ def models_build(env_file: str | None) -> None:
     """Convert dlib's descriptor network to ONNX and cache it in DATA_DIR/models."""
     import time
 
-    from .engine.model_files import RESNET, model_path
-    from .engine.onnx import ensure_onnx_model, onnx_model_path
+    from ..engine.model_files import RESNET, model_path
+    from ..engine.onnx import ensure_onnx_model, onnx_model_path
 
     settings = _settings(env_file)
     with friendly_errors():
@@ -674,3 +674,7 @@ def models_build(env_file: str | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# Command groups kept in their own modules register themselves on ``main``.
+from . import register as _register  # noqa: E402,F401  (import for its commands)

@@ -1,0 +1,13 @@
+"""The register's routes: the day's attendance, corrections, exports. Every route needs the
+``X-API-KEY`` header (checked by ``create_app``); errors are the JSON of ``web.ERROR_STATUS``."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..app import Services
+
+
+def blueprint(services: Services) -> Blueprint:
+    routes = Blueprint("register", __name__)
+    return routes
