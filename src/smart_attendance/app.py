@@ -30,6 +30,7 @@ from .db.store import Store
 from .errors import NotReadyError
 from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
 from .people.service import EnrolmentService
+from .people.watcher import GalleryWatcher
 from .recognition.service import RecognitionService
 from .reports.service import ReportService
 
@@ -98,6 +99,7 @@ class Services:
     files: CsvFiles
     scans: ScanService
     reports: ReportService
+    watcher: GalleryWatcher | None = None  # the server follows other processes' enrolments
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -115,6 +117,8 @@ class Services:
         )
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.analyzer.close()
         self.store.close()
 
@@ -152,6 +156,10 @@ def build_services(
     files = CsvFiles(settings.logs_dir, attendance)
     scans = ScanService(enrolment, recognition, attendance, intruders, files)
     reports = ReportService(settings, store, files, attendance, enrolment.names, clock)
+    watcher = None
+    if analyzer == "pool":  # the server's engine: see enrolments of other processes live
+        watcher = GalleryWatcher(enrolment)
+        watcher.start()
     return Services(
         settings=settings,
         clock=clock,
@@ -164,4 +172,5 @@ def build_services(
         files=files,
         scans=scans,
         reports=reports,
+        watcher=watcher,
     )

@@ -10,6 +10,8 @@
      |    +-- UnsupportedImageError     not an image type we accept (SVG, PDF, GIF, ...)
      |    +-- ImageTooLargeError        too many pixels (decompression bomb) or too many bytes
      +-- BadRequestError                a request field has a bad value (camera id, event id, fps)
+     +-- NotFoundError                  the request names something that does not exist (a student)
+     +-- ConflictError                  the request clashes with what exists (a name already taken)
      +-- NotReadyError                  enrolment has not finished, or no face engine here
      +-- WorkerCrashedError             a recognition worker process died (it is replaced)
      +-- StoreError                     the database cannot be reached or refused a write
@@ -61,6 +63,14 @@ class ImageTooLargeError(ImageError):
 
 class BadRequestError(AttendanceError):
     """A request field has a bad value (camera id, event id, fps, capture time)."""
+
+
+class NotFoundError(AttendanceError):
+    """The request names something that does not exist (an unknown student)."""
+
+
+class ConflictError(AttendanceError):
+    """The request clashes with what exists (a student name already taken)."""
 
 
 class NotReadyError(AttendanceError):

@@ -164,12 +164,17 @@ class AttendanceService:
     ) -> Summary:
         """Statistics over a range, and how many days of it had a class on record."""
         self.check_class(class_name)
-        last = last or self.today()
-        first = first or min(self.store.first_day() or last, last)
+        first, last = self.span(first, last)
         entries = self.register.entries(first, last, class_name)
         students = self.register.statistics_of(entries, self.settings.alert_below_pct)
         days = len({e.day for e in entries if e.status is not None})
         return Summary(first, last, days, students)
+
+    def span(self, first: date | None, last: date | None) -> tuple[date, date]:
+        """A range with its defaults: up to today, from the first day on record."""
+        last = last or self.today()
+        first = first or min(self.store.first_day() or last, last)
+        return first, last
 
     def check_class(self, class_name: str | None) -> None:
         if class_name is not None and self.timetable.school_class(class_name) is None:

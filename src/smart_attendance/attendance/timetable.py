@@ -225,33 +225,51 @@ class _Locator:
 
     def line_of(self, path: Sequence[tuple[str, int]], key: str | None) -> int | None:
         """The line of ``key`` in the table reached by ``path`` (``[("class", 2), ("period",
-        1)]`` = the first period of the second class), or of the table's header."""
+        1)]`` = the first period of the second class), or of the table's header. A table
+        written inline (``period = [{...}]``) is found by the line of its key in the table
+        above it."""
+        line = self._find(path, key)
+        while line is None and path:
+            path, key = path[:-1], path[-1][0]
+            line = self._find(path, key)
+        return line
+
+    def _find(self, path: Sequence[tuple[str, int]], key: str | None) -> int | None:
         seen = {"class": 0, "period": 0, "closure": 0}
         here: list[tuple[str, int]] = []
         header_line = None
         for number, raw in enumerate(self.lines, start=1):
             line = raw.strip()
-            match = re.match(r"^\[\[\s*([A-Za-z_.\s]+?)\s*\]\]", line)
-            if match:
-                name = re.sub(r"\s+", "", match.group(1))
-                if name == "class":
+            header = re.match(r"^(\[\[?)\s*([A-Za-z0-9_.\s\"'-]+?)\s*\]", line)
+            if header:
+                parts = [p.strip("\"'") for p in re.sub(r"\s+", "", header.group(2)).split(".")]
+                if header.group(1) == "[[" and parts == ["class"]:
                     seen["class"] += 1
                     seen["period"] = 0
                     here = [("class", seen["class"])]
-                elif name == "class.period":
+                elif header.group(1) == "[[" and parts == ["class", "period"]:
                     seen["period"] += 1
                     here = [("class", seen["class"]), ("period", seen["period"])]
-                elif name == "closure":
+                elif header.group(1) == "[[" and parts == ["closure"]:
                     seen["closure"] += 1
                     here = [("closure", seen["closure"])]
-                else:
-                    here = []
+                else:  # another table (``[school]``, ``[class.room]``): a key of its parent
+                    parent = {
+                        ("class",): [("class", seen["class"])],
+                        ("class", "period"): [("class", seen["class"]), ("period", seen["period"])],
+                        ("closure",): [("closure", seen["closure"])],
+                    }.get(tuple(parts[:-1]), [] if len(parts) == 1 else [("?", 0)])
+                    here = [("?", 0)]
+                    if parent == list(path) and key == parts[-1]:
+                        return number
+                    continue
                 if here == list(path):
                     header_line = number
                     if key is None:
                         return number
                 continue
-            if here == list(path) and key and re.match(rf"^{re.escape(key)}\s*=", line):
+            quoted = rf"^[\"']?{re.escape(key)}[\"']?\s*=" if key else None
+            if here == list(path) and quoted and re.match(quoted, line):
                 return number
         return header_line
 
@@ -283,9 +301,11 @@ class _Checker:
         return value
 
     def string(self, table: dict[str, Any], where: Sequence[tuple[str, int]], key: str) -> str:
-        value = table.get(key)
+        if key not in table:
+            raise self.fail(where, None, f"missing key {key!r}")
+        value = table[key]
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, key, "expected a non-empty text")
+            raise self.fail(where, key, f"expected a non-empty text, got {value!r}")
         return value.strip()
 
     def strings(
@@ -319,7 +339,9 @@ class _Checker:
     ) -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DAY_MINUTES:
-            raise self.fail(where, key, f"expected whole minutes from 0 to {DAY_MINUTES}")
+            raise self.fail(
+                where, key, f"expected whole minutes from 0 to {DAY_MINUTES}, got {value!r}"
+            )
         return value
 
     def day(self, table: dict[str, Any], where: Sequence[tuple[str, int]], key: str) -> date:
@@ -341,7 +363,7 @@ def parse_timetable(text: str, path: Path, default_late_minutes: int) -> Timetab
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"timetable {path.name}: not valid TOML: {exc}") from None
+        raise ConfigError(_toml_error(path, exc)) from None
     check = _Checker(path, text, default_late_minutes)
     top = check.table(data, [], {"class", "closure"})
     raw_classes = top.get("class", [])
@@ -408,6 +430,17 @@ def parse_timetable(text: str, path: Path, default_late_minutes: int) -> Timetab
         reason = str(table.get("reason", "")).strip()
         closures.append(Closure(first, last, reason))
     return Timetable(tuple(classes), tuple(closures), source=str(path))
+
+
+def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
+    """``timetable NAME:LINE: not valid TOML: PROBLEM (column C)``: the line where the reader
+    stopped, in front like every other message."""
+    text = str(exc)
+    where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
+    if where:
+        problem = text[: where.start()]
+        return f"timetable {path.name}:{where[1]}: not valid TOML: {problem} (column {where[2]})"
+    return f"timetable {path.name}: not valid TOML: {text}"
 
 
 def load_timetable(path: Path, default_late_minutes: int) -> Timetable:

@@ -306,22 +306,35 @@ def enroll(env_file: str | None) -> None:
 
 
 @main.command()
+@click.option("--from", "first", default=None, metavar="YYYY-MM-DD", help="First day.")
+@click.option("--to", "last", default=None, metavar="YYYY-MM-DD", help="Last day (default today).")
+@click.option("--class", "class_name", default=None, help="One class (default: every class).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @env_file_option
-def stats(as_json: bool, env_file: str | None) -> None:
-    """Print per-student attendance statistics from the database."""
+def stats(
+    first: str | None, last: str | None, class_name: str | None, as_json: bool, env_file: str | None
+) -> None:
+    """Print per-student attendance statistics from the database (default: from the first
+    day on record to today, every class)."""
+    from .register import parse_range
+
     settings = _settings(env_file)
+    start, end = parse_range(first, last)
     services = _services(settings)
     with friendly_errors():
         try:
-            rows = services.attendance.statistics()
+            summary = services.attendance.summary(start, end, class_name)
         finally:
             services.close()
+    rows = summary.students
     if as_json:
         click.echo(json.dumps([row.as_dict() for row in rows], indent=2))
         return
-    days = max((row.total_days for row in rows), default=0)
-    click.echo(f"{days} day(s) on record")
+    scope = ""
+    if start or end or class_name:
+        scope = f" from {summary.first.isoformat()} to {summary.last.isoformat()}"
+        scope += f" in {class_name}" if class_name else ""
+    click.echo(f"{summary.days_on_record} day(s) on record{scope}")
     click.echo(
         f"{'Student':30} {'Present':>7} {'OnTime':>7} {'Late':>5} {'Attend%':>8} {'Late%':>6}"
     )
@@ -677,4 +690,6 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # Command groups kept in their own modules register themselves on ``main``.
+from . import db as _db  # noqa: E402,F401
 from . import register as _register  # noqa: E402,F401  (import for its commands)
+from . import timetable as _timetable  # noqa: E402,F401

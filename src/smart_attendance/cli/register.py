@@ -1,3 +1,155 @@
 """Commands over the register (marks, corrections, statistics, exports, the timetable)."""
 
 from __future__ import annotations
+
+import getpass
+from datetime import date
+from pathlib import Path
+
+import click
+
+from . import (
+    _database_exists,
+    _services,
+    _settings,
+    env_file_option,
+    friendly_errors,
+    main,
+)
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A ``YYYY-MM-DD`` option, or one line saying what is wrong with it."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.ClickException(
+            f"{option} must be a date as YYYY-MM-DD, got {value!r}"
+        ) from None
+
+
+def parse_range(first: str | None, last: str | None) -> tuple[date | None, date | None]:
+    start, end = parse_day(first, "--from"), parse_day(last, "--to")
+    if start and end and end < start:
+        raise click.ClickException("--to is before --from")
+    return start, end
+
+
+def cli_source() -> str:
+    """Who corrects from the command line: ``cli:<os user>`` (``cli`` if there is none)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError, ImportError):  # no user name in the environment or passwd
+        return "cli"
+    return f"cli:{user}" if user else "cli"
+
+
+@main.command()
+@click.argument("name")
+@click.option("--class", "class_name", default=None, help="Class (needed with several classes).")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Day (default today).")
+@click.option(
+    "--period",
+    default=None,
+    metavar="HH:MM",
+    help="The period's start (needed when the class has several periods that day).",
+)
+@click.option("--status", required=True, help="Present, Late, Absent or Excused (any case).")
+@click.option("--reason", default="", help="Why (required for Excused).")
+@env_file_option
+def mark(
+    name: str,
+    class_name: str | None,
+    day: str | None,
+    period: str | None,
+    status: str,
+    reason: str,
+    env_file: str | None,
+) -> None:
+    """Correct NAME's status in one class period; every correction is kept, with its history."""
+    from ..attendance.corrections import correct
+
+    settings = _settings(env_file)
+    the_day = parse_day(day, "--date")
+    if not _database_exists(settings):
+        raise click.ClickException(
+            f"no database at {settings.db_url.removeprefix('sqlite:///')}: run the command in "
+            "the folder the server runs in, or set ATTENDANCE_DATA_DIR"
+        )
+    services = _services(settings)
+    with friendly_errors():
+        try:
+            result = correct(
+                services.attendance,
+                services.files,
+                name=name,
+                day=the_day or services.attendance.today(),
+                class_name=class_name,
+                period=period,
+                status=status,
+                reason=reason,
+                by=cli_source(),
+            )
+        finally:
+            services.close()
+    entry = result.entry
+    where = f"{entry.student}, {entry.class_name} {entry.period} on {entry.day.isoformat()}"
+    why = f" ({entry.reason})" if entry.reason else ""
+    if not result.changed:
+        click.echo(f"{where}: already {entry.status}{why}; nothing recorded.")
+    else:
+        old = result.history[-1].old_status or "not seen yet"
+        click.echo(f"{where}: {old} -> {entry.status}{why}.")
+    click.echo("History:")
+    for fix in result.history:
+        fix_why = f"  {fix.reason}" if fix.reason else ""
+        click.echo(
+            f"  {fix.at:%Y-%m-%d %H:%M:%S} UTC  {fix.by}  "
+            f"{fix.old_status or 'not seen yet'} -> {fix.new_status}{fix_why}"
+        )
+
+
+@main.command(name="export")
+@click.option("--from", "first", default=None, metavar="YYYY-MM-DD", help="First day.")
+@click.option("--to", "last", default=None, metavar="YYYY-MM-DD", help="Last day (default today).")
+@click.option("--class", "class_name", default=None, help="One class (default: every class).")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    metavar="csv|xlsx",
+    help="File format (default: from the --out file's extension, else csv).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write.",
+)
+@env_file_option
+def export_command(
+    first: str | None,
+    last: str | None,
+    class_name: str | None,
+    fmt: str | None,
+    out: Path,
+    env_file: str | None,
+) -> None:
+    """Write the register of a range: one row per student per class period (CSV or Excel;
+    the Excel file has a second sheet with one column per day)."""
+    from ..attendance.export import build
+
+    settings = _settings(env_file)
+    start, end = parse_range(first, last)
+    if fmt is None:
+        fmt = "xlsx" if out.suffix.lower() == ".xlsx" else "csv"
+    services = _services(settings)
+    with friendly_errors():
+        try:
+            made = build(services.attendance, start, end, class_name, fmt)
+        finally:
+            services.close()
+        out.write_bytes(made.data)
+    click.echo(f"{made.rows} row(s) written to {out}.")

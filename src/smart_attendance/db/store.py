@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import (
     Engine,
     Integer,
+    String,
     create_engine,
     delete,
     event,
@@ -31,12 +32,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome
+from .schema import SchemaChange
+from .schema import upgrade as upgrade_schema
 from .tables import (
     corrections,
     face_cache,
     intruders,
     marks,
-    metadata,
+    meta,
     photos,
     report_attempts,
     report_runs,
@@ -107,9 +110,13 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def create(self) -> None:
-        with self._begin() as conn:
-            metadata.create_all(conn)
+    def create(self) -> SchemaChange:
+        """Create the schema, or upgrade it to the head revision (``schema.upgrade``: Alembic's
+        migrations, safe when several processes start at once); what was done."""
+        change = upgrade_schema(self.engine)
+        if change.action != "current":
+            log.info("%s", change.describe())
+        return change
 
     def close(self) -> None:
         self.engine.dispose()
@@ -543,3 +550,42 @@ class Store:
                 select(report_attempts).order_by(report_attempts.c.id.desc()).limit(limit)
             ).all()
         return [dict(row._mapping) for row in rows]
+
+    # --- shared values (meta) ------------------------------------------------------------------
+
+    def meta_value(self, key: str) -> str | None:
+        with self._begin() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._begin() as conn:
+            done = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+            if done.rowcount == 0:
+                conn.execute(meta.insert().values(key=key, value=value))
+
+    def meta_number(self, key: str) -> int:
+        """A counter of the ``meta`` table (0 when it was never set)."""
+        raw = self.meta_value(key)
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError:
+            return 0
+
+    def bump_meta(self, key: str) -> int:
+        """Add one to a counter, atomically across processes; returns the new value."""
+        for _attempt in range(3):
+            try:
+                with self._begin() as conn:
+                    done = conn.execute(
+                        update(meta)
+                        .where(meta.c.key == key)
+                        .values(value=(meta.c.value.cast(Integer) + 1).cast(String))
+                    )
+                    if done.rowcount == 0:
+                        conn.execute(meta.insert().values(key=key, value="1"))
+                    value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+                return int(str(value))
+            except IntegrityError:  # another process inserted the key first: update it
+                continue
+        raise StoreError(f"could not update {key} (conflicting writes); please retry")

@@ -6,6 +6,10 @@ restart reads no unchanged file: 10,000 enrolled photos are ready in about a sec
 changed and removed photos are picked up on every run. A photo that cannot be used (no face,
 several faces, a face too small to trust, unreadable) is reported with its path and reason.
 
+Photos sent through the API (``EnrolmentService.add_photos``) are analysed by the same code
+(``check_photos``: the cache, then ``analyse`` and ``frame_status``) before they are written
+into the folder, so an upload and a copied file are judged alike.
+
 Folder names are identities but untrusted text: names with control characters, leading dots or
 path tricks are refused, and links that leave the dataset folder are not followed.
 """
@@ -16,7 +20,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +53,7 @@ class EnrolmentReport:
     encoded: int = 0
     cached: int = 0
     removed: int = 0
+    updated: int = 0  # photo rows written or forgotten in the database (0: nothing changed)
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)
 
@@ -144,11 +149,54 @@ def frame_status(frame: Frame, min_face_px: int) -> CachedFace:
     return CachedFace("ok", "", np.asarray(face.descriptor, np.float32))
 
 
+def photo_status(result: Frame | Exception, min_face_px: int) -> CachedFace:
+    """The enrolment status of one analysed photo (or of the error analysing it)."""
+    if isinstance(result, ImageError):
+        return CachedFace("unreadable", str(result), None)
+    if isinstance(result, Exception):
+        log.warning("enrolment of one photo failed: %s", type(result).__name__)
+        return CachedFace("error", "could not be processed", None)
+    return frame_status(result, min_face_px)
+
+
 Progress = Callable[[int], None]
 
 
 def pipeline_key(params: DetectParams = ENROL_PARAMS) -> str:
     return f"{model_fingerprint()}-{params.key()}"
+
+
+def analyse(
+    analyzer: Analyzer,
+    store: Store,
+    jobs: Iterable[tuple[str, bytes]],
+    params: DetectParams = ENROL_PARAMS,
+    on_progress: Progress | None = None,
+) -> dict[str, CachedFace]:
+    """Analyse photos (keyed by the SHA-256 of their bytes) and cache each one's status."""
+    pipeline = pipeline_key(params)
+    fresh: dict[str, CachedFace] = {}
+    unsaved: dict[str, CachedFace] = {}
+    for digest, result in analyzer.analyze_many(jobs, params):
+        fresh[digest] = unsaved[digest] = photo_status(result, params.min_face_px)
+        if len(unsaved) >= 200:  # a long enrolment keeps its progress if it is interrupted
+            store.cache_faces(pipeline, unsaved)
+            unsaved = {}
+        if on_progress:
+            on_progress(1)
+    store.cache_faces(pipeline, unsaved)
+    return fresh
+
+
+def check_photos(
+    analyzer: Analyzer, store: Store, photos: dict[str, bytes], params: DetectParams = ENROL_PARAMS
+) -> dict[str, CachedFace]:
+    """The enrolment status of each photo (keyed by SHA-256): from the cache when it was seen
+    before, else analysed now (and cached, so enrolling the file later reads no face again)."""
+    known = store.cached_faces(pipeline_key(params), photos)
+    todo = [(digest, data) for digest, data in photos.items() if digest not in known]
+    known.update(analyse(analyzer, store, todo, params))
+    return known
 
 
 def enroll(
@@ -183,7 +231,6 @@ def enroll(
             to_hash.append(entry)
 
     cache = store.cached_faces(pipeline, [row.sha256 for row in rows])
-    fresh: dict[str, CachedFace] = {}
     pending: list[tuple[DatasetEntry, str]] = []
     unreadable: set[str] = set()
     for entry in to_hash:
@@ -214,22 +261,7 @@ def enroll(
             except OSError:
                 yield digest, b""
 
-    unsaved: dict[str, CachedFace] = {}
-    for digest, result in analyzer.analyze_many(jobs(), params):
-        if isinstance(result, ImageError):
-            fresh[digest] = CachedFace("unreadable", str(result), None)
-        elif isinstance(result, Exception):
-            log.warning("enrolment of one photo failed: %s", type(result).__name__)
-            fresh[digest] = CachedFace("error", "could not be processed", None)
-        else:
-            fresh[digest] = frame_status(result, params.min_face_px)
-        unsaved[digest] = fresh[digest]
-        if len(unsaved) >= 200:  # a long enrolment keeps its progress if it is interrupted
-            store.cache_faces(pipeline, unsaved)
-            unsaved = {}
-        if on_progress:
-            on_progress(1)
-    store.cache_faces(pipeline, unsaved)
+    fresh = analyse(analyzer, store, jobs(), params, on_progress)
     cache.update(fresh)
     report.encoded = len(fresh)
 
@@ -237,7 +269,9 @@ def enroll(
     removed = [path for path in known if path not in current_paths]
     listed = {entry.rel_path for entry in entries}
     report.removed = sum(1 for path in known if path not in listed)
-    store.sync_photos(changed, removed)
+    report.updated = len(changed) + len(removed)
+    if report.updated:
+        store.sync_photos(changed, removed)
 
     pairs: list[tuple[str, np.ndarray]] = []
     for row in sorted(rows, key=lambda r: r.path):

@@ -1,22 +1,94 @@
-"""``EnrolmentService``: the gallery the server recognises, and whether it is ready.
+"""``EnrolmentService``: the gallery the server recognises, whether it is ready, and the students
+registry (add, change, rename, photos sent through the API).
 
-Enrolment runs once at start (in the background while the server answers ``starting``) and
-again on ``attendance enroll``; the matcher is swapped in one assignment, so a request sees the
-old gallery or the new one, never half of one.
+Enrolment runs once at start (in the background while the server answers ``starting``), again on
+``attendance enroll`` and after every change made through the API; the matcher is swapped in one
+assignment, so a request sees the old gallery or the new one, never half of one. The enrolments
+of one process take turns.
+
+Processes share the gallery through the database: an enrolment that changed the photos adds one
+to ``gallery_version`` (the ``meta`` table), and a server's ``GalleryWatcher`` re-runs the
+incremental enrolment when the version is not the one it last saw (``refresh``), so a photo
+enrolled by ``attendance enroll`` or by another server is recognised without a restart.
+
+Photos sent through the API are checked (type and size from the header), analysed at once with
+the enrolment's own rule (``frame_status``, the face cache) and written into the dataset folder
+only when usable, as ``dataset/<name>/upload-<sha256[:12]>.<ext>``: the folder stays the one
+source of photos, and the original project's layout keeps working.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
 
 from ..config import Settings
-from ..db.store import Store
-from ..errors import AttendanceError, NotReadyError
-from ..models import Analyzer
+from ..db.store import Store, StudentRow
+from ..engine import imaging
+from ..errors import (
+    AttendanceError,
+    BadRequestError,
+    ConfigError,
+    ConflictError,
+    ImageError,
+    NotFoundError,
+    NotReadyError,
+)
+from ..models import ENROL_PARAMS, Analyzer
 from ..recognition.matcher import Gallery, Matcher
-from .enrolment import EnrolmentReport, enroll, enrolled_students
+from .enrolment import (
+    PHOTO_SUFFIXES,
+    EnrolmentReport,
+    check_photos,
+    check_student_name,
+    enroll,
+    enrolled_students,
+)
+
+log = logging.getLogger(__name__)
+
+GALLERY_VERSION = "gallery_version"  # the meta key every server polls
+UPLOAD_PREFIX = "upload-"
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """What became of one uploaded photo: enrolled, or refused and why."""
+
+    file: str  # the name the client gave the file
+    enrolled: bool
+    reason: str | None = None  # no_face | many_faces | too_small | unreadable | error
+    detail: str = ""
+    path: str | None = None  # in the dataset folder, for an enrolled photo
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "file": self.file,
+            "status": "enrolled" if self.enrolled else "refused",
+        }
+        if self.enrolled:
+            body["path"] = self.path
+        else:
+            body["reason"] = self.reason
+            body["detail"] = self.detail
+        return body
+
+
+def photo_counts(gallery: Gallery) -> dict[str, int]:
+    """Enrolled descriptors per student of a gallery."""
+    counts = np.bincount(gallery.labels, minlength=len(gallery.names))
+    return {name: int(counts[i]) for i, name in enumerate(gallery.names)}
 
 
 class EnrolmentService:
@@ -35,6 +107,10 @@ class EnrolmentService:
         self.report: EnrolmentReport | None = None
         self.error: str | None = None
         self.ready = threading.Event()
+        self.version: int | None = None  # the gallery_version this gallery is up to date with
+        self._lock = threading.RLock()  # one enrolment (or change of the dataset) at a time
+
+    # --- the gallery ----------------------------------------------------------------------------
 
     def enroll(
         self,
@@ -42,8 +118,18 @@ class EnrolmentService:
         on_progress: Callable[[int], None] | None = None,
     ) -> EnrolmentReport:
         """(Re)build the gallery from the dataset folder; the server is ready afterwards."""
+        with self._lock:
+            return self._enroll(on_total, on_progress, keep_error=True)
+
+    def _enroll(
+        self,
+        on_total: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        keep_error: bool = False,
+    ) -> EnrolmentReport:
         if self.analyzer is None:
             raise NotReadyError("this command does not recognise faces")
+        before = self.store.meta_number(GALLERY_VERSION)
         try:
             gallery, report = enroll(
                 self.settings.dataset_dir,
@@ -53,7 +139,8 @@ class EnrolmentService:
                 on_progress=on_progress,
             )
         except AttendanceError as exc:
-            self.error = str(exc)
+            if keep_error:
+                self.error = str(exc)
             raise
         # Every student folder is a student of the registry, expected in class from the day
         # it was first seen.
@@ -64,7 +151,26 @@ class EnrolmentService:
         self.report = report
         self.error = None
         self.ready.set()
+        self.version = before
+        if report.updated:  # tell the other processes (servers) to refresh theirs
+            after = self.store.bump_meta(GALLERY_VERSION)
+            if after == before + 1:  # nobody else changed it meanwhile
+                self.version = after
         return report
+
+    def refresh(self) -> bool:
+        """Re-enrol (incrementally) if another process changed the gallery since this one was
+        built; True if it did. A failure keeps the current gallery and raises."""
+        if not self.ready.is_set() or self.analyzer is None:
+            return False  # the first enrolment, still running, will see every change
+        if self.store.meta_number(GALLERY_VERSION) == self.version:
+            return False
+        with self._lock:
+            if self.store.meta_number(GALLERY_VERSION) == self.version:
+                return False  # another thread refreshed meanwhile
+            report = self._enroll()
+        log.info("gallery refreshed after a change elsewhere: %s", report.summary())
+        return True
 
     def current(self) -> Matcher:
         """The matcher to use for a request; ``NotReadyError`` while enrolling."""
@@ -79,3 +185,180 @@ class EnrolmentService:
     def names(self) -> list[str]:
         """Enrolled students; before (or without) enrolment, the dataset's folder names."""
         return list(self.matcher.gallery.names) or enrolled_students(self.settings.dataset_dir)
+
+    def photo_counts(self) -> dict[str, int]:
+        """Enrolled photos (descriptors) per student in the current gallery."""
+        return photo_counts(self.matcher.gallery)
+
+    # --- the registry ---------------------------------------------------------------------------
+
+    def students(self) -> list[StudentRow]:
+        return self.store.students()
+
+    def student(self, name: str) -> StudentRow:
+        row = self.store.student(name)
+        if row is None:
+            raise NotFoundError(f"no student named {name!r}")
+        return row
+
+    def add_student(
+        self,
+        name: str,
+        display_name: str = "",
+        external_id: str | None = None,
+        classes: Sequence[str] = (),
+    ) -> StudentRow:
+        """A new student of the registry (joined today) and their dataset folder."""
+        _check_name(name)
+        row = StudentRow(name, display_name, external_id, True, self.today(), tuple(classes))
+        with self._lock:
+            if self.store.student(name) is not None:
+                raise ConflictError(f"a student named {name!r} already exists")
+            folder = self.settings.dataset_dir / name
+            created = not folder.exists()
+            _make_folder(folder)
+            if not self.store.add_student(row):
+                if created:
+                    _remove_empty(folder)
+                raise ConflictError(f"a student named {name!r} already exists")
+        log.info("student %s added", name)
+        return row
+
+    def update_student(self, name: str, row: StudentRow) -> StudentRow:
+        """Store the registry fields of ``row`` for ``name`` (not the day they joined). A new
+        name renames the dataset folder too, and their marks, corrections and sightings follow
+        (history is kept); the gallery is rebuilt at once."""
+        renamed = row.name != name
+        if renamed:
+            _check_name(row.name)
+        with self._lock:
+            current = self.student(name)
+            row = replace(row, joined_on=current.joined_on)
+            if not renamed:
+                self.store.update_student(name, row)
+                return row
+            self._require_ready()
+            if self.store.student(row.name) is not None:
+                raise ConflictError(f"a student named {row.name!r} already exists")
+            old, new = self.settings.dataset_dir / name, self.settings.dataset_dir / row.name
+            if new.exists() or new.is_symlink():
+                raise ConflictError(f"the dataset already has a folder named {row.name!r}")
+            moved = old.is_dir()
+            if moved:
+                _rename_folder(old, new)
+            try:
+                self.store.update_student(name, row)
+            except IntegrityError:
+                if moved:
+                    _rename_folder(new, old)
+                raise ConflictError(f"a student named {row.name!r} already exists") from None
+            except AttendanceError:
+                if moved:
+                    _rename_folder(new, old)
+                raise
+            log.info("student %s renamed %s", name, row.name)
+            self._enroll()
+        return row
+
+    def add_photos(self, name: str, uploads: Sequence[tuple[str, bytes]]) -> list[PhotoResult]:
+        """Check, analyse and keep the usable photos of ``name`` (``(file name, bytes)`` each);
+        the gallery is updated before this returns."""
+        self._require_ready()
+        if self.analyzer is None:
+            raise NotReadyError("this command does not recognise faces")
+        self.student(name)
+        results: list[PhotoResult | None] = [None] * len(uploads)
+        usable: dict[str, tuple[bytes, str]] = {}  # digest -> (bytes, file suffix)
+        digests: list[str | None] = [None] * len(uploads)
+        for i, (file, data) in enumerate(uploads):
+            try:
+                info = imaging.probe(data, self.settings.max_image_pixels)
+            except ImageError as exc:
+                results[i] = PhotoResult(file, False, "unreadable", str(exc))
+                continue
+            if info.suffix not in PHOTO_SUFFIXES:
+                results[i] = PhotoResult(
+                    file,
+                    False,
+                    "unreadable",
+                    f"{info.format} photos are not kept in the dataset (send JPEG or PNG)",
+                )
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            digests[i] = digest
+            usable[digest] = (data, info.suffix)
+        photos = {digest: data for digest, (data, _) in usable.items()}
+        try:
+            statuses = check_photos(self.analyzer, self.store, photos, ENROL_PARAMS)
+        except IntegrityError:  # cached by another request or process meanwhile: read that
+            statuses = check_photos(self.analyzer, self.store, photos, ENROL_PARAMS)
+        with self._lock:
+            self.student(name)  # not renamed meanwhile
+            folder = self.settings.dataset_dir / name
+            _make_folder(folder)
+            written = False
+            for i, key in enumerate(digests):
+                if key is None:
+                    continue
+                status = statuses[key]
+                file = uploads[i][0]
+                if status.status != "ok":
+                    results[i] = PhotoResult(file, False, status.status, status.detail)
+                    continue
+                data, suffix = usable[key]
+                target = folder / f"{UPLOAD_PREFIX}{key[:12]}{suffix}"
+                if not target.exists():
+                    _write_file(target, data)
+                    written = True
+                results[i] = PhotoResult(file, True, path=f"{name}/{target.name}")
+            if written:
+                self._enroll()
+        kept = sum(1 for r in results if r is not None and r.enrolled)
+        log.info("%d of %d photo(s) of %s enrolled", kept, len(uploads), name)
+        return [r for r in results if r is not None]
+
+    def _require_ready(self) -> None:
+        if not self.ready.is_set():
+            raise NotReadyError("the server is still enrolling the dataset; try again shortly")
+
+
+def _check_name(name: str) -> None:
+    problem = check_student_name(name)
+    if problem:
+        raise BadRequestError(f"bad student name: {problem.replace('folder name', 'the name')}")
+
+
+def _folder_error(exc: OSError, what: str) -> AttendanceError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return BadRequestError("bad student name: too long for a folder name")
+    return ConfigError(f"cannot {what} in the dataset folder: {exc.strerror or exc}")
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _folder_error(exc, "create a folder") from None
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _rename_folder(old: Path, new: Path) -> None:
+    try:
+        os.rename(old, new)
+    except OSError as exc:
+        raise _folder_error(exc, "rename a folder") from None
+
+
+def _write_file(target: Path, data: bytes) -> None:
+    """Write a photo whole or not at all (a hidden temporary file is never enrolled)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise _folder_error(exc, "write a photo") from None

@@ -1,10 +1,14 @@
-"""The daily report: a day's marks and statistics as an email a teacher reads on a phone.
+"""The daily report without a timetable: a day's marks and statistics as an email a teacher
+reads on a phone (with a timetable, ``classes`` writes one per class and the whole school's).
 
 ``collect`` gathers the facts from the store; ``build_message`` turns them into an
 ``EmailMessage``: a plain-text part, an HTML part with a chart and intruder thumbnails as
 inline images, and the day's CSV files attached. Every name and other student-controlled text is
 escaped in HTML and neutralised in CSV. A day with no marks is a report that says everyone was
-absent, not an error.
+absent, not an error. Students excused by a correction are listed as excused, and the day's
+corrections (who changed what, and why) close the day's section.
+
+``assemble``, ``chart_png``, ``thumbnail`` and ``correction_text`` are shared with ``classes``.
 """
 
 from __future__ import annotations
@@ -12,19 +16,21 @@ from __future__ import annotations
 import html
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from PIL import Image
 
 from ..attendance import files as csvfiles
 from ..config import Settings
 from ..db.store import Store
-from ..models import STATUS_LATE, STATUS_PRESENT, Mark, StudentStats
+from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, StudentStats
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,10 @@ class DayReport:
     stats: list[StudentStats]
     intruders: list[dict[str, Any]]
     history: list[tuple[date, int, int]] = field(default_factory=list)  # day, on time, late
+    excused: list[tuple[str, str]] = field(default_factory=list)  # name, reason
+    corrections: list[Correction] = field(default_factory=list)
+    rows: list[Mark] | None = None  # the day file's rows (every status); None: the marks
+    zone: ZoneInfo | None = None  # for the times of the corrections
 
     @property
     def present(self) -> list[Mark]:
@@ -52,8 +62,12 @@ class DayReport:
 
     @property
     def absent(self) -> list[str]:
-        seen = {m.name for m in self.marks}
+        seen = {m.name for m in self.marks} | {name for name, _reason in self.excused}
         return [name for name in self.enrolled if name not in seen]
+
+    @property
+    def day_rows(self) -> list[Mark]:
+        return self.marks if self.rows is None else self.rows
 
     @property
     def subject(self) -> str:
@@ -70,17 +84,45 @@ def collect(
     class_name: str,
     marks: list[Mark],
     stats: list[StudentStats],
+    excused: Sequence[tuple[str, str]] = (),
+    corrections: Sequence[Correction] = (),
+    zone: ZoneInfo | None = None,
 ) -> DayReport:
+    """The report of ``day``: ``marks`` are the day file's rows (every status; Present and
+    Late are the day's marks), ``excused`` the students excused by a correction."""
     names = sorted(set(enrolled), key=lambda n: (n.casefold(), n))
     return DayReport(
         day=day,
         class_name=class_name,
         enrolled=names,
-        marks=marks,
+        marks=[m for m in marks if m.status in (STATUS_PRESENT, STATUS_LATE)],
         stats=stats,
         intruders=store.intruders_on(day),
         history=store.daily_counts(day - timedelta(days=HISTORY_DAYS - 1), day),
+        excused=list(excused),
+        corrections=list(corrections),
+        rows=list(marks),
+        zone=zone,
     )
+
+
+def correction_text(fix: Correction, zone: ZoneInfo | None, scope: str = "") -> str:
+    """``10:12  ben_ito, 7b 08:30: Absent -> Excused (by office: doctor's note)``: when (local
+    time), who, where (``scope`` "school": class and period, "class": the period, "": neither),
+    the change, by whom and why. Plain text: escape it for HTML."""
+    at = fix.at.replace(tzinfo=timezone.utc)
+    when = at.astimezone(zone) if zone is not None else at
+    place = {"school": f", {fix.class_name} {fix.period}", "class": f", {fix.period}"}
+    old = fix.old_status or "not marked"
+    why = f": {fix.reason}" if fix.reason else ""
+    return (
+        f"{when:%H:%M}  {fix.name}{place.get(scope, '')}: {old} -> {fix.new_status} "
+        f"(by {fix.by}{why})"
+    )
+
+
+def excused_text(excused: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} ({reason})" if reason else name for name, reason in excused)
 
 
 # --- chart -------------------------------------------------------------------------------------
@@ -88,37 +130,47 @@ def collect(
 
 def chart_png(report: DayReport) -> bytes:
     """Bars of on-time and late students per day over the last two weeks, enrolled as a line."""
+    days = [report.day - timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1)]
+    counts = {d: (on_time, late) for d, on_time, late in report.history}
+    bars = [
+        ("on time", "#2e7d32", [counts.get(d, (0, 0))[0] for d in days]),
+        ("late", "#f9a825", [counts.get(d, (0, 0))[1] for d in days]),
+    ]
+    line = (len(report.enrolled), f"enrolled ({len(report.enrolled)})") if report.enrolled else None
+    return bar_chart(days, bars, "students", line)
+
+
+def bar_chart(
+    days: Sequence[date],
+    bars: Sequence[tuple[str, str, Sequence[int]]],
+    ylabel: str,
+    line: tuple[int, str] | None = None,
+) -> bytes:
+    """A PNG of stacked ``bars`` (label, colour, one count per day), with an optional
+    horizontal ``line`` (value, label), at phone width."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    days = [report.day - timedelta(days=i) for i in range(HISTORY_DAYS - 1, -1, -1)]
-    counts = {d: (on_time, late) for d, on_time, late in report.history}
-    on_time = [counts.get(d, (0, 0))[0] for d in days]
-    late = [counts.get(d, (0, 0))[1] for d in days]
     labels = [d.strftime("%d %b") for d in days]
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
-    ax.bar(labels, on_time, color="#2e7d32", label="on time")
-    ax.bar(labels, late, bottom=on_time, color="#f9a825", label="late")
-    top = max([a + b for a, b in zip(on_time, late, strict=True)] + [len(report.enrolled), 1])
-    if report.enrolled:
-        ax.axhline(
-            len(report.enrolled),
-            color="#555555",
-            linestyle="--",
-            linewidth=1,
-            label=f"enrolled ({len(report.enrolled)})",
-        )
+    bottom = [0] * len(days)
+    for label, colour, values in bars:
+        ax.bar(labels, values, bottom=bottom, color=colour, label=label)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    top = max([*bottom, line[0] if line else 0, 1])
+    if line:
+        ax.axhline(line[0], color="#555555", linestyle="--", linewidth=1, label=line[1])
     ax.set_ylim(0, top * 1.08)
-    ax.set_ylabel("students", fontsize=10)
-    ax.set_title("Attendance, last 14 days", fontsize=13)
+    ax.set_ylabel(ylabel, fontsize=10)
+    ax.set_title(f"Attendance, last {len(days)} days", fontsize=13)
     ax.tick_params(axis="x", labelrotation=60, labelsize=9)
     ax.tick_params(axis="y", labelsize=9)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False, ncol=3)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False, ncol=4)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -160,6 +212,13 @@ def render_text(report: DayReport) -> str:
     if report.absent:
         lines.append("Absent: " + ", ".join(report.absent))
         lines.append("")
+    if report.excused:
+        lines.append("Excused: " + excused_text(report.excused))
+        lines.append("")
+    if report.corrections:
+        lines.append("Corrections today:")
+        lines += [f"  {correction_text(c, report.zone)}" for c in report.corrections]
+        lines.append("")
     if report.stats:
         lines.append("Statistics so far (attendance %, late %):")
         lines += [
@@ -177,7 +236,7 @@ def render_text(report: DayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-_CSS = (
+CSS = (
     "body{margin:0;padding:0;background:#f4f5f7;font-family:-apple-system,Segoe UI,Roboto,"
     "Helvetica,Arial,sans-serif;color:#1f2933}"
     ".wrap{max-width:640px;margin:0 auto;padding:16px}"
@@ -191,6 +250,9 @@ _CSS = (
     "th,td{text-align:left;padding:6px 4px;border-bottom:1px solid #e4e7eb}"
     ".late{color:#b26a00;font-weight:600}.present{color:#2e7d32;font-weight:600}"
     ".thumbs img{border-radius:6px;margin:0 6px 6px 0}"
+    ".absent{color:#c62828;font-weight:600}.excused{color:#546e7a;font-weight:600}"
+    ".pending{color:#6b7785}.fixes{margin:4px 0 0;padding-left:18px;font-size:13px}"
+    "th small,td small{display:block;color:#6b7785;font-weight:400}"
 )
 
 
@@ -206,7 +268,7 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>{e(report.subject)}</title><style>{_CSS}</style></head><body><div class='wrap'>",
+        f"<title>{e(report.subject)}</title><style>{CSS}</style></head><body><div class='wrap'>",
         f"<div class='card'><h1>{e(report.class_name)}</h1>",
         f"<div class='muted'>Attendance report for {report.day:%A %d %B %Y}</div></div>",
         "<div class='card'><div class='counts'>",
@@ -227,6 +289,12 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
         parts.append("<p><b>Nobody was marked today</b>: every enrolled student is absent.</p>")
     if report.absent:
         parts.append(f"<p><b>Absent ({len(report.absent)}):</b> {e(', '.join(report.absent))}</p>")
+    if report.excused:
+        parts.append(
+            f"<p><b>Excused ({len(report.excused)}):</b> {e(excused_text(report.excused))}</p>"
+        )
+    if report.corrections:
+        parts.append(corrections_html(report.corrections, report.zone))
     parts.append("</div>")
     if chart_cid:
         parts.append(
@@ -267,46 +335,87 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
     return "\n".join(parts)
 
 
+def corrections_html(
+    corrections: Sequence[Correction], zone: ZoneInfo | None, scope: str = ""
+) -> str:
+    items = "".join(f"<li>{html.escape(correction_text(c, zone, scope))}</li>" for c in corrections)
+    return f"<p><b>Corrections today ({len(corrections)}):</b></p><ul class='fixes'>{items}</ul>"
+
+
 def build_message(report: DayReport, settings: Settings, sent_at: datetime) -> EmailMessage:
     """The complete email: text, HTML with inline chart and thumbnails, CSV attachments."""
-    message = EmailMessage()
-    message["Subject"] = report.subject
-    message["From"] = settings.sender_email or "smart-attendance@localhost"
-    message["To"] = ", ".join(settings.recipients) or "undisclosed-recipients:;"
-    message["Date"] = format_datetime(sent_at.astimezone(settings.zone))
-    message["Message-ID"] = make_msgid(domain="smart-attendance.local")
     chart = chart_png(report)
-    chart_cid = make_msgid(domain="smart-attendance.local")[1:-1]
+    chart_cid = new_cid()
+    thumbs = thumbnails(report.intruders)
+    return assemble(
+        subject=report.subject,
+        to=settings.recipients,
+        settings=settings,
+        sent_at=sent_at,
+        text=render_text(report),
+        html=render_html(report, chart_cid, [(cid, caption) for cid, caption, _ in thumbs]),
+        chart=(chart_cid, chart),
+        thumbs=thumbs,
+        attachments=[
+            (f"attendance_{report.day.isoformat()}.csv", csvfiles.day_csv(report.day_rows)),
+            ("student_statistics.csv", csvfiles.statistics_csv(report.stats)),
+        ],
+    )
+
+
+def new_cid() -> str:
+    return make_msgid(domain="smart-attendance.local")[1:-1]
+
+
+def thumbnails(intruders: Sequence[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
+    """(content id, caption, JPEG) of the first ``MAX_THUMBNAILS`` readable intruder photos."""
     thumbs: list[tuple[str, str, bytes]] = []
-    for intruder in report.intruders[:MAX_THUMBNAILS]:
+    for intruder in intruders[:MAX_THUMBNAILS]:
         data = thumbnail(Path(intruder["path"]))
         if data:
             caption = f"{intruder['seen_at']:%H:%M:%S} ({intruder['camera']})"
-            thumbs.append((make_msgid(domain="smart-attendance.local")[1:-1], caption, data))
-    message.set_content(render_text(report))
-    message.add_alternative(
-        render_html(report, chart_cid, [(cid, caption) for cid, caption, _ in thumbs]),
-        subtype="html",
-    )
+            thumbs.append((new_cid(), caption, data))
+    return thumbs
+
+
+def assemble(
+    *,
+    subject: str,
+    to: Sequence[str],
+    settings: Settings,
+    sent_at: datetime,
+    text: str,
+    html: str,
+    chart: tuple[str, bytes] | None,
+    thumbs: Sequence[tuple[str, str, bytes]],
+    attachments: Sequence[tuple[str, str]],
+) -> EmailMessage:
+    """An email of a text part, an HTML part with its inline chart (content id, PNG) and
+    thumbnails, and CSV ``attachments`` (file name, text)."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.sender_email or "smart-attendance@localhost"
+    message["To"] = ", ".join(to) or "undisclosed-recipients:;"
+    message["Date"] = format_datetime(sent_at.astimezone(settings.zone))
+    message["Message-ID"] = make_msgid(domain="smart-attendance.local")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
     html_part = message.get_body(preferencelist=("html",))
     assert isinstance(html_part, EmailMessage)
-    html_part.add_related(
-        chart,
-        maintype="image",
-        subtype="png",
-        cid=f"<{chart_cid}>",
-        filename="attendance-chart.png",
-    )
+    if chart is not None:
+        html_part.add_related(
+            chart[1],
+            maintype="image",
+            subtype="png",
+            cid=f"<{chart[0]}>",
+            filename="attendance-chart.png",
+        )
     for cid, _caption, data in thumbs:
         html_part.add_related(data, maintype="image", subtype="jpeg", cid=f"<{cid}>")
-    day_csv = csvfiles.day_csv(report.marks).encode("utf-8")
-    stats_csv = csvfiles.statistics_csv(report.stats).encode("utf-8")
-    message.add_attachment(
-        day_csv, maintype="text", subtype="csv", filename=f"attendance_{report.day.isoformat()}.csv"
-    )
-    message.add_attachment(
-        stats_csv, maintype="text", subtype="csv", filename="student_statistics.csv"
-    )
+    for filename, content in attachments:
+        message.add_attachment(
+            content.encode("utf-8"), maintype="text", subtype="csv", filename=filename
+        )
     return message
 
 

@@ -1,4 +1,10 @@
-"""SMTP delivery of a ready message: ssl, starttls or none, login when a password is set.
+"""SMTP delivery of ready messages: ssl, starttls or none, login when a password is set.
+
+``send_all`` sends several messages (the whole school's report and one per class) in one SMTP
+session and says, message by message, who received it or why not: a message the server
+refuses (its recipients, its size) does not stop the others. A connection lost half-way is
+opened again once; a server that cannot be reached, refuses the login or does not answer fails
+every message left with the same error (it would only fail them again, one timeout each).
 
 Every failure becomes a ``MailError`` subclass with a plain message that never contains the
 password: unreachable or refusing server (``MailUnavailableError``), refused login
@@ -9,14 +15,25 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 from ..config import Settings
 from ..errors import (
     MailAuthError,
+    MailError,
     MailNotConfiguredError,
     MailTimeoutError,
     MailUnavailableError,
+)
+
+# Refusals of one message; the session goes on with the next.
+_MESSAGE_REFUSED = (
+    smtplib.SMTPRecipientsRefused,
+    smtplib.SMTPSenderRefused,
+    smtplib.SMTPDataError,
+    smtplib.SMTPNotSupportedError,
 )
 
 
@@ -32,59 +49,120 @@ def check_configured(settings: Settings) -> None:
         raise MailNotConfiguredError(f"email is not configured: set {' and '.join(missing)}")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one message: the recipients the server accepted, or why none."""
+
+    delivered: tuple[str, ...]
+    error: MailError | None = None
+
+
 def send(message: EmailMessage, settings: Settings) -> list[str]:
-    """Send ``message`` to the configured recipients; return them."""
+    """Send ``message`` to the configured recipients (``TEACHER_EMAIL``); return them."""
+    [delivery] = send_all([(message, settings.recipients)], settings)
+    if delivery.error is not None:
+        raise delivery.error
+    return list(delivery.delivered)
+
+
+def send_all(
+    batch: Sequence[tuple[EmailMessage, Sequence[str]]], settings: Settings
+) -> list[Delivery]:
+    """Send each message to its recipients in one SMTP session; one ``Delivery`` per message,
+    in order. Raises only ``MailNotConfiguredError`` (nothing was tried)."""
     check_configured(settings)
+    results: list[Delivery] = []
+    client: smtplib.SMTP | None = None
+    reconnects = 1
+    try:
+        for index, (message, recipients) in enumerate(batch):
+            if client is None:
+                try:
+                    client = _connect(settings)
+                except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    error = _mail_error(exc, settings)
+                    results += [Delivery((), error) for _ in batch[index:]]
+                    break
+            try:
+                refused = client.send_message(message, settings.sender_email, list(recipients))
+            except _MESSAGE_REFUSED as exc:
+                results.append(Delivery((), _mail_error(exc, settings)))
+                continue
+            except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                results.append(Delivery((), _mail_error(exc, settings)))
+                _close(client)
+                client = None
+                if reconnects == 0:
+                    results += [
+                        Delivery((), _mail_error(exc, settings)) for _ in batch[index + 1 :]
+                    ]
+                    break
+                reconnects -= 1
+                continue
+            delivered = tuple(r for r in recipients if r not in refused)
+            results.append(Delivery(delivered))
+    finally:
+        if client is not None:
+            _close(client)
+    return results
+
+
+def _connect(settings: Settings) -> smtplib.SMTP:
     host, port = settings.smtp_host, settings.smtp_port_effective
-    where = f"{host}:{port}"
     timeout = settings.smtp_timeout_s
     context = ssl.create_default_context()
+    client: smtplib.SMTP
+    if settings.smtp_security == "ssl":
+        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(host, port, timeout=timeout)
     try:
-        client: smtplib.SMTP
-        if settings.smtp_security == "ssl":
-            client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-        else:
-            client = smtplib.SMTP(host, port, timeout=timeout)
-        with client:
-            if settings.smtp_security == "starttls":
-                client.starttls(context=context)
-            if settings.sender_password:
-                client.login(settings.sender_email, settings.sender_password)
-            refused = client.send_message(message, settings.sender_email, settings.recipients)
-    except smtplib.SMTPAuthenticationError as exc:
-        raise MailAuthError(
+        if settings.smtp_security == "starttls":
+            client.starttls(context=context)
+        if settings.sender_password:
+            client.login(settings.sender_email, settings.sender_password)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def _mail_error(exc: BaseException, settings: Settings) -> MailError:
+    """The plain message for an SMTP, TLS or network failure (never the password)."""
+    where = f"{settings.smtp_host}:{settings.smtp_port_effective}"
+    timeout = settings.smtp_timeout_s
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return MailAuthError(
             f"the SMTP server {where} refused the login of {settings.sender_email} "
             f"({exc.smtp_code}); check SENDER_PASSWORD (for Gmail: an app password)"
-        ) from None
-    except TimeoutError:
-        raise MailTimeoutError(f"the SMTP server {where} did not answer in {timeout:g} s") from None
-    except smtplib.SMTPServerDisconnected as exc:
+        )
+    if isinstance(exc, TimeoutError):
+        return MailTimeoutError(f"the SMTP server {where} did not answer in {timeout:g} s")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
         if "timed out" in str(exc):
-            raise MailTimeoutError(
-                f"the SMTP server {where} did not answer in {timeout:g} s"
-            ) from None
-        raise MailUnavailableError(f"the SMTP server {where} closed the connection") from None
-    except smtplib.SMTPNotSupportedError as exc:
-        raise MailUnavailableError(
-            f"the SMTP server {where} does not support this: {exc}"
-        ) from None
-    except smtplib.SMTPException as exc:
-        raise MailUnavailableError(
-            f"the SMTP server {where} refused the message: {_short(exc)}"
-        ) from None
-    except ssl.SSLError as exc:
-        raise MailUnavailableError(
+            return MailTimeoutError(f"the SMTP server {where} did not answer in {timeout:g} s")
+        return MailUnavailableError(f"the SMTP server {where} closed the connection")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return MailUnavailableError(f"the SMTP server {where} refused every recipient")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return MailUnavailableError(f"the SMTP server {where} does not support this: {exc}")
+    if isinstance(exc, smtplib.SMTPException):
+        return MailUnavailableError(f"the SMTP server {where} refused the message: {_short(exc)}")
+    if isinstance(exc, ssl.SSLError):
+        return MailUnavailableError(
             f"TLS with {where} failed ({exc.reason}); check ATTENDANCE_SMTP_SECURITY and "
             "ATTENDANCE_SMTP_PORT"
-        ) from None
-    except OSError as exc:
-        raise MailUnavailableError(
-            f"cannot reach the SMTP server {where}: {exc.strerror or exc}"
-        ) from None
-    delivered = [r for r in settings.recipients if r not in refused]
-    if not delivered:
-        raise MailUnavailableError(f"the SMTP server {where} refused every recipient")
-    return delivered
+        )
+    if isinstance(exc, OSError):
+        return MailUnavailableError(f"cannot reach the SMTP server {where}: {exc.strerror or exc}")
+    return MailUnavailableError(f"the SMTP server {where} failed: {_short(exc)}")
 
 
 def _short(exc: BaseException) -> str:

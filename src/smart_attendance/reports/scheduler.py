@@ -6,7 +6,10 @@ insert under a primary key, or an atomic update of a failed or abandoned claim),
 processes or server instances sharing the database exactly one sends it. A server that was down
 at report time sends the missed report when it starts, the same day. A failed send is retried
 with exponential back-off (30 s, 1 min, 2 min, ... up to 30 min), also after midnight, until it
-is delivered; manual sends (``POST /send_report``) do not count against it.
+is delivered; manual sends (``POST /send_report``) do not count against it. With a timetable
+the day's report is several emails (the school's and one per class, ``ReportService``): the day
+counts as sent when at least one went out, so a class email refused while the others were
+delivered is in the attempt log but not sent again by itself.
 """
 
 from __future__ import annotations

@@ -1,13 +1,90 @@
 """The register's routes: the day's attendance, corrections, exports. Every route needs the
-``X-API-KEY`` header (checked by ``create_app``); errors are the JSON of ``web.ERROR_STATUS``."""
+``X-API-KEY`` header (checked by ``create_app``); errors are the JSON of ``web.ERROR_STATUS``.
+
+* ``GET /attendance?date=YYYY-MM-DD&class=NAME``  every rostered student in every period of
+  the day (default today; every class without ``class``)
+* ``POST /attendance/corrections``  JSON ``{"name", "class", "date", "period", "status",
+  "reason"}``: a correction, recorded as a row of its own (source ``api``)
+* ``GET /export.csv`` / ``GET /export.xlsx`` ``?from=&to=&class=``: the register of a range
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
 
 from ..app import Services
+from ..attendance import corrections, export
+from ..errors import BadRequestError
+from . import _day, _range
+
+API_SOURCE = "api"  # the ``by`` of a correction made through the API
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError(f"{key} must be a text")
+    return value
 
 
 def blueprint(services: Services) -> Blueprint:
     routes = Blueprint("register", __name__)
+
+    @routes.get("/attendance")
+    def attendance_day() -> Any:
+        day = _day(request.args.get("date"), "date") or services.attendance.today()
+        class_name = request.args.get("class") or None
+        return jsonify(corrections.day_view(services.attendance, day, class_name).to_json())
+
+    @routes.post("/attendance/corrections")
+    def correct() -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequestError(
+                'send a JSON object: {"name", "class", "date", "period", "status", "reason"}'
+            )
+        raw_day = _text(body, "date")
+        if raw_day is None:
+            raise BadRequestError("date is required (YYYY-MM-DD)")
+        day = _day(raw_day, "date")
+        assert day is not None
+        result = corrections.correct(
+            services.attendance,
+            services.files,
+            name=_text(body, "name") or "",
+            day=day,
+            class_name=_text(body, "class"),
+            period=_text(body, "period"),
+            status=_text(body, "status") or "",
+            reason=_text(body, "reason") or "",
+            by=API_SOURCE,
+        )
+        return jsonify(result.to_json()), 201 if result.changed else 200
+
+    def download(fmt: str) -> Response:
+        first, last = _range(request.args.get("from"), request.args.get("to"))
+        made = export.build(
+            services.attendance, first, last, request.args.get("class") or None, fmt
+        )
+        return Response(
+            made.data,
+            content_type=made.content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{made.name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @routes.get("/export.csv")
+    def export_csv() -> Any:
+        return download("csv")
+
+    @routes.get("/export.xlsx")
+    def export_xlsx() -> Any:
+        return download("xlsx")
+
     return routes

@@ -1,13 +1,164 @@
 """The students registry's routes: list, add, change, photos. Every route needs the
-``X-API-KEY`` header (checked by ``create_app``); errors are the JSON of ``web.ERROR_STATUS``."""
+``X-API-KEY`` header (checked by ``create_app``); errors are the JSON of ``web.ERROR_STATUS``.
+
+* ``GET /students``                  every student of the registry
+* ``POST /students``                 JSON ``{"name", "display_name"?, "external_id"?, "classes"?}``
+* ``PATCH /students/<name>``         JSON with any of ``name`` (renames), ``display_name``,
+                                     ``external_id``, ``classes``, ``active``
+* ``POST /students/<name>/photos``   multipart ``image`` (one or more): each photo enrolled or
+                                     refused with the reason; recognised right after
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import unicodedata
+from dataclasses import replace
+from typing import Any
+
+from flask import Blueprint, jsonify, request
 
 from ..app import Services
+from ..db.store import StudentRow
+from ..errors import BadRequestError
+
+MAX_DISPLAY_NAME = 255
+MAX_EXTERNAL_ID = 64
+MAX_CLASSES = 100
+CREATE_FIELDS = frozenset({"name", "display_name", "external_id", "classes"})
+CHANGE_FIELDS = CREATE_FIELDS | {"active"}
+
+
+def _body(allowed: frozenset[str]) -> dict[str, Any]:
+    body = request.get_json(silent=True) if request.is_json else None
+    if not isinstance(body, dict):
+        raise BadRequestError("send a JSON object (Content-Type: application/json)")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequestError(
+            f"unknown field {unknown[0][:40]!r} (fields: {', '.join(sorted(allowed))})"
+        )
+    return body
+
+
+def _text(value: Any, field: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise BadRequestError(f"{field} must be a text")
+    text = value.strip()
+    if len(text) > limit:
+        raise BadRequestError(f"{field} is longer than {limit} characters")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in text):
+        raise BadRequestError(f"{field} contains control characters")
+    return text
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequestError("name must be a text (the student's dataset folder name)")
+    return value  # checked as a folder name by the service
+
+
+def _external_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    return _text(value, "external_id", MAX_EXTERNAL_ID) or None
+
+
+def _student_json(row: StudentRow, services: Services, photos: dict[str, int]) -> dict[str, Any]:
+    timetable = services.attendance.timetable
+    listed = timetable.classes_of(row.name)
+    extra = [c for c in row.classes if c not in listed and timetable.school_class(c)]
+    return {
+        "name": row.name,
+        "display_name": row.display_name,
+        "external_id": row.external_id,
+        "classes": listed + extra,
+        "photos": photos.get(row.name, 0),
+        "active": row.active,
+        "joined": row.joined_on.isoformat(),
+    }
 
 
 def blueprint(services: Services) -> Blueprint:
     routes = Blueprint("students", __name__)
+    enrolment = services.enrolment
+
+    def classes(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+            raise BadRequestError("classes must be a list of class names")
+        if len(value) > MAX_CLASSES:
+            raise BadRequestError(f"at most {MAX_CLASSES} classes")
+        for name in value:
+            services.attendance.check_class(name)  # a class of the timetable, else 400
+        return tuple(dict.fromkeys(value))
+
+    def answer(row: StudentRow) -> dict[str, Any]:
+        return {
+            "status": "success",
+            "student": _student_json(row, services, enrolment.photo_counts()),
+        }
+
+    @routes.get("/students")
+    def list_students() -> Any:
+        photos = enrolment.photo_counts()
+        rows = enrolment.students()
+        return jsonify(
+            {"status": "success", "students": [_student_json(r, services, photos) for r in rows]}
+        )
+
+    @routes.post("/students")
+    def add_student() -> Any:
+        body = _body(CREATE_FIELDS)
+        if "name" not in body:
+            raise BadRequestError("name is required (the student's dataset folder name)")
+        row = enrolment.add_student(
+            _name(body["name"]),
+            _text(body.get("display_name", ""), "display_name", MAX_DISPLAY_NAME),
+            _external_id(body.get("external_id")),
+            classes(body.get("classes", [])),
+        )
+        services.files.update()
+        return jsonify(answer(row)), 201
+
+    @routes.patch("/students/<name>")
+    def change_student(name: str) -> Any:
+        body = _body(CHANGE_FIELDS)
+        row = enrolment.student(name)
+        if "name" in body:
+            row = replace(row, name=_name(body["name"]))
+        if "display_name" in body:
+            display = _text(body["display_name"], "display_name", MAX_DISPLAY_NAME)
+            row = replace(row, display_name=display)
+        if "external_id" in body:
+            row = replace(row, external_id=_external_id(body["external_id"]))
+        if "classes" in body:
+            row = replace(row, classes=classes(body["classes"]))
+        if "active" in body:
+            if not isinstance(body["active"], bool):
+                raise BadRequestError("active must be true or false")
+            row = replace(row, active=body["active"])
+        row = enrolment.update_student(name, row)
+        services.attendance.forget()  # marks remembered under the old name or state
+        services.files.update(services.attendance.today() if row.name != name else None)
+        return jsonify(answer(row))
+
+    @routes.post("/students/<name>/photos")
+    def add_photos(name: str) -> Any:
+        uploads = request.files.getlist("image")
+        if not uploads:
+            names = sorted(request.files.keys())
+            hint = f" (got file fields: {', '.join(names)[:100]})" if names else ""
+            raise BadRequestError("send the photos as multipart field 'image'" + hint)
+        photos = [((upload.filename or "")[:255], upload.read()) for upload in uploads]
+        results = enrolment.add_photos(name, photos)
+        services.files.update()
+        return jsonify(
+            {
+                "status": "success",
+                "student": name,
+                "enrolled": sum(1 for r in results if r.enrolled),
+                "refused": sum(1 for r in results if not r.enrolled),
+                "photos": [r.to_json() for r in results],
+            }
+        ), 201
+
     return routes

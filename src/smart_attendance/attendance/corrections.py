@@ -1,0 +1,291 @@
+"""Corrections, and one day of the register as ``GET /attendance`` shows it.
+
+A correction never overwrites anything: each is a row of its own (who, when, old -> new, why),
+the latest correction of a class period is the student's status there, and the day's view
+lists an entry's corrections as its ``history``. A correction sets Present, Late, Absent or
+Excused (Excused needs a reason): a teacher excuses an absence, marks Present or Late by hand a
+student the camera missed, or takes a wrong mark back to Absent.
+
+``correct`` checks the class period against the register (a period of the class on that day,
+and a student expected in it; or a period already on record, even one the timetable no longer
+has), records the row, drops the marks the attendance service remembers and rewrites the day's
+CSV file and the statistics file. Correcting a status to what it already is (same reason too)
+records nothing, so a client may resend a correction safely.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timezone
+
+from ..errors import BadRequestError
+from ..models import STATUS_EXCUSED, STATUSES, Correction
+from .files import CsvFiles
+from .marks import AttendanceService
+from .register import Entry
+from .timetable import DAYS, Closure, minutes_text
+
+REASON_LIMIT = 512
+SlotKey = tuple[str, str, str]  # class, period, student
+
+
+def parse_status(raw: object) -> str:
+    """A status word, any case (``excused``), as the register writes it (``Excused``)."""
+    text = "" if raw is None else str(raw).strip()
+    for status in STATUSES:
+        if text.casefold() == status.casefold():
+            return status
+    choices = ", ".join(STATUSES)
+    if not text:
+        raise BadRequestError(f"status is required (one of {choices})")
+    raise BadRequestError(f"unknown status {text[:40]!r} (use one of {choices})")
+
+
+def parse_period(raw: str) -> str:
+    """A period named by its start, ``8:30`` or ``08:30``, as ``08:30``."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", raw.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise BadRequestError(f"period must be the period's start as HH:MM, got {raw[:20]!r}")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def entry_json(entry: Entry, history: Sequence[Correction]) -> dict[str, object]:
+    """One student in one period: name, status, time and source of the mark; a corrected
+    entry also has its ``reason`` and every correction, oldest first, as ``history``."""
+    body = entry.to_json()
+    if history:
+        body["reason"] = entry.reason
+        body["history"] = [fix.to_json() for fix in history]
+    return body
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """The answer to a correction: the entry as it is now, with its history."""
+
+    entry: Entry
+    history: tuple[Correction, ...]
+    changed: bool  # False: the status and reason were already these; nothing was recorded
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": "success",
+            "changed": self.changed,
+            "date": self.entry.day.isoformat(),
+            "class": self.entry.class_name,
+            "period": self.entry.period,
+            "student": entry_json(self.entry, self.history),
+        }
+
+
+def correct(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    *,
+    name: str,
+    day: date,
+    status: str,
+    reason: str = "",
+    by: str,
+    class_name: str | None = None,
+    period: str | None = None,
+) -> Corrected:
+    """Record a correction of ``name``'s status in one class period (``class_name`` may be
+    left out when the timetable has one class, ``period`` when the class has one period that
+    day). Raises ``BadRequestError`` naming what is wrong."""
+    new_status = parse_status(status)
+    reason = " ".join((reason or "").split())  # one line: newlines and tabs become spaces
+    if any(unicodedata.category(char) == "Cc" for char in reason):
+        raise BadRequestError("the reason has control characters")
+    if new_status == STATUS_EXCUSED and not reason:
+        raise BadRequestError("an excused absence needs a reason")
+    if len(reason) > REASON_LIMIT:
+        raise BadRequestError(f"the reason is longer than {REASON_LIMIT} characters")
+    entry = find_entry(attendance, name, day, class_name, period)
+    history = _history(attendance, entry)
+    if entry.status == new_status and entry.reason == reason:
+        return Corrected(entry, history, changed=False)
+    at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+    attendance.store.record_correction(
+        Correction(
+            entry.student,
+            entry.day,
+            entry.class_name,
+            entry.period,
+            entry.status,
+            new_status,
+            reason,
+            by,
+            at,
+        )
+    )
+    attendance.forget()
+    files.update(entry.day)
+    now = find_entry(attendance, entry.student, entry.day, entry.class_name, entry.period)
+    return Corrected(now, _history(attendance, now), changed=True)
+
+
+def history_of(
+    attendance: AttendanceService, name: str, day: date, class_name: str, period: str
+) -> tuple[Correction, ...]:
+    """Every correction of one student in one class period, oldest first."""
+    return tuple(
+        fix
+        for fix in attendance.store.corrections_between(day, day, class_name, name)
+        if fix.period == period
+    )
+
+
+def _history(attendance: AttendanceService, entry: Entry) -> tuple[Correction, ...]:
+    return history_of(attendance, entry.student, entry.day, entry.class_name, entry.period)
+
+
+def find_entry(
+    attendance: AttendanceService,
+    name: str,
+    day: date,
+    class_name: str | None = None,
+    period: str | None = None,
+) -> Entry:
+    """The register's entry for one student in one class period, or a ``BadRequestError``
+    saying why there is none (unknown class, no such period that day, a closure day, an
+    unknown student, one who is not on the roster or had not joined yet)."""
+    name = (name or "").strip()
+    if not name:
+        raise BadRequestError("name is required")
+    timetable = attendance.timetable
+    if class_name is None:
+        if len(timetable.classes) != 1:
+            known = ", ".join(c.name for c in timetable.classes)
+            raise BadRequestError(f"class is required (classes: {known})")
+        class_name = timetable.classes[0].name
+    entries = attendance.register.entries(day, day, class_name)
+    if not entries:
+        attendance.check_class(class_name)
+    periods = sorted(
+        {e.period for e in entries} | {s.period.label for s in timetable.slots_on(day, class_name)}
+    )
+    closure = timetable.closure_on(day)
+    if period is None:
+        if len(periods) != 1:
+            raise BadRequestError(
+                f"period is required ({_periods_of(class_name, day, periods, closure)})"
+            )
+        period = periods[0]
+    else:
+        period = parse_period(period)
+    for entry in entries:
+        if entry.period == period and entry.student == name:
+            return entry
+    student = attendance.store.student(name)
+    if student is None:
+        raise BadRequestError(f"unknown student {name[:80]!r}")
+    if period not in periods:
+        raise BadRequestError(
+            f"{class_name} has no period at {period} on {day.isoformat()} "
+            f"({_periods_of(class_name, day, periods, closure)})"
+        )
+    if not student.active:
+        raise BadRequestError(f"{name} has left (inactive in the registry)")
+    if student.joined_on > day:
+        raise BadRequestError(
+            f"{name} joined on {student.joined_on.isoformat()}, after {day.isoformat()}"
+        )
+    raise BadRequestError(f"{name} is not on the roster of {class_name}")
+
+
+def _periods_of(class_name: str, day: date, periods: Sequence[str], closure: Closure | None) -> str:
+    if closure is not None and not periods:
+        why = f": {closure.reason}" if closure.reason else ""
+        return f"{day.isoformat()} is a closure day{why}"
+    weekday = DAYS[day.weekday()]
+    if not periods:
+        return f"{class_name} has no period on {weekday} {day.isoformat()}"
+    return f"periods of {class_name} on {weekday} {day.isoformat()}: {', '.join(periods)}"
+
+
+# --- one day of the register ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeriodView:
+    start: str
+    end: str
+    students: tuple[tuple[Entry, tuple[Correction, ...]], ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "students": [entry_json(entry, history) for entry, history in self.students],
+        }
+
+
+@dataclass(frozen=True)
+class DayView:
+    """Every rostered student in every period of one day, class by class."""
+
+    day: date
+    classes: tuple[tuple[str, tuple[PeriodView, ...]], ...]
+    closure: Closure | None = None
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {"status": "success", "date": self.day.isoformat()}
+        if self.closure is not None:
+            body["closure"] = {
+                "from": self.closure.first.isoformat(),
+                "to": self.closure.last.isoformat(),
+                "reason": self.closure.reason,
+            }
+        body["classes"] = [
+            {"name": name, "periods": [p.to_json() for p in periods]}
+            for name, periods in self.classes
+        ]
+        return body
+
+
+def day_view(attendance: AttendanceService, day: date, class_name: str | None = None) -> DayView:
+    """The register of ``day`` (one class, or every class): each period of the timetable with
+    every student expected in it, and any period on record that the timetable no longer has.
+    A closure day lists the classes without periods."""
+    timetable = attendance.timetable
+    entries = attendance.register.entries(day, day, class_name)
+    if class_name is not None and not entries:
+        attendance.check_class(class_name)
+    fixes: dict[SlotKey, list[Correction]] = defaultdict(list)
+    for fix in attendance.store.corrections_between(day, day, class_name):
+        fixes[(fix.class_name, fix.period, fix.name)].append(fix)
+    grid: dict[str, dict[str, tuple[str, list[Entry]]]] = {
+        c.name: {} for c in timetable.classes if class_name in (None, c.name)
+    }
+    for slot in timetable.slots_on(day, class_name):
+        grid[slot.class_name].setdefault(slot.period.label, (minutes_text(slot.period.end), []))
+    for entry in entries:
+        periods = grid.setdefault(entry.class_name, {})
+        periods.setdefault(entry.period, (entry.period_end, []))[1].append(entry)
+    classes = tuple(
+        (
+            name,
+            tuple(
+                PeriodView(
+                    start,
+                    end,
+                    tuple(
+                        (e, tuple(fixes.get((name, start, e.student), ())))
+                        for e in _by_name(students)
+                    ),
+                )
+                for start, (end, students) in sorted(periods.items())
+            ),
+        )
+        for name, periods in grid.items()
+    )
+    return DayView(day, classes, timetable.closure_on(day))
+
+
+def _by_name(entries: Iterable[Entry]) -> list[Entry]:
+    return sorted(entries, key=lambda e: (e.student.casefold(), e.student))

@@ -1,0 +1,398 @@
+"""Schema migrations (Alembic, ``db/schema.py``): a database made by release 0.1's code
+(``tests/data/release-0.1.db``) upgrades with every row kept, a new database gets exactly the
+schema of ``tables.py``, and starts that race upgrade once."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import Result
+from sqlalchemy import create_engine
+
+from smart_attendance.db import schema
+from smart_attendance.db.store import Store
+from smart_attendance.db.tables import metadata
+from smart_attendance.errors import StoreError
+from smart_attendance.models import Mark
+
+RELEASE_0_1_DB = Path(__file__).parent / "data" / "release-0.1.db"
+KEPT_TABLES = ("photos", "face_cache", "intruders", "report_runs", "report_attempts")
+OLD_MARK_COLUMNS = "id, student, day, seen_at, status, camera, event_id"
+
+
+def _copy(tmp_path: Path, name: str = "attendance.db") -> Path:
+    target = tmp_path / name
+    shutil.copy(RELEASE_0_1_DB, target)
+    return target
+
+
+def _url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(query).fetchall()
+
+
+def _table(path: Path, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
+    """Every row of ``table`` (a name of this file, not input), in a stable order."""
+    return _rows(path, f"SELECT {columns} FROM {table} ORDER BY 1, 2")  # noqa: S608
+
+
+def _schema_sql(path: Path) -> list[tuple[Any, ...]]:
+    return _rows(path, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
+
+
+def _differences(url: str) -> list[Any]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def _mark(name: str, day: date, class_name: str, period: str) -> Mark:
+    seen = datetime(day.year, day.month, day.day, int(period[:2]) + 1, 5)
+    return Mark(name, day, seen, "Present", "door-1", class_name, period, "23:00", "", "camera:x")
+
+
+@pytest.fixture
+def release_db(tmp_path: Path) -> Path:
+    return _copy(tmp_path)
+
+
+def test_the_release_0_1_fixture_is_what_the_tests_expect() -> None:
+    """The file is release 0.1's: no revision recorded, its six tables and rows."""
+    names = {row[0] for row in _rows(RELEASE_0_1_DB, "SELECT name FROM sqlite_master")}
+    assert "alembic_version" not in names
+    assert names >= schema.RELEASE_0_1_TABLES
+    counts = {t: len(_table(RELEASE_0_1_DB, t)) for t in KEPT_TABLES}
+    assert counts == {
+        "photos": 2,
+        "face_cache": 3,
+        "intruders": 1,
+        "report_runs": 1,
+        "report_attempts": 1,
+    }
+    assert _rows(RELEASE_0_1_DB, "SELECT count(*) FROM marks") == [(3,)]
+
+
+def test_a_release_0_1_database_upgrades_with_every_row_kept(release_db: Path) -> None:
+    marks_before = _table(release_db, "marks", OLD_MARK_COLUMNS)
+    kept_before = {t: _table(release_db, t) for t in KEPT_TABLES}
+    descriptors = dict(_rows(release_db, "SELECT sha256, descriptor FROM face_cache"))
+
+    store = Store(_url(release_db))
+    change = store.create()
+    assert (change.before, change.after, change.action) == ("0001", "0002", "upgraded")
+    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0002 (head)."
+    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0002",)]
+
+    assert len(marks_before) == 3
+    assert _table(release_db, "marks", OLD_MARK_COLUMNS) == marks_before
+    for table, rows in kept_before.items():
+        assert _table(release_db, table) == rows, table
+    # The cached faces, read back by the store: the same float32 vectors, byte for byte.
+    cached = store.cached_faces("pipe-v6", descriptors)
+    assert set(cached) == set(descriptors)
+    for sha, blob in descriptors.items():
+        vector = cached[sha].descriptor
+        if blob is None:
+            assert vector is None and cached[sha].status == "no_face"
+        else:
+            assert vector is not None and vector.tobytes() == blob
+            assert np.array_equal(vector, np.frombuffer(blob, dtype=np.float32))
+    assert set(store.photo_rows()) == {"ana_lima/1.jpg", "ben_ito/1.jpg"}
+    assert store.intruders_on(date(2026, 11, 20))[0]["camera"] == "door-2"
+    assert store.report_status(date(2026, 11, 19)) == "sent"
+    assert [a["recipients"] for a in store.attempts()] == ["teacher@school.org"]
+
+
+def test_old_marks_join_the_all_day_class_with_their_camera_as_source(release_db: Path) -> None:
+    store = Store(_url(release_db))
+    store.create()
+    marks = store.marks_between(date(2026, 11, 1), date(2026, 11, 30))
+    assert [(m.name, m.day.isoformat(), m.status) for m in marks] == [
+        ("ana_lima", "2026-11-19", "Present"),
+        ("ben_ito", "2026-11-19", "Late"),
+        ("ana_lima", "2026-11-20", "Present"),
+    ]
+    assert {(m.class_name, m.period, m.period_end, m.late_after) for m in marks} == {
+        ("default", "00:00", "24:00", "")
+    }
+    assert [m.source for m in marks] == ["camera:door-1", "camera:door-1", "camera:door-2"]
+    # The event ids still make a resend harmless.
+    resent = store.record_mark(_mark("ana_lima", date(2026, 11, 25), "default", "00:00"), "ev1/1")
+    assert not resent.new and resent.mark.day == date(2026, 11, 19)
+
+
+def test_the_students_registry_is_filled_from_marks_and_photos(tmp_path: Path) -> None:
+    plain = _copy(tmp_path, "plain.db")
+    Store(_url(plain)).create()
+    registry = [
+        (s.name, s.joined_on, s.active, s.display_name, s.classes) for s in _students(plain)
+    ]
+    assert registry == [
+        ("ana_lima", date(2026, 11, 19), True, "", ()),
+        ("ben_ito", date(2026, 11, 19), True, "", ()),
+    ]
+
+    # cid's first mark is on the 20th; dee has photos and no mark: the register's first day.
+    mixed = _copy(tmp_path, "mixed.db")
+    with sqlite3.connect(mixed) as conn:
+        conn.execute(
+            "INSERT INTO marks (student, day, seen_at, status, camera, event_id) VALUES "
+            "('cid', '2026-11-20', '2026-11-20 09:30:00.000000', 'Late', 'door-2', NULL)"
+        )
+        conn.execute("INSERT INTO photos VALUES ('dee/1.jpg', 'dee', 10, 3, '" + "d" * 64 + "')")
+    Store(_url(mixed)).create()
+    assert {s.name: s.joined_on for s in _students(mixed)} == {
+        "ana_lima": date(2026, 11, 19),
+        "ben_ito": date(2026, 11, 19),
+        "cid": date(2026, 11, 20),
+        "dee": date(2026, 11, 19),
+    }
+
+    # No marks at all: the students of the photos joined today.
+    empty = _copy(tmp_path, "empty.db")
+    with sqlite3.connect(empty) as conn:
+        conn.execute("DELETE FROM marks")
+    before = date.today()
+    Store(_url(empty)).create()
+    joined = {s.name: s.joined_on for s in _students(empty)}
+    assert set(joined) == {"ana_lima", "ben_ito"}
+    assert all(before <= day <= date.today() for day in joined.values())
+
+
+def _students(path: Path) -> list[Any]:
+    return Store(_url(path)).students()
+
+
+def test_one_mark_per_student_and_class_period_after_the_upgrade(release_db: Path) -> None:
+    store = Store(_url(release_db))
+    store.create()
+    day = date(2026, 11, 19)  # ana_lima has a mark in the all-day class that day
+    other_period = store.record_mark(_mark("ana_lima", day, "maths", "10:00"))
+    assert other_period.new
+    again = store.record_mark(_mark("ana_lima", day, "maths", "10:00"))
+    same_as_before = store.record_mark(_mark("ana_lima", day, "default", "00:00"))
+    assert not again.new and not same_as_before.new
+    assert same_as_before.mark.seen_at == datetime(2026, 11, 19, 8, 57, 12)
+    assert _rows(release_db, "SELECT count(*) FROM marks WHERE student = 'ana_lima'") == [(3,)]
+    with sqlite3.connect(release_db) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO marks (student, day, class_name, period, period_end, late_after, "
+            "seen_at, status, camera, source) VALUES ('ana_lima', '2026-11-19', 'maths', "
+            "'10:00', '11:00', '', '2026-11-19 10:30:00', 'Late', 'x', 'import')"
+        )
+
+
+def test_upgrading_twice_changes_nothing(release_db: Path) -> None:
+    Store(_url(release_db)).create()
+    schema_sql, marks = _schema_sql(release_db), _rows(release_db, "SELECT * FROM marks")
+    students = _rows(release_db, "SELECT * FROM students")
+    change = Store(_url(release_db)).create()
+    assert (change.action, change.before, change.after) == ("current", "0002", "0002")
+    assert change.describe() == "Database at revision 0002 (head)."
+    assert _schema_sql(release_db) == schema_sql
+    assert _rows(release_db, "SELECT * FROM marks") == marks
+    assert _rows(release_db, "SELECT * FROM students") == students
+
+
+def test_every_road_leads_to_the_schema_of_tables_py(tmp_path: Path, release_db: Path) -> None:
+    """Migrations 0001 and 0002 on an empty database, the upgrade of release 0.1's database,
+    and the shortcut for a new database (create_all + stamp) all give tables.py's schema."""
+    replayed = tmp_path / "replayed.db"
+    change = schema.upgrade(Store(_url(replayed)).engine, replay=True)
+    assert (change.action, change.after) == ("created", "0002")
+    created = tmp_path / "created.db"
+    Store(_url(created)).create()
+    Store(_url(release_db)).create()
+    for path in (replayed, created, release_db):
+        assert _differences(_url(path)) == [], path.name
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0002",)]
+    # The same tables and indexes, the same columns (in another order where 0002 added
+    # them), and no server default left from filling the old marks.
+    assert _structure(created) == _structure(replayed) == _structure(release_db)
+    assert "DEFAULT" not in str(_rows(release_db, "SELECT sql FROM sqlite_master"))
+
+
+def _structure(path: Path) -> dict[str, Any]:
+    names = _rows(path, "SELECT type, name FROM sqlite_master ORDER BY name")
+    return {
+        "names": names,
+        "columns": {
+            name: sorted(r[1:] for r in _rows(path, f"PRAGMA table_info({name})"))
+            for kind, name in names
+            if kind == "table"
+        },
+    }
+
+
+def test_the_migrations_are_plain_sql_on_postgresql() -> None:
+    """No PostgreSQL server here: Alembic's offline mode prints the SQL both revisions run on
+    it. Portable DDL and data (no SQLite table copies, no reads into Python), and the
+    server defaults that filled the old marks dropped again."""
+    config = schema.alembic_config(url="postgresql://nobody@localhost/attendance")
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, "head", sql=True)
+    sql = config.output_buffer.getvalue()
+    assert "_alembic_tmp" not in sql and "PRAGMA" not in sql
+    for statement in (
+        "ALTER TABLE marks ADD COLUMN class_name VARCHAR(64) DEFAULT 'default' NOT NULL;",
+        "ALTER TABLE marks ALTER COLUMN event_id TYPE VARCHAR(160);",
+        "ALTER TABLE marks DROP CONSTRAINT uq_marks_student_day;",
+        "ALTER TABLE marks ADD CONSTRAINT uq_marks_student_period "
+        "UNIQUE (student, day, class_name, period);",
+        "UPDATE marks SET source=('camera:' || marks.camera);",
+        "ALTER TABLE marks ALTER COLUMN source DROP DEFAULT;",
+    ):
+        assert statement in sql
+    assert sql.count("INSERT INTO students") == 2
+    assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
+
+
+def test_the_revisions_are_one_line_from_release_0_1() -> None:
+    assert schema.revisions() == ["0001", "0002"]
+    assert schema.head() == "0002"
+
+
+def test_a_new_database_is_created_at_head(tmp_path: Path) -> None:
+    change = Store(_url(tmp_path / "sub" / "new.db")).create()
+    assert (change.before, change.after, change.action) == (None, "0002", "created")
+    assert change.describe() == "Created the database at revision 0002 (head)."
+    memory = Store("sqlite://")
+    assert memory.create().action == "created"
+    assert memory.create().action == "current"
+
+
+def _start_at_once(url: str, servers: int = 4) -> tuple[list[str], list[BaseException]]:
+    """``Store.create()`` from ``servers`` threads at the same moment, an engine each (like
+    separate server processes); what each did, and what each raised."""
+    barrier = threading.Barrier(servers)
+    actions: list[str] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        store = Store(url)
+        barrier.wait()
+        try:
+            actions.append(store.create().action)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=start) for _ in range(servers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return actions, errors
+
+
+@pytest.mark.parametrize("source", ["new", "release-0.1"])
+def test_servers_starting_at_once_upgrade_once(tmp_path: Path, source: str) -> None:
+    expected = "created" if source == "new" else "upgraded"
+    for attempt in range(3):
+        path = tmp_path / f"{attempt}.db"
+        if source == "release-0.1":
+            shutil.copy(RELEASE_0_1_DB, path)
+        actions, errors = _start_at_once(_url(path))
+        assert errors == []
+        assert sorted(actions) == sorted([expected, "current", "current", "current"])
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert len(_table(path, "marks")) == (0 if source == "new" else 3)
+
+
+def test_a_database_of_a_newer_release_is_refused_and_left_alone(release_db: Path) -> None:
+    store = Store(_url(release_db))
+    store.create()
+    with sqlite3.connect(release_db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    before = _schema_sql(release_db)
+    with pytest.raises(StoreError, match="revision 0099"):
+        store.create()
+    assert _schema_sql(release_db) == before
+
+
+def test_tables_of_no_known_revision_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE marks (id INTEGER PRIMARY KEY, who TEXT)")
+    with pytest.raises(StoreError, match="no known schema revision"):
+        Store(_url(path)).create()
+    assert [r[0] for r in _rows(path, "SELECT name FROM sqlite_master")] == ["marks"]
+
+
+def test_a_failed_upgrade_leaves_the_database_as_it_was(release_db: Path) -> None:
+    """An index in 0002's way makes it fail after it created three tables: the whole upgrade
+    is one transaction, so nothing of it stays."""
+    with sqlite3.connect(release_db) as conn:
+        conn.execute("CREATE INDEX ix_sightings_day ON photos (size)")
+    before = _schema_sql(release_db)
+    with pytest.raises(StoreError, match="ix_sightings_day"):
+        Store(_url(release_db)).create()
+    assert _schema_sql(release_db) == before
+
+
+def test_the_migrations_go_back_to_release_0_1_and_forward_again(release_db: Path) -> None:
+    store = Store(_url(release_db))
+    store.create()
+    with store.engine.begin() as conn:
+        command.downgrade(schema.alembic_config(conn), "0001")
+    sql = " ".join(str(r[0]) for r in _rows(release_db, "SELECT sql FROM sqlite_master"))
+    assert "uq_marks_student_day" in sql and "students" not in sql
+    assert len(_rows(release_db, "SELECT * FROM marks")) == 3
+    assert store.create().describe() == "Upgraded the database from 0001 to 0002 (head)."
+    assert _differences(_url(release_db)) == []
+
+
+def test_db_upgrade_prints_one_line(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    _copy(data)
+    env = {"ATTENDANCE_DATA_DIR": str(data)}
+    first = cli("db", "upgrade", env=env)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0002 (head).\n"
+    second = cli("db", "upgrade", env=env)
+    assert second.exit_code == 0
+    assert second.stdout == "Database at revision 0002 (head).\n"
+    assert _rows(data / "attendance.db", "SELECT count(*) FROM marks") == [(3,)]
+
+    fresh = tmp_path / "fresh"
+    created = cli("db", "upgrade", env={"ATTENDANCE_DATA_DIR": str(fresh)})
+    assert created.stdout == (
+        f"Created the database at revision 0002 (head): {(fresh / 'attendance.db').resolve()}\n"
+    )
+
+
+def test_db_upgrade_errors_are_one_line(tmp_path: Path, cli: Callable[..., Result]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with sqlite3.connect(data / "attendance.db") as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0099')")
+    result = cli("db", "upgrade", env={"ATTENDANCE_DATA_DIR": str(data)})
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: ") and "revision 0099" in line
+    assert "Traceback" not in result.output
