@@ -99,7 +99,7 @@ class Services:
     files: CsvFiles
     scans: ScanService
     reports: ReportService
-    watcher: GalleryWatcher | None = None  # the server follows other processes' enrolments
+    watcher: GalleryWatcher  # started by `attendance serve`: follows other processes' enrolments
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -117,8 +117,7 @@ class Services:
         )
 
     def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
+        self.watcher.stop()
         self.analyzer.close()
         self.store.close()
 
@@ -156,10 +155,6 @@ def build_services(
     files = CsvFiles(settings.logs_dir, attendance)
     scans = ScanService(enrolment, recognition, attendance, intruders, files)
     reports = ReportService(settings, store, files, attendance, enrolment.names, clock)
-    watcher = None
-    if analyzer == "pool":  # the server's engine: see enrolments of other processes live
-        watcher = GalleryWatcher(enrolment)
-        watcher.start()
     return Services(
         settings=settings,
         clock=clock,
@@ -172,5 +167,5 @@ def build_services(
         files=files,
         scans=scans,
         reports=reports,
-        watcher=watcher,
+        watcher=GalleryWatcher(enrolment),
     )

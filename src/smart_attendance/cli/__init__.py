@@ -34,7 +34,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The modules each optional part of the product needs (pyproject's extras).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "server": ("flask", "sqlalchemy", "waitress", "onnxruntime", "matplotlib", "dlib", "cv2"),
+    "server": (
+        "flask",
+        "sqlalchemy",
+        "alembic",
+        "waitress",
+        "onnxruntime",
+        "matplotlib",
+        "openpyxl",
+        "dlib",
+        "cv2",
+    ),
     "client": ("dlib", "cv2", "requests"),
 }
 
@@ -260,6 +270,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     # enrolment, which needs no worker when every descriptor is cached).
     threading.Thread(target=services.analyzer.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=background, name="enrolment", daemon=True).start()
+    services.watcher.start()  # enrolments by other processes reach this server too
     click.echo(
         f"Serving on http://{settings.host}:{settings.port} "
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "

@@ -8,6 +8,10 @@ Routes (compatible with the original project's clients):
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
 * ``GET /health``      no key, no personal data; 503 until enrolment has finished
 
+and the register's and the registry's routes (``web/register.py``: ``GET /attendance``,
+``POST /attendance/corrections``, ``GET /export.csv|.xlsx``; ``web/students.py``:
+``GET|POST /students``, ``PATCH /students/<name>``, ``POST /students/<name>/photos``).
+
 Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
 mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
 results, turned into the original project's JSON by their ``to_json``.
