@@ -844,3 +844,52 @@ def test_the_workbook_drops_control_characters_before_neutralising_formulas() ->
         "2026-11-23", "art", "09:00", "'=sneaky", "'-1", "Absent", "", "", "'@x"
     ]  # fmt: skip
     assert sheets["Days"][1] == ["'=sneaky", "'-1", "A"]
+
+
+# --- a timetable change applies from the day it came into force ----------------------------------
+
+SECOND_MATHS_PERIOD = (
+    "  late_after_minutes = 10\n"
+    "  [[class.period]]\n"
+    '  days = ["mon", "tue", "wed", "thu", "fri"]\n'
+    '  start = "10:00"\n'
+    '  end = "10:50"\n'
+)
+
+
+def test_a_timetable_change_never_rewrites_the_days_before_it(tmp_path: Path) -> None:
+    monday = make_kit(tmp_path, now=at(23, 8, 20), timetable=timetable_file(tmp_path))
+    assert monday.services.attendance.adopt_timetable() is True  # the server's start
+    assert monday.services.attendance.adopt_timetable() is False  # the same file again
+    seen(monday, "ana_lima", at(23, 8, 35))
+    monday.services.close()
+
+    # Wednesday morning the school adds a second maths period and restarts the server.
+    second = TIMETABLE.replace("  late_after_minutes = 10\n", SECOND_MATHS_PERIOD, 1)
+    folder = tmp_path / "wednesday"
+    folder.mkdir()
+    later = make_kit(tmp_path, now=at(25, 7, 0), timetable=timetable_file(folder, second))
+    try:
+        assert later.services.attendance.adopt_timetable() is True
+        later.clock.set(at(25, 12, 0))
+        # Monday and Tuesday keep the one maths period they had: no new absences.
+        assert statuses(day(later, "date=2026-11-23&class=math-7b")) == {
+            ("math-7b", "08:30", "ana_lima"): "Present",
+            ("math-7b", "08:30", "ben_ito"): "Absent",
+        }
+        tuesday = statuses(day(later, "date=2026-11-24&class=math-7b"))
+        assert sorted({period for _cls, period, _name in tuesday}) == ["08:30"]
+        # From Wednesday on, both periods.
+        wednesday = statuses(day(later, "date=2026-11-25&class=math-7b"))
+        assert sorted({period for _cls, period, _name in wednesday}) == ["08:30", "10:00"]
+        stats = later.get("/statistics?from=2026-11-23&to=2026-11-24&class=math-7b").get_json()
+        totals = {s["name"]: (s["total_days"], s["days_present"]) for s in stats["students"]}
+        assert totals["ana_lima"] == (2, 1)
+        assert totals["ben_ito"] == (2, 0)
+        history = later.services.store.timetable_history()
+        assert [(row.effective_from.isoformat(), row.kind) for row in history] == [
+            ("2026-11-23", "file"),
+            ("2026-11-25", "file"),
+        ]
+    finally:
+        later.services.close()

@@ -21,7 +21,7 @@ from ..errors import BadRequestError
 from ..models import Clock, Mark, MarkOutcome, MarkResult, StudentStats
 from .punctuality import parse_capture_time, plausible
 from .register import Register
-from .timetable import Slot, Timetable, minutes_text
+from .timetable import Slot, Timetable, from_row, minutes_text
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class AttendanceService:
         self.store = store
         self.clock = clock
         self.timetable = timetable
-        self.register = Register(store, lambda: self.timetable, self.local_now)
+        self.register = Register(store, self.timetable_on, self.local_now)
+        self._history: list[tuple[date, Timetable]] | None = None
         self._lock = threading.Lock()
         self._marked: dict[tuple[str, date, str, str], Mark] = {}
 
@@ -193,6 +194,49 @@ class AttendanceService:
             self._marked[(mark.name, mark.day, mark.class_name, mark.period)] = mark
 
     def forget(self) -> None:
-        """Drop the in-memory marks (after a correction or a timetable change)."""
+        """Drop the in-memory marks and timetables (after a correction or a change)."""
         with self._lock:
             self._marked.clear()
+            self._history = None
+
+    # --- the timetable in force on each day ---------------------------------------------------
+
+    def adopt_timetable(self) -> bool:
+        """Record this process's timetable as the one in force from today (the server does
+        this at start); True when it differs from the latest recorded one."""
+        recorded = self.store.record_timetable(self.timetable.as_row(self.today()))
+        if recorded:
+            log.info(
+                "timetable in force from %s: %s",
+                self.today(),
+                self.timetable.source or "the default (no ATTENDANCE_TIMETABLE)",
+            )
+        with self._lock:
+            self._history = None
+        return recorded
+
+    def timetable_on(self, day: date) -> Timetable:
+        """The timetable in force on ``day``: the latest recorded one that came into force by
+        then (the first recorded for earlier days); this process's own when none is recorded."""
+        with self._lock:
+            history = self._history
+        if history is None:
+            loaded = {}
+            history = []
+            for row in self.store.timetable_history():
+                if row.digest not in loaded:
+                    loaded[row.digest] = (
+                        self.timetable
+                        if row.digest == self.timetable.digest
+                        else from_row(row, self.settings)
+                    )
+                history.append((row.effective_from, loaded[row.digest]))
+            with self._lock:
+                self._history = history
+        if not history:
+            return self.timetable
+        chosen = history[0][1]
+        for effective_from, timetable in history:
+            if effective_from <= day:
+                chosen = timetable
+        return chosen

@@ -1,10 +1,12 @@
 """The register: every rostered student in every class period, with their current status.
 
 A student is *expected* in a class period when the class's roster holds them, the period is on
-that day (not a closure day) and they had joined by then. Their status is the latest correction
-if there is one, else their mark (Present or Late), else ``Absent`` once the period has ended,
-else None (the period runs and they have not been seen). Marks and corrections whose period
-is no longer in the timetable keep their place: a timetable change never rewrites history.
+that day (not a closure day) and they had joined by then, all as the timetable in force that day
+said (``timetable(day)``: a timetable change applies from the day it came into force). Their
+status is the latest correction if there is one, else their mark (Present or Late), else
+``Absent`` once the period has ended, else None (the period runs and they have not been seen).
+Marks and corrections whose period is no longer in the timetable keep their place: a timetable
+change never rewrites history.
 
 Statistics count expected periods, not "days on which anybody was marked".
 """
@@ -67,7 +69,7 @@ class Register:
     def __init__(
         self,
         store: Store,
-        timetable: Callable[[], Timetable],
+        timetable: Callable[[date], Timetable],
         local_now: Callable[[], datetime],
     ) -> None:
         self.store = store
@@ -76,7 +78,6 @@ class Register:
 
     def entries(self, first: date, last: date, class_name: str | None = None) -> list[Entry]:
         """Every expected student and every recorded mark or correction in the range."""
-        timetable = self.timetable()
         now = self.local_now()
         marks = {_key(m): m for m in self.store.marks_between(first, last, class_name)}
         fixes: dict[SlotKey, Correction] = {}
@@ -85,7 +86,7 @@ class Register:
         students = [s for s in self.store.students() if s.active]
         out: dict[SlotKey, Entry] = {}
         for day in days(first, last):
-            for slot in timetable.slots_on(day, class_name):
+            for slot in self.timetable(day).slots_on(day, class_name):
                 cls = slot.school_class
                 roster = self._roster(students, cls.name, cls.holds, day)
                 for student in roster:

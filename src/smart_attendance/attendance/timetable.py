@@ -30,16 +30,18 @@ Times are wall-clock times of the school's zone, compared as such: a period at 0
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from ..config import Settings
+from ..db.store import TimetableRow
 from ..errors import ConfigError
 from ..models import STATUS_LATE, STATUS_PRESENT
 
@@ -153,6 +155,20 @@ class Timetable:
     closures: tuple[Closure, ...] = ()
     source: str = ""  # the file it was read from; "" for the default
     is_default: bool = field(default=False)
+    text: str = ""  # the file's TOML, or "HH:MM+grace" for the default: what history keeps
+    default_late: int = 15  # ATTENDANCE_LATE_AFTER_MINUTES when it was read
+
+    @property
+    def digest(self) -> str:
+        kind = "default" if self.is_default else "file"
+        blob = f"{kind}\n{self.default_late}\n{self.text}".encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def as_row(self, effective_from: date) -> TimetableRow:
+        kind = "default" if self.is_default else "file"
+        return TimetableRow(
+            effective_from, self.digest, kind, self.source, self.text, self.default_late
+        )
 
     def closure_on(self, day: date) -> Closure | None:
         return next((c for c in self.closures if c.covers(day)), None)
@@ -203,8 +219,21 @@ def default_timetable(settings: Settings) -> Timetable:
     )
     recipients = tuple(settings.recipients)
     return Timetable(
-        (SchoolClass(DEFAULT_CLASS, recipients, (EVERYONE,), (period,)),), is_default=True
+        (SchoolClass(DEFAULT_CLASS, recipients, (EVERYONE,), (period,)),),
+        is_default=True,
+        text=f"{settings.class_start:%H:%M}+{settings.late_after_minutes}",
+        default_late=settings.late_after_minutes,
     )
+
+
+def from_row(row: TimetableRow, settings: Settings) -> Timetable:
+    """A timetable as it was recorded when it came into force."""
+    if row.kind == "default":
+        start, _, grace = row.text.partition("+")
+        hours, minutes = (int(x) for x in start.split(":"))
+        then = replace(settings, class_start=time(hours, minutes), late_after_minutes=int(grace))
+        return default_timetable(then)
+    return parse_timetable(row.text, Path(row.source or "timetable.toml"), row.default_late)
 
 
 def timetable_for(settings: Settings) -> Timetable:
@@ -429,7 +458,13 @@ def parse_timetable(text: str, path: Path, default_late_minutes: int) -> Timetab
             raise check.fail(where, "to", "the closure ends before it starts")
         reason = str(table.get("reason", "")).strip()
         closures.append(Closure(first, last, reason))
-    return Timetable(tuple(classes), tuple(closures), source=str(path))
+    return Timetable(
+        tuple(classes),
+        tuple(closures),
+        source=str(path),
+        text=text,
+        default_late=default_late_minutes,
+    )
 
 
 def _toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:

@@ -271,6 +271,8 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     threading.Thread(target=services.analyzer.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=background, name="enrolment", daemon=True).start()
     services.watcher.start()  # enrolments by other processes reach this server too
+    with friendly_errors():  # from today on, the register reads this timetable
+        services.attendance.adopt_timetable()
     click.echo(
         f"Serving on http://{settings.host}:{settings.port} "
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "

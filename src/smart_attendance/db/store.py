@@ -45,6 +45,7 @@ from .tables import (
     report_runs,
     sightings,
     students,
+    timetables,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,18 @@ class StudentRow:
     active: bool = True
     joined_on: date = date(1970, 1, 1)
     classes: tuple[str, ...] = ()  # classes beside those whose roster names them
+
+
+@dataclass(frozen=True)
+class TimetableRow:
+    """A timetable as it came into force (``kind`` file: ``text`` is its TOML)."""
+
+    effective_from: date
+    digest: str
+    kind: str
+    source: str
+    text: str
+    default_late: int
 
 
 @dataclass(frozen=True)
@@ -589,3 +602,34 @@ class Store:
             except IntegrityError:  # another process inserted the key first: update it
                 continue
         raise StoreError(f"could not update {key} (conflicting writes); please retry")
+
+    # --- timetables in force ------------------------------------------------------------------
+
+    def timetable_history(self) -> list[TimetableRow]:
+        """Every timetable recorded, oldest first."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(timetables).order_by(timetables.c.effective_from, timetables.c.id)
+            ).all()
+        return [
+            TimetableRow(r.effective_from, r.digest, r.kind, r.source, r.text, r.default_late)
+            for r in rows
+        ]
+
+    def record_timetable(self, row: TimetableRow) -> bool:
+        """Record ``row`` unless it is already the latest timetable; True if recorded."""
+        history = self.timetable_history()
+        if history and history[-1].digest == row.digest:
+            return False
+        with self._begin() as conn:
+            conn.execute(
+                timetables.insert().values(
+                    effective_from=row.effective_from,
+                    digest=row.digest,
+                    kind=row.kind,
+                    source=row.source[:1024],
+                    text=row.text,
+                    default_late=row.default_late,
+                )
+            )
+        return True

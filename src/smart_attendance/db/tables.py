@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -135,4 +136,16 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(255), nullable=False),
+)
+
+timetables = Table(
+    "timetables",  # every timetable the server ran with, from the day it came into force
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("effective_from", Date, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # file | default
+    Column("source", String(1024), nullable=False),  # the file's path ("" for the default)
+    Column("text", Text, nullable=False),  # the file's TOML, or "HH:MM+grace" for the default
+    Column("default_late", Integer, nullable=False),  # ATTENDANCE_LATE_AFTER_MINUTES then
 )

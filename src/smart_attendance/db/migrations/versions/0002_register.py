@@ -1,5 +1,6 @@
 """The register: class periods on the marks, a students registry, corrections, sightings and
-a table of shared values.
+a table of shared values, and the timetables in force (dated, so a change never rewrites
+history).
 
 Schema: new tables ``students``, ``corrections``, ``sightings`` and ``meta``; ``marks`` gains
 ``class_name``, ``period``, ``period_end``, ``late_after`` and ``source``, its ``event_id`` grows
@@ -91,6 +92,16 @@ def upgrade() -> None:
         sa.Column("key", sa.String(64), primary_key=True),
         sa.Column("value", sa.String(255), nullable=False),
     )
+    op.create_table(
+        "timetables",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("effective_from", sa.Date, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("source", sa.String(1024), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("default_late", sa.Integer, nullable=False),
+    )
 
     with op.batch_alter_table("marks") as batch:
         for name, type_, value in _NEW_MARK_COLUMNS:
@@ -168,6 +179,7 @@ def downgrade() -> None:
         )
         for name, _type, _value in reversed(_NEW_MARK_COLUMNS):
             batch.drop_column(name)
+    op.drop_table("timetables")
     op.drop_table("meta")
     op.drop_index("ix_sightings_day", table_name="sightings")
     op.drop_table("sightings")
