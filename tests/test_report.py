@@ -64,9 +64,9 @@ def _authenticator(
 class SmtpServer:
     """aiosmtpd on loopback requiring AUTH (plain text: no TLS on loopback)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, inbox: Any = None) -> None:
         self.port = port
-        self.inbox = Inbox()
+        self.inbox = Inbox() if inbox is None else inbox
         self.controller = Controller(
             self.inbox,
             hostname="127.0.0.1",

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import Result
 
 from conftest import API_KEY, PARIS, Kit, free_port, make_kit
 from scripted import ScriptedFace, identity
 from smart_attendance.models import Correction
 from smart_attendance.reports.scheduler import ReportScheduler
-from test_report import PASSWORD, USER, _authenticator, jpeg, mail_env, mail_settings
+from test_report import PASSWORD, USER, jpeg, mail_env, mail_settings
+from test_report import SmtpServer as ReportSmtpServer
 
 TIMETABLE = """\
 [[class]]
@@ -97,27 +97,17 @@ class Inbox:
         return {str(m["Subject"]).split(":")[0]: m for m in self.messages}
 
 
-class SmtpServer:
+class SmtpServer(ReportSmtpServer):
     """aiosmtpd on loopback requiring AUTH, as in test_report, refusing some recipients."""
 
+    inbox: Inbox
+
     def __init__(self, port: int, refuse: set[str] | None = None) -> None:
-        self.port = port
-        self.inbox = Inbox(refuse or set())
-        self.controller = Controller(
-            self.inbox,
-            hostname="127.0.0.1",
-            port=port,
-            authenticator=_authenticator,
-            auth_required=True,
-            auth_require_tls=False,
-        )
+        super().__init__(port, Inbox(refuse or set()))
 
     def __enter__(self) -> SmtpServer:
-        self.controller.start()
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.controller.stop()
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ from .content import (
     bar_chart,
     correction_text,
     corrections_html,
+    intruders_card,
     new_cid,
     thumbnails,
 )
@@ -350,21 +351,7 @@ def render_html(
             )
         parts.append("</table><div class='muted'>Periods, since the first day on record.</div>")
         parts.append("</div>")
-    if report.intruders:
-        parts.append(
-            f"<div class='card'><h2>Intruder photos ({len(report.intruders)})</h2>"
-            "<div class='thumbs'>"
-        )
-        for cid, caption in thumbs:
-            parts.append(
-                f"<img src='cid:{cid}' alt='{e(caption)}' title='{e(caption)}' width='120'>"
-            )
-        parts.append(
-            "<div class='muted'>"
-            + e(", ".join(f"{i['seen_at']:%H:%M:%S} ({i['camera']})" for i in report.intruders))
-            + "</div>"
-        )
-        parts.append("</div></div>")
+    parts += intruders_card(report.intruders, thumbs)
     parts.append(
         f"<div class='muted'>{_attached(report)}. Sent by Smart Attendance.</div></div>"
         "</body></html>"

@@ -256,6 +256,20 @@ CSS = (
 )
 
 
+def intruders_card(intruders: list[dict[str, Any]], thumbs: list[tuple[str, str]]) -> list[str]:
+    """The HTML card of the day's intruder photos (inline thumbnails by content id)."""
+    if not intruders:
+        return []
+    e = html.escape
+    parts = [f"<div class='card'><h2>Intruder photos ({len(intruders)})</h2><div class='thumbs'>"]
+    for cid, caption in thumbs:
+        parts.append(f"<img src='cid:{cid}' alt='{e(caption)}' title='{e(caption)}' width='120'>")
+    times = ", ".join(f"{i['seen_at']:%H:%M:%S} ({i['camera']})" for i in intruders)
+    parts.append(f"<div class='muted'>{e(times)}</div>")
+    parts.append("</div></div>")
+    return parts
+
+
 def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple[str, str]]) -> str:
     e = html.escape
     counts = [
@@ -313,21 +327,7 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
                 f"<td>{s.late_pct:.1f}%</td></tr>"
             )
         parts.append("</table></div>")
-    if report.intruders:
-        parts.append(
-            f"<div class='card'><h2>Intruder photos ({len(report.intruders)})</h2>"
-            "<div class='thumbs'>"
-        )
-        for cid, caption in thumb_cids:
-            parts.append(
-                f"<img src='cid:{cid}' alt='{e(caption)}' title='{e(caption)}' width='120'>"
-            )
-        parts.append(
-            "<div class='muted'>"
-            + e(", ".join(f"{i['seen_at']:%H:%M:%S} ({i['camera']})" for i in report.intruders))
-            + "</div>"
-        )
-        parts.append("</div></div>")
+    parts += intruders_card(report.intruders, thumb_cids)
     parts.append(
         "<div class='muted'>The day's attendance and the statistics are attached as "
         "CSV files. Sent by Smart Attendance.</div></div></body></html>"
