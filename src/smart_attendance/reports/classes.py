@@ -48,6 +48,7 @@ from .content import (
     HISTORY_DAYS,
     assemble,
     bar_chart,
+    chart_card,
     correction_text,
     corrections_html,
     intruders_card,
@@ -332,11 +333,7 @@ def render_html(
     if report.corrections:
         parts.append(corrections_html(report.corrections, report.zone, report.scope))
     parts.append("</div>")
-    if chart_cid:
-        parts.append(
-            f"<div class='card'><img src='cid:{chart_cid}' alt='Attendance over the "
-            "last 14 days' style='width:100%;max-width:608px;height:auto'></div>"
-        )
+    parts += chart_card(chart_cid)
     if report.stats:
         parts.append(
             "<div class='card'><h2>Statistics so far</h2><table><tr><th>Name</th>"

@@ -256,6 +256,16 @@ CSS = (
 )
 
 
+def chart_card(chart_cid: str | None) -> list[str]:
+    """The HTML card of the 14-day chart (an inline image by content id)."""
+    if not chart_cid:
+        return []
+    return [
+        f"<div class='card'><img src='cid:{chart_cid}' alt='Attendance over the "
+        "last 14 days' style='width:100%;max-width:608px;height:auto'></div>"
+    ]
+
+
 def intruders_card(intruders: list[dict[str, Any]], thumbs: list[tuple[str, str]]) -> list[str]:
     """The HTML card of the day's intruder photos (inline thumbnails by content id)."""
     if not intruders:
@@ -310,11 +320,7 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
     if report.corrections:
         parts.append(corrections_html(report.corrections, report.zone))
     parts.append("</div>")
-    if chart_cid:
-        parts.append(
-            f"<div class='card'><img src='cid:{chart_cid}' alt='Attendance over the "
-            "last 14 days' style='width:100%;max-width:608px;height:auto'></div>"
-        )
+    parts += chart_card(chart_cid)
     if report.stats:
         parts.append(
             "<div class='card'><h2>Statistics so far</h2><table><tr><th>Name</th>"
