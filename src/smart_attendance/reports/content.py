@@ -253,6 +253,9 @@ CSS = (
     ".absent{color:#c62828;font-weight:600}.excused{color:#546e7a;font-weight:600}"
     ".pending{color:#6b7785}.fixes{margin:4px 0 0;padding-left:18px;font-size:13px}"
     "th small,td small{display:block;color:#6b7785;font-weight:400}"
+    # A phone (360 px): tables of five or six columns fit without cutting the last one off.
+    "@media (max-width:480px){.wrap{padding:8px}.card{padding:10px}"
+    "table{font-size:12px}th,td{padding:5px 2px}}"
 )
 
 
