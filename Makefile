@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # System packages the tests use: libfaketime (the midnight test runs a server on a shifted
-# clock) and Xvfb (the client's window is opened on a virtual screen). Installed with apt-get
-# when we are root on a Debian-like machine; otherwise those tests are skipped.
-SYSTEM_PACKAGES := faketime xvfb
+# clock), Xvfb (the client's window is opened on a virtual screen), Chromium and its driver
+# (the dashboard's browser tests). Installed with apt-get when we are root on a Debian-like
+# machine; otherwise those tests are skipped.
+SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver
+SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver
 system-deps:
-	@if command -v faketime >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1; then :; \
+	@missing=0; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
+	if [ $$missing = 0 ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing $(SYSTEM_PACKAGES) (apt-get)"; \
 		(apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
@@ -33,7 +36,7 @@ run: install
 	$(BIN)/attendance serve
 
 # Everything CI runs: in-process tests and the real components (dlib on real faces, server
-# processes, SMTP, Xvfb, libfaketime).
+# processes, SMTP, Xvfb, libfaketime, Chromium).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

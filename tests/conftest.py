@@ -312,6 +312,7 @@ def io_bytes(data: bytes) -> Any:
 def make_settings(base: Path, **overrides: Any) -> Settings:
     settings = Settings(
         api_key=API_KEY,
+        session_secret="test-session-signing-key",
         dataset_dir=base / "dataset",
         data_dir=base / "data",
         timezone="Europe/Paris",

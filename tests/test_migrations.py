@@ -47,6 +47,10 @@ def _rows(path: Path, query: str) -> list[tuple[Any, ...]]:
         return conn.execute(query).fetchall()
 
 
+# The columns release 0.1 had, of kept tables that later revisions extended.
+KEPT_COLUMNS = {"intruders": "id, day, seen_at, camera, path"}
+
+
 def _table(path: Path, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
     """Every row of ``table`` (a name of this file, not input), in a stable order."""
     return _rows(path, f"SELECT {columns} FROM {table} ORDER BY 1, 2")  # noqa: S608
@@ -101,14 +105,16 @@ def test_a_release_0_1_database_upgrades_with_every_row_kept(release_db: Path) -
 
     store = Store(_url(release_db))
     change = store.create()
-    assert (change.before, change.after, change.action) == ("0001", "0002", "upgraded")
-    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0002 (head)."
-    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0002",)]
+    assert (change.before, change.after, change.action) == ("0001", "0003", "upgraded")
+    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0003 (head)."
+    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0003",)]
 
     assert len(marks_before) == 3
     assert _table(release_db, "marks", OLD_MARK_COLUMNS) == marks_before
     for table, rows in kept_before.items():
-        assert _table(release_db, table) == rows, table
+        assert _table(release_db, table, KEPT_COLUMNS.get(table, "*")) == rows, table
+    # Intruder photos of release 0.1 wait for a review.
+    assert _rows(release_db, "SELECT state, student FROM intruders") == [("open", None)]
     # The cached faces, read back by the store: the same float32 vectors, byte for byte.
     cached = store.cached_faces("pipe-v6", descriptors)
     assert set(cached) == set(descriptors)
@@ -209,8 +215,8 @@ def test_upgrading_twice_changes_nothing(release_db: Path) -> None:
     schema_sql, marks = _schema_sql(release_db), _rows(release_db, "SELECT * FROM marks")
     students = _rows(release_db, "SELECT * FROM students")
     change = Store(_url(release_db)).create()
-    assert (change.action, change.before, change.after) == ("current", "0002", "0002")
-    assert change.describe() == "Database at revision 0002 (head)."
+    assert (change.action, change.before, change.after) == ("current", "0003", "0003")
+    assert change.describe() == "Database at revision 0003 (head)."
     assert _schema_sql(release_db) == schema_sql
     assert _rows(release_db, "SELECT * FROM marks") == marks
     assert _rows(release_db, "SELECT * FROM students") == students
@@ -221,13 +227,13 @@ def test_every_road_leads_to_the_schema_of_tables_py(tmp_path: Path, release_db:
     and the shortcut for a new database (create_all + stamp) all give tables.py's schema."""
     replayed = tmp_path / "replayed.db"
     change = schema.upgrade(Store(_url(replayed)).engine, replay=True)
-    assert (change.action, change.after) == ("created", "0002")
+    assert (change.action, change.after) == ("created", "0003")
     created = tmp_path / "created.db"
     Store(_url(created)).create()
     Store(_url(release_db)).create()
     for path in (replayed, created, release_db):
         assert _differences(_url(path)) == [], path.name
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0003",)]
     # The same tables and indexes, the same columns (in another order where 0002 added
     # them), and no server default left from filling the old marks.
     assert _structure(created) == _structure(replayed) == _structure(release_db)
@@ -270,14 +276,14 @@ def test_the_migrations_are_plain_sql_on_postgresql() -> None:
 
 
 def test_the_revisions_are_one_line_from_release_0_1() -> None:
-    assert schema.revisions() == ["0001", "0002"]
-    assert schema.head() == "0002"
+    assert schema.revisions() == ["0001", "0002", "0003"]
+    assert schema.head() == "0003"
 
 
 def test_a_new_database_is_created_at_head(tmp_path: Path) -> None:
     change = Store(_url(tmp_path / "sub" / "new.db")).create()
-    assert (change.before, change.after, change.action) == (None, "0002", "created")
-    assert change.describe() == "Created the database at revision 0002 (head)."
+    assert (change.before, change.after, change.action) == (None, "0003", "created")
+    assert change.describe() == "Created the database at revision 0003 (head)."
     memory = Store("sqlite://")
     assert memory.create().action == "created"
     assert memory.create().action == "current"
@@ -318,7 +324,7 @@ def test_servers_starting_at_once_upgrade_once(tmp_path: Path, source: str) -> N
         actions, errors = _start_at_once(_url(path))
         assert errors == []
         assert sorted(actions) == sorted([expected, "current", "current", "current"])
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0003",)]
         assert len(_table(path, "marks")) == (0 if source == "new" else 3)
 
 
@@ -361,7 +367,7 @@ def test_the_migrations_go_back_to_release_0_1_and_forward_again(release_db: Pat
     sql = " ".join(str(r[0]) for r in _rows(release_db, "SELECT sql FROM sqlite_master"))
     assert "uq_marks_student_day" in sql and "students" not in sql
     assert len(_rows(release_db, "SELECT * FROM marks")) == 3
-    assert store.create().describe() == "Upgraded the database from 0001 to 0002 (head)."
+    assert store.create().describe() == "Upgraded the database from 0001 to 0003 (head)."
     assert _differences(_url(release_db)) == []
 
 
@@ -372,16 +378,16 @@ def test_db_upgrade_prints_one_line(tmp_path: Path, cli: Callable[..., Result]) 
     env = {"ATTENDANCE_DATA_DIR": str(data)}
     first = cli("db", "upgrade", env=env)
     assert first.exit_code == 0, first.output
-    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0002 (head).\n"
+    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0003 (head).\n"
     second = cli("db", "upgrade", env=env)
     assert second.exit_code == 0
-    assert second.stdout == "Database at revision 0002 (head).\n"
+    assert second.stdout == "Database at revision 0003 (head).\n"
     assert _rows(data / "attendance.db", "SELECT count(*) FROM marks") == [(3,)]
 
     fresh = tmp_path / "fresh"
     created = cli("db", "upgrade", env={"ATTENDANCE_DATA_DIR": str(fresh)})
     assert created.stdout == (
-        f"Created the database at revision 0002 (head): {(fresh / 'attendance.db').resolve()}\n"
+        f"Created the database at revision 0003 (head): {(fresh / 'attendance.db').resolve()}\n"
     )
 
 

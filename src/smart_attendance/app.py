@@ -29,6 +29,7 @@ from .config import Settings
 from .db.store import Store
 from .errors import NotReadyError
 from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
+from .people.accounts import AccountService
 from .people.service import EnrolmentService
 from .people.watcher import GalleryWatcher
 from .recognition.service import RecognitionService
@@ -99,6 +100,7 @@ class Services:
     files: CsvFiles
     scans: ScanService
     reports: ReportService
+    accounts: AccountService  # the dashboard's users
     watcher: GalleryWatcher  # started by `attendance serve`: follows other processes' enrolments
 
     def statistics(self) -> list[StudentStats]:
@@ -167,5 +169,8 @@ def build_services(
         files=files,
         scans=scans,
         reports=reports,
+        accounts=AccountService(
+            store, clock, lambda name: attendance.timetable.school_class(name) is not None
+        ),
         watcher=GalleryWatcher(enrolment),
     )

@@ -322,6 +322,32 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("ATTENDANCE_THREADS", "threads", "8", _parse_int(1, 256), "HTTP server threads."),
     Spec(
+        "ATTENDANCE_SESSION_SECRET",
+        "session_secret",
+        "",
+        _parse_str,
+        "Key that signs the dashboard's session cookies. Empty: `attendance serve` generates "
+        "one on first start and keeps it in DATA_DIR/session_secret. Several servers behind "
+        "one load balancer need the same value.",
+        secret=True,
+    ),
+    Spec(
+        "ATTENDANCE_SESSION_IDLE_MINUTES",
+        "session_idle_minutes",
+        "60",
+        _parse_int(1, 24 * 60),
+        "A dashboard session unused this long ends; the user signs in again.",
+    ),
+    Spec(
+        "ATTENDANCE_PROXY_HOPS",
+        "proxy_hops",
+        "0",
+        _parse_int(0, 5),
+        "Reverse proxies in front of the server (nginx: 1). Their X-Forwarded-For and "
+        "X-Forwarded-Proto headers then give the client's address (login throttling) and "
+        "HTTPS (Secure cookies). 0: the headers are ignored.",
+    ),
+    Spec(
         "ATTENDANCE_HOST",
         "host",
         "0.0.0.0",  # noqa: S104 - a LAN server; every request but /health needs the key
@@ -426,6 +452,7 @@ SPECS: tuple[Spec, ...] = (
 )
 
 _KNOWN = {spec.env for spec in SPECS}
+SECRET_FIELDS = frozenset(spec.attr for spec in SPECS if spec.secret)
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
 
@@ -456,6 +483,9 @@ class Settings:
     embedder: str = "onnx"
     workers: int = 0
     threads: int = 8
+    session_secret: str = field(default="", repr=False)
+    session_idle_minutes: int = 60
+    proxy_hops: int = 0
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
     port: int = 5000
     log_level: str = "INFO"
@@ -475,7 +505,7 @@ class Settings:
         shown = {
             f.name: (
                 "***"
-                if f.name in {"api_key", "sender_password"} and getattr(self, f.name)
+                if f.name in SECRET_FIELDS and getattr(self, f.name)
                 else getattr(self, f.name)
             )
             for f in dataclasses.fields(self)

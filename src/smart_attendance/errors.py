@@ -12,6 +12,9 @@
      +-- BadRequestError                a request field has a bad value (camera id, event id, fps)
      +-- NotFoundError                  the request names something that does not exist (a student)
      +-- ConflictError                  the request clashes with what exists (a name already taken)
+     +-- LoginError                     a dashboard sign-in was refused (never says which part)
+     |    +-- TooManyAttemptsError      too many failed logins lately; ``retry_after_s`` says when
+     +-- ForbiddenError                 the signed-in user's role or classes do not allow this
      +-- NotReadyError                  enrolment has not finished, or no face engine here
      +-- WorkerCrashedError             a recognition worker process died (it is replaced)
      +-- StoreError                     the database cannot be reached or refused a write
@@ -71,6 +74,22 @@ class NotFoundError(AttendanceError):
 
 class ConflictError(AttendanceError):
     """The request clashes with what exists (a student name already taken)."""
+
+
+class LoginError(AttendanceError):
+    """A login was refused: unknown name, wrong password or a disabled account alike."""
+
+
+class TooManyAttemptsError(LoginError):
+    """Too many failed logins for this account or address; wait ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ForbiddenError(AttendanceError):
+    """The signed-in user may not see or change this (another teacher's class, admin pages)."""
 
 
 class NotReadyError(AttendanceError):

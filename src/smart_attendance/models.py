@@ -171,6 +171,7 @@ class FaceResult:
 STATUS_ABSENT = "Absent"
 STATUS_EXCUSED = "Excused"
 STATUSES = (STATUS_PRESENT, STATUS_LATE, STATUS_ABSENT, STATUS_EXCUSED)
+UNDO = "Undone"  # a correction that takes back the one in force before it (never a status)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, timezone
 
 from ..errors import BadRequestError
-from ..models import STATUS_EXCUSED, STATUSES, Correction
+from ..models import STATUS_EXCUSED, STATUSES, UNDO, Correction
 from .files import CsvFiles
 from .marks import AttendanceService
 from .register import Entry
@@ -119,6 +119,42 @@ def correct(
             entry.status,
             new_status,
             reason,
+            by,
+            at,
+        )
+    )
+    attendance.forget()
+    files.update(entry.day)
+    now = find_entry(attendance, entry.student, entry.day, entry.class_name, entry.period)
+    return Corrected(now, _history(attendance, now), changed=True)
+
+
+def undo(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    *,
+    name: str,
+    day: date,
+    by: str,
+    class_name: str | None = None,
+    period: str | None = None,
+) -> Corrected:
+    """Take back the correction in force of one student in one class period: the status is
+    again what it was before it (an earlier correction, or the camera's mark). Recorded as a
+    row of its own (status ``Undone``), so the history keeps both."""
+    entry = find_entry(attendance, name, day, class_name, period)
+    if not entry.corrected:
+        raise BadRequestError(f"{entry.student} has no correction to undo in that period")
+    at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+    attendance.store.record_correction(
+        Correction(
+            entry.student,
+            entry.day,
+            entry.class_name,
+            entry.period,
+            entry.status,
+            UNDO,
+            "",
             by,
             at,
         )

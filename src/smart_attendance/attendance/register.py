@@ -3,7 +3,8 @@
 A student is *expected* in a class period when the class's roster holds them, the period is on
 that day (not a closure day) and they had joined by then, all as the timetable in force that day
 said (``timetable(day)``: a timetable change applies from the day it came into force). Their
-status is the latest correction if there is one, else their mark (Present or Late), else
+status is the correction in force if there is one (``in_force``: the latest, where an undo
+takes back the one before it), else their mark (Present or Late), else
 ``Absent`` once the period has ended, else None (the period runs and they have not been seen).
 Marks and corrections whose period is no longer in the timetable keep their place: a timetable
 change never rewrites history.
@@ -23,6 +24,7 @@ from ..models import (
     STATUS_EXCUSED,
     STATUS_LATE,
     STATUS_PRESENT,
+    UNDO,
     Correction,
     Mark,
     StudentStats,
@@ -80,9 +82,10 @@ class Register:
         """Every expected student and every recorded mark or correction in the range."""
         now = self.local_now()
         marks = {_key(m): m for m in self.store.marks_between(first, last, class_name)}
-        fixes: dict[SlotKey, Correction] = {}
+        history: dict[SlotKey, list[Correction]] = {}
         for fix in self.store.corrections_between(first, last, class_name):
-            fixes[(fix.day, fix.class_name, fix.period, fix.name)] = fix
+            history.setdefault((fix.day, fix.class_name, fix.period, fix.name), []).append(fix)
+        fixes = {key: in_force(rows) for key, rows in history.items()}
         students = [s for s in self.store.students() if s.active]
         out: dict[SlotKey, Entry] = {}
         for day in days(first, last):
@@ -147,6 +150,19 @@ class Register:
             )
             stats.append(row.flagged(alert_below))
         return stats
+
+
+def in_force(history: list[Correction]) -> Correction | None:
+    """The correction in force after ``history`` (oldest first): each correction stacks on the
+    one before, an undo (``UNDO``) takes the top one back; None when none is left."""
+    stack: list[Correction] = []
+    for fix in history:
+        if fix.new_status == UNDO:
+            if stack:
+                stack.pop()
+        else:
+            stack.append(fix)
+    return stack[-1] if stack else None
 
 
 def _key(mark: Mark) -> SlotKey:

@@ -159,6 +159,24 @@ def ensure_api_key(settings: Settings, echo: Callable[[str], None] = click.echo)
     return replace(settings, api_key=key)
 
 
+def ensure_session_secret(settings: Settings) -> Settings:
+    """The configured session key, else the one kept in DATA_DIR/session_secret, else a new one
+    written there (never printed: nobody needs to type it)."""
+    if settings.session_secret:
+        return settings
+    key_file = settings.data_dir / "session_secret"
+    if key_file.is_file():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key:
+            return replace(settings, session_secret=key)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return replace(settings, session_secret=key)
+
+
 def _progress_enroll(services: Services, label: str = "Enrolling photos") -> Any:
     from tqdm import tqdm
 
@@ -223,7 +241,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
                 "(set it, or leave ATTENDANCE_REPORT_TIME empty)"
             )
     with friendly_errors():
-        settings = ensure_api_key(settings)
+        settings = ensure_session_secret(ensure_api_key(settings))
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
         _folders(settings)
         services = _services(settings, analyzer="pool")
@@ -706,3 +724,4 @@ if __name__ == "__main__":  # pragma: no cover
 from . import db as _db  # noqa: E402,F401
 from . import register as _register  # noqa: E402,F401  (import for its commands)
 from . import timetable as _timetable  # noqa: E402,F401
+from . import users as _users  # noqa: E402,F401

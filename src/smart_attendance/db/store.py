@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome
+from .review import ReviewQueries
 from .schema import SchemaChange
 from .schema import upgrade as upgrade_schema
 from .tables import (
@@ -47,6 +48,7 @@ from .tables import (
     students,
     timetables,
 )
+from .users import UserQueries
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def _describe(exc: SQLAlchemyError) -> str:
     return text[:160]
 
 
-class Store:
+class Store(UserQueries, ReviewQueries):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool)."""
 
     def __init__(self, url: str) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -105,6 +106,49 @@ intruders = Table(
     Column("seen_at", DateTime, nullable=False),
     Column("camera", String(64), nullable=False),
     Column("path", String(1024), nullable=False),
+    # the review: open | identified (``student`` was marked) | dismissed
+    Column("state", String(16), nullable=False, default="open"),
+    Column("student", String(255), nullable=True),
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", DateTime, nullable=True),  # UTC
+)
+
+uncertain = Table(
+    "uncertain",  # a face left unknown although a student was near: for a person to decide
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Date, nullable=False, index=True),
+    Column("seen_at", DateTime, nullable=False),  # local wall time
+    Column("camera", String(64), nullable=False),
+    Column("candidate", String(255), nullable=False),  # the nearest student
+    Column("distance", Float, nullable=False),
+    Column("margin", Float, nullable=True),
+    Column("path", String(1024), nullable=False),  # the face's photo, under the data folder
+    Column("state", String(16), nullable=False, default="open"),  # open|confirmed|rejected
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", DateTime, nullable=True),  # UTC
+)
+
+users = Table(
+    "users",  # the dashboard's accounts
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # admin | teacher | office
+    Column("classes", String(2048), nullable=False, default=""),  # a teacher's, comma-separated
+    Column("password_hash", String(255), nullable=False),  # Argon2id
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),  # UTC
+    Column("password_changed_at", DateTime, nullable=False),  # UTC; older sessions end
+)
+
+login_failures = Table(
+    "login_failures",  # failed logins, for throttling across every server
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", DateTime, nullable=False, index=True),  # UTC
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..app import Services
 from ..errors import (
@@ -33,8 +34,10 @@ from ..errors import (
     BadRequestError,
     ConfigError,
     ConflictError,
+    ForbiddenError,
     ImageError,
     ImageTooLargeError,
+    LoginError,
     MailAuthError,
     MailNotConfiguredError,
     MailTimeoutError,
@@ -42,6 +45,7 @@ from ..errors import (
     NotFoundError,
     NotReadyError,
     StoreError,
+    TooManyAttemptsError,
     UnsupportedImageError,
     WorkerCrashedError,
 )
@@ -56,6 +60,9 @@ ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
     (BadRequestError, 400, "bad_request"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
+    (ForbiddenError, 403, "forbidden"),
+    (TooManyAttemptsError, 429, "too_many_attempts"),
+    (LoginError, 401, "login_refused"),
     (NotReadyError, 503, "starting"),
     (StoreError, 503, "database_unavailable"),
     (WorkerCrashedError, 503, "busy"),
@@ -98,6 +105,10 @@ def create_app(services: Services) -> Flask:
     settings = services.settings
     if not settings.api_key:
         raise ConfigError("API_SECRET_KEY is empty: the server never runs without a key")
+    if not settings.session_secret:
+        raise ConfigError(
+            "ATTENDANCE_SESSION_SECRET is empty: the dashboard's sessions need a signing key"
+        )
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
@@ -112,7 +123,10 @@ def create_app(services: Services) -> Flask:
 
     @app.before_request
     def check_key() -> Any:
-        if request.endpoint in {"health"} or request.endpoint is None:
+        # The dashboard signs its users in with sessions and never takes the API key.
+        if request.endpoint in {"health", "static"} or request.endpoint is None:
+            return None
+        if request.blueprint == "dashboard":
             return None
         if not authorised():
             return jsonify({"status": "denied", "error": "missing or wrong X-API-KEY"}), 401
@@ -187,10 +201,15 @@ def create_app(services: Services) -> Flask:
         health = services.health()
         return jsonify(health.to_json()), 200 if health.status == "ok" else 503
 
-    from . import register, students
+    from . import dashboard, register, students  # they import this module's helpers
 
     app.register_blueprint(register.blueprint(services))
     app.register_blueprint(students.blueprint(services))
+    app.register_blueprint(dashboard.blueprint(services))
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
 
     @app.errorhandler(AttendanceError)
     def attendance_error(exc: AttendanceError) -> Any:
