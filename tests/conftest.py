@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from argon2 import PasswordHasher
 import requests
 from click.testing import Result
 from flask.testing import FlaskClient
@@ -344,6 +345,8 @@ def make_kit(
             (folder / f"{n}.jpg").write_bytes(photo)
     clock = FixedClock(now)
     services = build_services(settings, clock=clock, analyzer=scripted)
+    # Argon2id still, with the cost turned down: tests sign in hundreds of times.
+    services.accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     if enrol:
         services.enrolment.enroll()
         services.files.update()
@@ -403,10 +406,10 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
         with monkeypatch.context() as scoped:
             for name, value in (env or {}).items():
                 scoped.setenv(name, value)
-            return CliRunner().invoke(main, list(args), catch_exceptions=False)
+            return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
     return run

@@ -296,6 +296,14 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "
         f"{settings.threads} threads)"
     )
+    shown = "localhost" if settings.host in {"0.0.0.0", "::", "127.0.0.1"} else settings.host  # noqa: S104
+    click.echo(f"Dashboard: open http://{shown}:{settings.port}/ in a browser.")
+    with friendly_errors():
+        if not services.accounts.has_admin():
+            click.echo(
+                "No dashboard account yet: create the first admin with "
+                "`attendance users add NAME --role admin`."
+            )
 
     def stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

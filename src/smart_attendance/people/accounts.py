@@ -17,6 +17,7 @@ password was wrong, and an unknown name costs the same time as a wrong password.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -223,7 +224,7 @@ class AccountService:
         ):
             if len(failures) >= limit:
                 oldest = failures[len(failures) - limit]
-                wait = int((oldest + THROTTLE_WINDOW - now).total_seconds()) + 1
+                wait = math.ceil((oldest + THROTTLE_WINDOW - now).total_seconds())
                 log.warning("login throttled for %r from %s", name, address)
                 raise TooManyAttemptsError(
                     f"too many failed sign-ins; try again in {max(1, (wait + 59) // 60)} minute(s)",

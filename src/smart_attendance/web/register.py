@@ -5,6 +5,8 @@
   the day (default today; every class without ``class``)
 * ``POST /attendance/corrections``  JSON ``{"name", "class", "date", "period", "status",
   "reason"}``: a correction, recorded as a row of its own (source ``api``)
+* ``POST /attendance/corrections/undo``  JSON ``{"name", "class", "date", "period"}``: takes
+  back the correction in force (recorded as a row of its own, status ``Undone``)
 * ``GET /export.csv`` / ``GET /export.xlsx`` ``?from=&to=&class=``: the register of a range
 """
 
@@ -64,6 +66,25 @@ def blueprint(services: Services) -> Blueprint:
             by=API_SOURCE,
         )
         return jsonify(result.to_json()), 201 if result.changed else 200
+
+    @routes.post("/attendance/corrections/undo")
+    def undo() -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequestError('send a JSON object: {"name", "class", "date", "period"}')
+        day = _day(_text(body, "date"), "date")
+        if day is None:
+            raise BadRequestError("date is required (YYYY-MM-DD)")
+        result = corrections.undo(
+            services.attendance,
+            services.files,
+            name=_text(body, "name") or "",
+            day=day,
+            class_name=_text(body, "class"),
+            period=_text(body, "period"),
+            by=API_SOURCE,
+        )
+        return jsonify(result.to_json()), 201
 
     def download(fmt: str) -> Response:
         first, last = _range(request.args.get("from"), request.args.get("to"))

@@ -66,6 +66,7 @@ def board(services: Services, day: date, class_name: str | None) -> dict[str, An
         if user.may_see_class(name)
     ]
     return {
+        "access": user,
         "day": day,
         "today": services.attendance.today(),
         "class_name": class_name,
@@ -88,6 +89,7 @@ def register(routes: Blueprint, services: Services) -> None:
         names = access().visible_classes([c.name for c in services.attendance.timetable.classes])
         query: dict[str, Any] = {"date": day.isoformat(), "class": class_name or ""}
         live = url_for("dashboard.today_board", **query)
+        context.pop("access")
         return render(
             "today.html",
             "Today" if day == context["today"] else f"Attendance {day}",
