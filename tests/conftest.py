@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from argon2 import PasswordHasher
 import requests
+from argon2 import PasswordHasher
 from click.testing import Result
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -216,7 +216,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout_s: float = 300
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float = 300,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`attendance ARGS` in a child process, with only the given ATTENDANCE_* settings."""
     full = {
@@ -233,6 +237,7 @@ def run_cli(
         text=True,
         timeout=timeout_s,
         check=False,
+        input=input,
     )
 
 

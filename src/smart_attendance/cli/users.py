@@ -8,11 +8,14 @@ asked twice without echo; never from the command line, where other users could s
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from ..app import Services
 from . import _settings, env_file_option, friendly_errors, main
+
+if TYPE_CHECKING:
+    from ..app import Services
 
 
 def _accounts(env_file: str | None) -> Services:
