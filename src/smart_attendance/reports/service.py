@@ -94,6 +94,15 @@ class ReportService:
                         out.append(Outgoing(school_class.name, school_class.teachers, message))
         return day, out
 
+    def class_message(self, day: date, class_name: str) -> EmailMessage | None:
+        """Class ``class_name``'s email of ``day`` as its teachers get it (the dashboard's
+        preview; built even when the class has no teachers); None when the class was not on
+        the register that day."""
+        self.attendance.check_class(class_name)
+        school_class = self.timetable.school_class(class_name)
+        teachers = school_class.teachers if school_class else ()
+        return self._class_message(day, class_name, teachers)
+
     # --- building -----------------------------------------------------------------------------
 
     def _default_message(self, day: date) -> EmailMessage:

@@ -1,16 +1,201 @@
-"""Placeholder: being written."""
+"""Admin (``/admin``, admin only): the dashboard's accounts, the timetable as loaded and its
+history, the effective settings (secrets never shown: only whether they are set) and the
+server's health.
+
+* ``POST /admin/users``: add an account (``name``, ``role``, ``classes`` for a teacher,
+  ``password`` and ``confirm``);
+* ``POST /admin/users/<name>`` with ``action``: ``disable`` or ``enable`` (a disabled user's
+  sessions end at their next request), ``password`` (``password`` and ``confirm``; every session
+  of the user ends, except the admin's own current one), ``classes`` (a teacher's ``classes``).
+
+Office and teachers get 403 on every route here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, time, timedelta
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request, session, url_for
 
 from ...app import Services
-from .common import render
+from ...attendance.timetable import Period, Timetable, minutes_text
+from ...config import SPECS, Settings, Spec
+from ...db.store import TimetableRow
+from ...errors import BadRequestError
+from ...people.accounts import ROLES, TEACHER
+from .common import access, act, render, require
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+ATTEMPTS_SHOWN = 10
+
+
+def require_admin() -> None:
+    require(access().is_admin, "the admin pages")
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    env: str
+    value: str
+    default: str
+    doc: str
+    secret: bool
+
+    @property
+    def is_default(self) -> bool:
+        return not self.secret and self.value == self.default
+
+
+def shown(value: Any) -> str:
+    """A setting's value as text, as it would be written in ``.env``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def without_password(url: str) -> str:
+    """A database URL with its password hidden (``user:***@host``)."""
+    if not url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show nothing of it
+        return "(set)"
+
+
+def setting_rows(settings: Settings, specs: tuple[Spec, ...] = SPECS) -> list[SettingRow]:
+    rows = []
+    for spec in specs:
+        value = getattr(settings, spec.attr)
+        if spec.secret:
+            text = "set" if value else "not set"
+        elif spec.attr == "database_url":
+            text = without_password(shown(value))
+        else:
+            text = shown(value)
+        rows.append(SettingRow(spec.env, text, spec.default, spec.doc, spec.secret))
+    return rows
+
+
+@dataclass(frozen=True)
+class DayPeriods:
+    day: str
+    periods: list[Period]
+
+
+def week_of(periods: tuple[Period, ...]) -> list[DayPeriods]:
+    """A class's periods per weekday (days without a period left out)."""
+    out = []
+    for index, name in enumerate(WEEKDAYS):
+        today = sorted((p for p in periods if index in p.days), key=lambda p: p.start)
+        if today:
+            out.append(DayPeriods(name, today))
+    return out
+
+
+@dataclass(frozen=True)
+class InForce:
+    row: TimetableRow
+    until: date | None  # the day before the next one came into force; None: still in force
+
+    @property
+    def label(self) -> str:
+        if self.row.kind == "default":
+            return "the default (no timetable file)"
+        return self.row.source or "a timetable file"
+
+
+def history(rows: list[TimetableRow]) -> list[InForce]:
+    """The timetables in force, newest first, with the last day of each."""
+    out = []
+    for index, row in enumerate(rows):
+        following = rows[index + 1] if index + 1 < len(rows) else None
+        until = following.effective_from - timedelta(days=1) if following else None
+        out.append(InForce(row, until))
+    return list(reversed(out))
+
+
+def _form_passwords() -> str:
+    password = request.form.get("password", "")
+    if password != request.form.get("confirm", ""):
+        raise BadRequestError("the two passwords differ")
+    return password
 
 
 def register(routes: Blueprint, services: Services) -> None:
+    accounts = services.accounts
+
     @routes.get("/admin")
     def admin() -> Any:
-        return render("error.html", "admin", message="being written")
+        require_admin()
+        timetable: Timetable = services.attendance.timetable
+        report = services.enrolment.report
+        return render(
+            "admin.html",
+            "Admin",
+            users=accounts.users(),
+            roles=ROLES,
+            teacher=TEACHER,
+            class_names=[c.name for c in timetable.classes],
+            timetable=timetable,
+            week_of=week_of,
+            minutes_text=minutes_text,
+            history=history(services.store.timetable_history()),
+            settings=setting_rows(services.settings),
+            health=services.health(),
+            skipped=report.skipped if report else [],
+            enrolment=report,
+            attempts=services.store.attempts(ATTEMPTS_SHOWN),
+            me=access().name,
+        )
+
+    @routes.post("/admin/users")
+    def admin_add_user() -> Any:
+        require_admin()
+        form = request.form
+
+        def run() -> str:
+            password = _form_passwords()
+            role = form.get("role", "")
+            row = accounts.add(form.get("name", ""), role, password, form.getlist("classes"))
+            classes = f" ({', '.join(row.classes)})" if row.classes else ""
+            return f"User {row.name} added as {row.role}{classes}."
+
+        return act(run, url_for("dashboard.admin") + "#users")
+
+    @routes.post("/admin/users/<name>")
+    def admin_user(name: str) -> Any:
+        require_admin()
+        action = request.form.get("action", "")
+        back = url_for("dashboard.admin") + "#users"
+
+        def run() -> str:
+            if action in ("disable", "enable"):
+                if action == "disable" and name == access().name:
+                    raise BadRequestError("you cannot disable your own account")
+                row = accounts.set_active(name, action == "enable")
+                if row.active:
+                    return f"User {row.name} enabled."
+                return f"User {row.name} disabled: their sessions have ended."
+            if action == "password":
+                row = accounts.set_password(name, _form_passwords())
+                if row.name == access().name:  # this session goes on; the others end
+                    session["stamp"] = row.password_changed_at.isoformat()
+                    return "Your password was changed; your other sessions have ended."
+                return f"Password of {row.name} changed: their sessions have ended."
+            if action == "classes":
+                row = accounts.set_classes(name, request.form.getlist("classes"))
+                listed = ", ".join(row.classes) or "none"
+                return f"Classes of {row.name}: {listed}."
+            raise BadRequestError("action must be disable, enable, password or classes")
+
+        return act(run, back)
