@@ -40,9 +40,10 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# In-process tests only (scripted faces, fixed clock, Flask test client): seconds.
+# In-process tests only (scripted faces, fixed clock, Flask test client): seconds, on both
+# cores (pytest-xdist).
 test-fast: install
-	$(BIN)/python -m pytest -m "not real and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not real and not slow" -n 2 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests bench scripts

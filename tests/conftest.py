@@ -29,6 +29,7 @@ import requests
 from argon2 import PasswordHasher
 from click.testing import Result
 from flask.testing import FlaskClient
+from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.test import TestResponse
 
 from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
@@ -349,6 +350,7 @@ def make_kit(
             scripted.add(photo, ScriptedFace(near(face, 0.1, n)))
             (folder / f"{n}.jpg").write_bytes(photo)
     clock = FixedClock(now)
+    _copy_empty_database(settings.data_dir)
     services = build_services(settings, clock=clock, analyzer=scripted)
     # Argon2id still, with the cost turned down: tests sign in hundreds of times.
     services.accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -356,7 +358,74 @@ def make_kit(
         services.enrolment.enroll()
         services.files.update()
     app = create_app(services)
+    app.jinja_env.bytecode_cache = TEMPLATES  # compiled once for the whole session
     return Kit(settings, services, scripted, clock, app.test_client(), people)
+
+
+_EMPTY_DB: list[bytes] = []
+
+
+def _copy_empty_database(data_dir: Path) -> None:
+    """Start the kit's SQLite file as a copy of an empty database at the head revision, made
+    once per session (running the schema's creation for every test costs seconds in all).
+    The store still checks the revision as it opens it."""
+    if not _EMPTY_DB:
+        import tempfile
+
+        from smart_attendance.db.store import Store
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "empty.db"
+            store = Store(f"sqlite:///{path}")
+            store.create()
+            store.close()
+            _EMPTY_DB.append(path.read_bytes())
+    target = data_dir / "attendance.db"
+    if not target.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(_EMPTY_DB[0])
+
+
+class _SessionTemplates(BytecodeCache):
+    """Compiled page templates shared by every kit's app in this test session (each app has
+    its own Jinja environment, which would compile every template again)."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = _SessionTemplates()
+
+
+def _lazy_url_builders() -> None:
+    """Werkzeug compiles two URL builders per route when an app is made (about 20 ms for
+    this app); the tests make hundreds of apps and build URLs with few routes. Compile each
+    builder on its first use instead: the same function, the same URLs."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+
+    def lazy(rule: Rule, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        built: list[Callable[..., tuple[str, str]]] = []
+
+        def build(self: Rule, *args: Any, **kwargs: Any) -> tuple[str, str]:
+            if not built:
+                built.append(compile_builder(self, append_unknown).__get__(self, None))
+            return built[0](*args, **kwargs)
+
+        return build
+
+    Rule._compile_builder = lazy  # type: ignore[method-assign]
+
+
+_lazy_url_builders()
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
 """A scripted ``Analyzer`` for in-process tests: the test chooses the faces of each image.
 
 Images are bytes. Bytes registered with ``ScriptedAnalyzer.add`` come back as the faces the
-test chose (boxes, descriptors, eye ratios); any other bytes go through the product's real
-header checks (``imaging.probe``), so a broken or hostile upload gets the real error, and a
-valid image nobody scripted has no face. A face's "chip" is its mirrored descriptor, so the
-second look is scripted too. This fake lives in the tests only, never in the product.
+test chose (boxes, descriptors, eye ratios, sharpness, yaw); any other bytes go through the
+product's real header checks (``imaging.probe``), so a broken or hostile upload gets the real
+error, and a valid image nobody scripted has no face. A face's "chip" is its mirrored
+descriptor, so the second look is scripted too. This fake lives in the tests only, never in the
+product.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Tag = TypeVar("Tag")
 
 BOX = Box(200, 120, 360, 280)  # a 160 px face in a 640x480 frame
 OPEN_EAR = 0.30
+SHARP = 120.0  # a face's sharpness (Laplacian variance of its chip), well above the blurry ones
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class ScriptedFace:
     box: Box = BOX
     ear: float = OPEN_EAR
     mirrored: np.ndarray | None = None  # the mirrored face's descriptor (default: the same)
+    sharpness: float = SHARP  # low: a blurry photo
+    yaw: float = 0.0  # far from 0: a face turned away (``models.Face.yaw``)
 
 
 def identity(seed: int) -> np.ndarray:
@@ -74,6 +78,8 @@ class ScriptedAnalyzer:
                     mirrored if usable and describe else None,
                     face.ear if usable else None,
                     skipped=usable and not describe,
+                    sharpness=face.sharpness if usable else None,
+                    yaw=face.yaw if usable else None,
                 )
             )
         return Frame(640, 480, tuple(out))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import API_KEY, Kit, make_kit
+from conftest import API_KEY, ROOT, Kit, make_kit
 from dashboard_kit import PASSWORD, csrf_token, post_form, sign_in
 from smart_attendance.web import create_app
 from test_register import at, timetable_file
@@ -365,3 +365,20 @@ def test_the_api_undoes_a_correction_too(school: Kit) -> None:
     again = school.client.post("/attendance/corrections/undo", json=slot, headers=headers)
     assert again.status_code == 400
     assert "no correction to undo" in again.get_json()["error"]
+
+
+def test_every_route_is_documented(kit: Kit) -> None:
+    """Each route of the app appears in docs/api.md or docs/dashboard.md (parameters by any
+    name: ``<int:row_id>`` is documented as ``<id>``)."""
+    docs = "".join(
+        (ROOT / "docs" / page).read_text(encoding="utf-8") for page in ("api.md", "dashboard.md")
+    )
+    documented = re.sub(r"<[^>]+>", "<>", docs)
+    missing = []
+    for rule in kit.client.application.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<[^>]+>", "<>", rule.rule)
+        if not re.search(re.escape(path) + r"[`?\s)]", documented):
+            missing.append(rule.rule)
+    assert missing == []

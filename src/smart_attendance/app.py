@@ -8,6 +8,7 @@ app (``web.create_app(services)``) only adds routes.
                    +--> EnrolmentService (people)  --> ScanService (attendance)
                    +--> RecognitionService (recognition)   |-- AttendanceService (marks)
                                                            |-- IntruderService
+                                                           |-- ReviewService (uncertain faces)
                                                            +-- CsvFiles
                         ReportService (reports) <-- Store, CsvFiles, enrolled names
 """
@@ -23,6 +24,7 @@ import numpy as np
 from .attendance.files import CsvFiles
 from .attendance.intruders import IntruderService
 from .attendance.marks import AttendanceService
+from .attendance.review import ReviewService
 from .attendance.scan import ScanService
 from .attendance.timetable import timetable_for
 from .config import Settings
@@ -98,6 +100,7 @@ class Services:
     attendance: AttendanceService
     intruders: IntruderService
     files: CsvFiles
+    review: ReviewService  # intruder photos and uncertain faces, for a person to decide
     scans: ScanService
     reports: ReportService
     accounts: AccountService  # the dashboard's users
@@ -155,7 +158,8 @@ def build_services(
     attendance = AttendanceService(settings, store, clock, timetable)
     intruders = IntruderService(settings, store, clock)
     files = CsvFiles(settings.logs_dir, attendance)
-    scans = ScanService(enrolment, recognition, attendance, intruders, files)
+    review = ReviewService(settings, store, clock, attendance, files, enrolment)
+    scans = ScanService(enrolment, recognition, attendance, intruders, files, review)
     reports = ReportService(settings, store, files, attendance, enrolment.names, clock)
     return Services(
         settings=settings,
@@ -167,6 +171,7 @@ def build_services(
         attendance=attendance,
         intruders=intruders,
         files=files,
+        review=review,
         scans=scans,
         reports=reports,
         accounts=AccountService(

@@ -104,13 +104,21 @@ class Box:
 @dataclass(frozen=True)
 class Face:
     """A detected face. ``descriptor`` is None when the face is too small to trust, or when
-    ``skipped``: a frame of a burst whose faces were aligned but not described."""
+    ``skipped``: a frame of a burst whose faces were aligned but not described.
+
+    Measured on faces large enough to align (None otherwise), for the enrolment's checks:
+    ``sharpness``, the variance of the Laplacian of the aligned chip's centre (higher is
+    sharper); ``yaw``, how far the head is turned: the nose tip's offset from the midpoint of
+    the outer eye corners over half their distance (0 facing the camera, 1 the nose tip level
+    with an eye corner; positive towards the image's right)."""
 
     box: Box
     descriptor: np.ndarray | None = field(default=None, compare=False, repr=False)
     chip: np.ndarray | None = field(default=None, compare=False, repr=False)
     ear: float | None = None  # eye aspect ratio, for blink checks on bursts
     skipped: bool = False
+    sharpness: float | None = None
+    yaw: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,13 +142,16 @@ class Match:
 
 @dataclass(frozen=True)
 class FaceResult:
-    """One face of a recognised frame, as the API reports it."""
+    """One face of a recognised frame, as the API reports it. ``candidate``: for a face left
+    unknown although a student was near (close to the threshold or the margin), that student,
+    for a person to review; it is never part of the API's answer (``as_dict``)."""
 
     box: Box
     name: str | None
     distance: float | None
     margin: float | None
     reason: str | None = None
+    candidate: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -164,7 +175,8 @@ class FaceResult:
         )
 
     def anonymous(self) -> FaceResult:
-        """The same face without its name (a scan refused for liveness names nobody)."""
+        """The same face without its name nor its candidate (a scan refused for liveness
+        names nobody)."""
         return FaceResult(self.box, None, self.distance, self.margin, self.reason)
 
 

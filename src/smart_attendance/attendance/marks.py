@@ -71,23 +71,33 @@ class AttendanceService:
         return stamp.astimezone(self.settings.zone)
 
     def mark(
-        self, names: Sequence[str], seen_at: datetime, camera: str, event_id: str | None
+        self,
+        names: Sequence[str],
+        seen_at: datetime,
+        camera: str,
+        event_id: str | None,
+        source: str | None = None,
     ) -> list[MarkResult]:
         """Mark each student in every class period the sighting counts for (the first
-        sighting in a period wins); ``event_id`` makes a resend of the same scan harmless."""
+        sighting in a period wins); ``event_id`` makes a resend of the same scan harmless.
+        ``source``: how the mark is signed (default ``camera:CAMERA``; a reviewed photo:
+        ``review:USER``)."""
         results = []
         for number, name in enumerate(names, start=1):
-            slots = self._slots(name, seen_at)
+            slots = self.slots(name, seen_at)
             if not slots:
                 self.store.record_sighting(name, seen_at.replace(tzinfo=None), camera)
                 log.info("%s seen outside every class period (camera %s)", name, camera)
                 results.append(MarkResult(name, None, False, seen_at.strftime("%H:%M:%S")))
                 continue
             for slot in slots:
-                results.append(self._mark_slot(name, slot, seen_at, camera, event_id, number))
+                results.append(
+                    self._mark_slot(name, slot, seen_at, camera, event_id, number, source)
+                )
         return results
 
-    def _slots(self, name: str, seen_at: datetime) -> list[Slot]:
+    def slots(self, name: str, seen_at: datetime) -> list[Slot]:
+        """The class periods ``name`` would be marked in at ``seen_at`` (none: outside them)."""
         slots = self.timetable.slots_for(name, seen_at)
         if not slots or (self.timetable.is_default and self._known(name, slots[0]) is not None):
             return slots
@@ -111,6 +121,7 @@ class AttendanceService:
         camera: str,
         event_id: str | None,
         number: int,
+        source: str | None = None,
     ) -> MarkResult:
         period = slot.period
         mark = Mark(
@@ -123,7 +134,7 @@ class AttendanceService:
             period.label,
             minutes_text(period.end),
             minutes_text(period.late_from),
-            f"camera:{camera}",
+            source or f"camera:{camera}",
         )
         default = self.timetable.is_default
         mark_event = None

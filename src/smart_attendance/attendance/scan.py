@@ -1,8 +1,10 @@
 """``ScanService``: one scan (``POST /recognize``) from its request fields to the register.
 
 Checks the fields, asks the recognition service who is in the frames, marks them with the
-attendance service, counts unknown faces for the intruder service and brings the CSV files up
-to date. Answers a typed ``Recognition``; the web app turns it into the original's JSON.
+attendance service, counts unknown faces for the intruder service, queues uncertain faces (left
+unknown although a student was near) for review, and brings the CSV files up to date. Answers a
+typed ``Recognition``; the web app turns it into the original's JSON, where an uncertain face
+is unknown like any other (its candidate is never answered).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..recognition.service import RecognitionService
 from .files import CsvFiles
 from .intruders import IntruderService
 from .marks import AttendanceService
+from .review import ReviewService
 
 CAMERA_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 EVENT_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -55,12 +58,14 @@ class ScanService:
         attendance: AttendanceService,
         intruders: IntruderService,
         files: CsvFiles,
+        review: ReviewService,
     ) -> None:
         self.enrolment = enrolment
         self.recognition = recognition
         self.attendance = attendance
         self.intruders = intruders
         self.files = files
+        self.review = review
 
     def recognize(
         self,
@@ -74,6 +79,8 @@ class ScanService:
 
         Several frames are a burst in time order (``fps`` frames a second, default 25); with
         ``ATTENDANCE_REQUIRE_LIVENESS`` only students whose face blinks in the burst are marked.
+        Uncertain faces of the best frame go to the review queue and do not count toward the
+        intruder streak; queuing them never fails the scan.
         """
         camera = check_camera(camera)
         event_id = check_event_id(event_id)
@@ -84,8 +91,10 @@ class ScanService:
         if len(frames) > MAX_BURST:
             raise BadRequestError(f"a burst has at most {MAX_BURST} frames")
         sighting = self.recognition.look(frames, self.enrolment.current(), fps)
+        if sighting.uncertain:
+            self.review.record(camera, seen_at, frames[sighting.best], sighting.uncertain)
         if sighting.status == UNKNOWN:
-            if sighting.reason == "unknown_face":
+            if sighting.reason == "unknown_face" and sighting.stranger:
                 self.intruders.unknown(camera, frames[sighting.best])
             return Recognition(UNKNOWN, sighting.faces, reason=sighting.reason)
         self.intruders.known(camera)

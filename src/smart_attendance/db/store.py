@@ -47,6 +47,7 @@ from .tables import (
     sightings,
     students,
     timetables,
+    uncertain,
 )
 from .users import UserQueries
 
@@ -419,7 +420,8 @@ class Store(UserQueries, ReviewQueries):
 
     def update_student(self, name: str, row: StudentRow) -> None:
         """Store ``row`` for the student ``name``; a new name is carried into their marks,
-        corrections, sightings and photos in the same transaction (history is kept)."""
+        corrections, sightings, photos and review items in the same transaction (history is
+        kept)."""
         with self._begin() as conn:
             conn.execute(
                 update(students)
@@ -433,10 +435,15 @@ class Store(UserQueries, ReviewQueries):
                 )
             )
             if row.name != name:
-                for table in (marks, corrections, sightings, photos):
+                for table in (marks, corrections, sightings, photos, intruders):
                     conn.execute(
                         update(table).where(table.c.student == name).values(student=row.name)
                     )
+                conn.execute(
+                    update(uncertain)
+                    .where(uncertain.c.candidate == name)
+                    .values(candidate=row.name)
+                )
 
     # --- intruders ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -23,6 +23,11 @@ CHIP_PADDING = 0.25
 
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
+OUTER_EYE_CORNERS = (36, 45)  # on the image's left and right
+NOSE_TIP = 30
+# The centre of a chip measured for sharpness: 30 px off each side of the 150 px chip leaves the
+# eyes, nose and mouth (90x90 px), not the hair, ears or background around them.
+SHARPNESS_MARGIN = 30
 
 
 def eye_aspect_ratio(points: np.ndarray) -> float:
@@ -35,6 +40,38 @@ def eye_aspect_ratio(points: np.ndarray) -> float:
         return float(vertical / horizontal) if horizontal > 0 else 0.0
 
     return (one(points[LEFT_EYE]) + one(points[RIGHT_EYE])) / 2.0
+
+
+def yaw_ratio(points: np.ndarray) -> float:
+    """How far a face is turned, from a (68, 2) landmark array: the nose tip's position along
+    the line between the outer eye corners, 0 at their midpoint (facing the camera), +-1 level
+    with one corner (turned well away), positive towards the image's right. It grows with
+    the turn (faster than the angle: a quarter turn would be far past 1)."""
+    left, right = points[OUTER_EYE_CORNERS[0]], points[OUTER_EYE_CORNERS[1]]
+    span = right - left
+    length = float(np.dot(span, span))
+    if length <= 0:
+        return 0.0
+    along = float(np.dot(points[NOSE_TIP] - left, span)) / length
+    return 2.0 * along - 1.0
+
+
+def chip_sharpness(chip: np.ndarray) -> float:
+    """The variance of the Laplacian of an aligned face chip's centre, in grey levels squared:
+    the fine detail left in the face the descriptor network sees (every face is scaled to the
+    same chip, so large and small faces compare). Higher is sharper; blur or motion lowers it."""
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY) if chip.ndim == 3 else chip
+    m = SHARPNESS_MARGIN
+    centre = grey[m:-m, m:-m] if min(grey.shape[:2]) > 2 * m + 2 else grey
+    return float(cv2.Laplacian(centre, cv2.CV_64F).var())
+
+
+class Aligned(NamedTuple):
+    """One face's chip and what its landmarks tell."""
+
+    chip: np.ndarray
+    ear: float
+    yaw: float
 
 
 class FaceEngine:
@@ -121,16 +158,20 @@ class FaceEngine:
 
     def align(self, rgb: np.ndarray, box: Box) -> np.ndarray:
         """The 150x150 face chip dlib's network expects (68-point alignment, 0.25 padding)."""
-        return self.align_with_ear(rgb, box)[0]
+        return self.align_face(rgb, box).chip
 
-    def align_with_ear(self, rgb: np.ndarray, box: Box) -> tuple[np.ndarray, float]:
-        """The face chip and the eye aspect ratio, from one landmark pass."""
+    def align_face(self, rgb: np.ndarray, box: Box) -> Aligned:
+        """The face chip, the eye aspect ratio and the yaw ratio, from one landmark pass."""
         dlib = self._dlib
         rect = dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
         shape = self._shape(rgb, rect)
         chip = dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING)
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-        return np.ascontiguousarray(chip, dtype=np.uint8), eye_aspect_ratio(points)
+        return Aligned(
+            np.ascontiguousarray(chip, dtype=np.uint8),
+            eye_aspect_ratio(points),
+            yaw_ratio(points),
+        )
 
     def describe_chips(self, chips: list[np.ndarray], mirror: bool = False) -> np.ndarray:
         """Descriptors ``(n, 128)`` of aligned chips; with ``mirror``, averaged with the flip."""
@@ -160,7 +201,7 @@ class FaceEngine:
         for rgb in images:
             boxes = self.detect(rgb, params)
             usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
-            found.append((boxes, {box: self.align_with_ear(rgb, box) for box in usable}))
+            found.append((boxes, {box: self.align_face(rgb, box) for box in usable}))
         chosen = set(range(len(images)))
         if describe is not None and describe < len(images):
             ranked = sorted(range(len(images)), key=lambda i: _frame_quality(found[i][1]))
@@ -169,7 +210,7 @@ class FaceEngine:
             (i, box, chip)
             for i, (_boxes, aligned) in enumerate(found)
             if i in chosen
-            for box, (chip, _ear) in aligned.items()
+            for box, (chip, _ear, _yaw) in aligned.items()
         ]
         vectors = self.describe_chips([chip for _, _, chip in chips], params.mirror)
         vector_of = {(i, box): vectors[n] for n, (i, box, _chip) in enumerate(chips)}
@@ -177,15 +218,20 @@ class FaceEngine:
         for i, (rgb, (boxes, aligned)) in enumerate(zip(images, found, strict=True)):
             faces = []
             for box in boxes:
-                chip, ear = aligned.get(box, (None, None))
-                keep_chip = chip is not None and i in chosen and not params.mirror
+                face = aligned.get(box)
+                if face is None:  # too small to align
+                    faces.append(Face(box))
+                    continue
+                keep_chip = i in chosen and not params.mirror
                 faces.append(
                     Face(
                         box,
                         vector_of.get((i, box)),
-                        chip if keep_chip else None,
-                        ear,
-                        skipped=chip is not None and i not in chosen,
+                        face.chip if keep_chip else None,
+                        face.ear,
+                        skipped=i not in chosen,
+                        sharpness=chip_sharpness(face.chip),
+                        yaw=face.yaw,
                     )
                 )
             height, width = rgb.shape[:2]
@@ -193,10 +239,10 @@ class FaceEngine:
         return frames
 
 
-def _frame_quality(aligned: dict[Box, tuple[np.ndarray, float]]) -> tuple[int, float, int]:
+def _frame_quality(aligned: dict[Box, Aligned]) -> tuple[int, float, int]:
     """How good a frame is to name its faces: more usable faces, then eyes more open (the
     least open of its faces), then larger faces."""
     if not aligned:
         return (0, 0.0, 0)
-    ears = [ear for _chip, ear in aligned.values()]
+    ears = [face.ear for face in aligned.values()]
     return (len(aligned), min(ears), max(box.width * box.height for box in aligned))

@@ -1,5 +1,5 @@
 """``EnrolmentService``: the gallery the server recognises, whether it is ready, and the students
-registry (add, change, rename, photos sent through the API).
+registry (add, change, rename, photos added and removed through the API or the dashboard).
 
 Enrolment runs once at start (in the background while the server answers ``starting``), again on
 ``attendance enroll`` and after every change made through the API; the matcher is swapped in one
@@ -11,10 +11,13 @@ to ``gallery_version`` (the ``meta`` table), and a server's ``GalleryWatcher`` r
 incremental enrolment when the version is not the one it last saw (``refresh``), so a photo
 enrolled by ``attendance enroll`` or by another server is recognised without a restart.
 
-Photos sent through the API are checked (type and size from the header), analysed at once with
-the enrolment's own rule (``frame_status``, the face cache) and written into the dataset folder
-only when usable, as ``dataset/<name>/upload-<sha256[:12]>.<ext>``: the folder stays the one
-source of photos, and the original project's layout keeps working.
+Photos sent through the API are checked (type and size from the header), analysed at once and
+checked in words a person understands (``enrolment.inspect_frame``: one face found, big enough,
+sharp, facing the camera), and written into the dataset folder only when every check passes,
+as ``dataset/<name>/upload-<sha256[:12]>.<ext>``: the folder stays the one source of photos,
+and the original project's layout keeps working. Removing a photo deletes its file from the
+student's folder (nothing else: names are checked, links are not followed out of the folder)
+and re-enrols, so the face is no longer recognised from it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import logging
 import os
 import threading
@@ -31,6 +35,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from sqlalchemy.exc import IntegrityError
 
 from ..config import Settings
@@ -49,28 +54,42 @@ from ..models import ENROL_PARAMS, Analyzer
 from ..recognition.matcher import Gallery, Matcher
 from .enrolment import (
     PHOTO_SUFFIXES,
+    Check,
     EnrolmentReport,
-    check_photos,
+    check_photo_name,
     check_student_name,
     enroll,
     enrolled_students,
+    inspect_photos,
+    photo_files,
+    photo_path,
+    pipeline_key,
+    student_folder,
 )
 
 log = logging.getLogger(__name__)
 
 GALLERY_VERSION = "gallery_version"  # the meta key every server polls
 UPLOAD_PREFIX = "upload-"
+THUMBNAIL_SIDE = 320  # px, the long side of a photo's thumbnail
 
 
 @dataclass(frozen=True)
 class PhotoResult:
-    """What became of one uploaded photo: enrolled, or refused and why."""
+    """What became of one uploaded photo: enrolled, or refused and why; and each check."""
 
     file: str  # the name the client gave the file
     enrolled: bool
-    reason: str | None = None  # no_face | many_faces | too_small | unreadable | error
+    # no_face | many_faces | too_small | blurry | turned_away | unreadable | error
+    reason: str | None = None
     detail: str = ""
     path: str | None = None  # in the dataset folder, for an enrolled photo
+    checks: tuple[Check, ...] = ()  # none for a file that is not a readable photo
+
+    @property
+    def filename(self) -> str | None:
+        """The enrolled photo's file name in the student's folder."""
+        return self.path.rsplit("/", 1)[-1] if self.path else None
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -82,7 +101,22 @@ class PhotoResult:
         else:
             body["reason"] = self.reason
             body["detail"] = self.detail
+        body["checks"] = [check.to_json() for check in self.checks]
         return body
+
+
+@dataclass(frozen=True)
+class StudentPhoto:
+    """A photo file of a student's folder and what enrolment made of it: ``enrolled``,
+    ``skipped`` (with the reason) or ``pending`` (not enrolled yet)."""
+
+    filename: str
+    status: str
+    reason: str = ""
+
+    @property
+    def enrolled(self) -> bool:
+        return self.status == "enrolled"
 
 
 def photo_counts(gallery: Gallery) -> dict[str, int]:
@@ -288,10 +322,7 @@ class EnrolmentService:
             digests[i] = digest
             usable[digest] = (data, info.suffix)
         photos = {digest: data for digest, (data, _) in usable.items()}
-        try:
-            statuses = check_photos(self.analyzer, self.store, photos, ENROL_PARAMS)
-        except IntegrityError:  # cached by another request or process meanwhile: read that
-            statuses = check_photos(self.analyzer, self.store, photos, ENROL_PARAMS)
+        inspections = inspect_photos(self.analyzer, self.store, photos, ENROL_PARAMS)
         with self._lock:
             self.student(name)  # not renamed meanwhile
             folder = self.settings.dataset_dir / name
@@ -300,22 +331,87 @@ class EnrolmentService:
             for i, key in enumerate(digests):
                 if key is None:
                     continue
-                status = statuses[key]
+                found = inspections[key]
                 file = uploads[i][0]
-                if status.status != "ok":
-                    results[i] = PhotoResult(file, False, status.status, status.detail)
+                if not found.usable:
+                    results[i] = PhotoResult(
+                        file, False, found.status, found.detail, checks=found.checks
+                    )
                     continue
                 data, suffix = usable[key]
                 target = folder / f"{UPLOAD_PREFIX}{key[:12]}{suffix}"
                 if not target.exists():
                     _write_file(target, data)
                     written = True
-                results[i] = PhotoResult(file, True, path=f"{name}/{target.name}")
+                results[i] = PhotoResult(
+                    file, True, path=f"{name}/{target.name}", checks=found.checks
+                )
             if written:
                 self._enroll()
         kept = sum(1 for r in results if r is not None and r.enrolled)
         log.info("%d of %d photo(s) of %s enrolled", kept, len(uploads), name)
         return [r for r in results if r is not None]
+
+    def remove_photo(self, name: str, filename: str) -> int:
+        """Delete the photo ``filename`` from the dataset folder of ``name`` and re-enrol, so
+        the face is no longer recognised from it; the photos of ``name`` still enrolled."""
+        self._require_ready()
+        if self.analyzer is None:
+            raise NotReadyError("this command does not recognise faces")
+        problem = check_photo_name(filename)
+        if problem:
+            raise BadRequestError(f"bad photo name: {problem}")
+        with self._lock:
+            self.student(name)
+            folder = student_folder(self.settings.dataset_dir, name)
+            entry = None if folder is None else folder / filename
+            # A link is removed itself (never what it points to); anything else must be a file.
+            if entry is None or not (entry.is_symlink() or entry.is_file()):
+                raise NotFoundError(f"{name} has no photo named {filename[:80]!r}")
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                raise NotFoundError(f"{name} has no photo named {filename[:80]!r}") from None
+            except OSError as exc:
+                raise _folder_error(exc, "remove a photo") from None
+            self._enroll()
+        log.info("one photo of %s removed", name)
+        return self.photo_counts().get(name, 0)
+
+    def photos(self, name: str) -> list[StudentPhoto]:
+        """The photo files of student ``name`` and what the last enrolment (of any server,
+        from the database) made of each."""
+        self.student(name)
+        files = photo_files(self.settings.dataset_dir, name)
+        rows = self.store.photo_rows()
+        known = {f: rows[f"{name}/{f}"].sha256 for f in files if f"{name}/{f}" in rows}
+        faces = self.store.cached_faces(pipeline_key(ENROL_PARAMS), known.values())
+        out = []
+        for file in files:
+            face = faces.get(known.get(file, ""))
+            if face is None:
+                out.append(StudentPhoto(file, "pending"))
+            elif face.status == "ok":
+                out.append(StudentPhoto(file, "enrolled"))
+            else:
+                out.append(StudentPhoto(file, "skipped", face.detail or face.status))
+        return out
+
+    def thumbnail(self, name: str, filename: str, side: int = THUMBNAIL_SIDE) -> bytes:
+        """A small JPEG of one photo of ``name`` (upright, at most ``side`` px, no metadata)."""
+        self.student(name)
+        path = photo_path(self.settings.dataset_dir, name, filename)
+        if path is None:
+            raise NotFoundError(f"{name} has no photo named {filename[:80]!r}")
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise NotFoundError(f"{name} has no photo named {filename[:80]!r}") from None
+        image = Image.fromarray(imaging.decode(data, self.settings.max_image_pixels))
+        image.thumbnail((side, side))
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=85)
+        return out.getvalue()
 
     def _require_ready(self) -> None:
         if not self.ready.is_set():

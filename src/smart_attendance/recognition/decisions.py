@@ -4,7 +4,12 @@ server (``RecognitionService``) and by ``attendance eval`` alike.
 * ``identify``: the open-set rule (``Matcher``) and the *second look*: a decision close to the
   threshold or the margin is taken again on the descriptor averaged with the one of the
   mirrored face (steadier than either alone).
-* ``decide_frame``: every face of a frame named, unknown, too small, or not described.
+* ``decide_frame``: every face of a frame named, unknown, too small, or not described; an
+  unknown face still close to the threshold or the margin after the second look keeps its
+  nearest student as ``candidate`` (an *uncertain* face, for a person to review: the rule
+  itself never changes).
+* ``uncertain_faces``, ``stranger_seen``: a frame's uncertain faces; whether it has an
+  unknown face with no student near.
 * ``best_frame``: the frame of a burst to answer for.
 * ``unknown_reason``: why a frame names nobody (``no_face``, ``face_too_small``,
   ``unknown_face``).
@@ -77,17 +82,38 @@ def decide_frame(
 
         decided = identify(matcher, vectors, mirrored, [f.chip is not None for f in usable])
         matches = {id(face): match for face, match in zip(usable, decided, strict=True)}
-    return FrameDecision(
-        frame, tuple(_face_result(face, matches.get(id(face))) for face in frame.faces)
-    )
+    results = []
+    for face in frame.faces:
+        match = matches.get(id(face))
+        near = match is not None and match.name is None and matcher.is_borderline(match)
+        results.append(_face_result(face, match, near))
+    return FrameDecision(frame, tuple(results))
 
 
-def _face_result(face: Face, match: Match | None) -> FaceResult:
+def _face_result(face: Face, match: Match | None, uncertain: bool = False) -> FaceResult:
+    """``uncertain``: the face is unknown but close to the threshold or the margin; its
+    nearest student is kept as ``candidate`` (never named)."""
     if face.skipped:
         return FaceResult(face.box, None, None, None, NOT_DESCRIBED)
     if face.descriptor is None or match is None:
         return FaceResult(face.box, None, None, None, TOO_SMALL)
-    return FaceResult(face.box, match.name, match.distance, match.margin)
+    candidate = match.candidate if uncertain and match.name is None else None
+    return FaceResult(face.box, match.name, match.distance, match.margin, candidate=candidate)
+
+
+def uncertain_faces(decision: FrameDecision) -> list[FaceResult]:
+    """The unknown faces of a frame with a student near (``candidate``), except those whose
+    candidate the frame names anyway (a look-alike beside the student is nobody to review)."""
+    named = {r.name for r in decision.results if r.name}
+    return [r for r in decision.results if r.candidate and r.candidate not in named]
+
+
+def stranger_seen(decision: FrameDecision) -> bool:
+    """Whether the frame has an unknown face with no student near: it counts toward the
+    camera's intruder streak, an uncertain face does not."""
+    return any(
+        r.name is None and r.candidate is None and r.reason != TOO_SMALL for r in decision.results
+    )
 
 
 def best_frame(decisions: Sequence[FrameDecision]) -> int:
@@ -113,11 +139,12 @@ def unknown_reason(decision: FrameDecision) -> str:
 
 def blinked(decisions: Sequence[FrameDecision], target: FaceResult, fps: float) -> bool:
     """Whether the face recognised as ``target`` blinks over the burst: followed from frame to
-    frame by its name, or by box overlap where a frame was not described."""
+    frame by its name, or by box overlap where a frame was not described (an unknown face:
+    by box overlap alone)."""
     detector = BlinkDetector(fps)
     reference = target.box
     for decision in decisions:
-        same = [r for r in decision.results if r.name == target.name]
+        same = [r for r in decision.results if r.name == target.name] if target.name else []
         result = (
             same[0]
             if same

@@ -1,8 +1,9 @@
 """``RecognitionService``: analyzer + matcher + liveness. Who is in a scan, and did they blink.
 
 It sends the frames to the ``Analyzer``, applies the rules of ``decisions`` to every frame and
-answers a ``Sighting``: the faces of the best frame and the names it may mark, or why none.
-What a sighting means for the register is the attendance service's business.
+answers a ``Sighting``: the faces of the best frame and the names it may mark, or why none, and
+its *uncertain* faces (left unknown although a student was near). What a sighting means for
+the register and the review queue is the attendance service's business.
 """
 
 from __future__ import annotations
@@ -18,20 +19,34 @@ from ..models import (
     DetectParams,
     FaceResult,
 )
-from .decisions import best_frame, blinked, decide_frame, unknown_reason
+from .decisions import (
+    best_frame,
+    blinked,
+    decide_frame,
+    stranger_seen,
+    uncertain_faces,
+    unknown_reason,
+)
 from .matcher import Matcher
 
 
 @dataclass(frozen=True)
 class Sighting:
     """What a scan showed. ``names``: students to mark, largest face first (``RECOGNISED``);
-    ``best``: the index of the frame answered for; ``reason`` when nobody is named."""
+    ``best``: the index of the frame answered for; ``reason`` when nobody is named.
+
+    ``uncertain``: faces of the best frame left unknown although a student was near (each
+    with its ``candidate``; with liveness required, only faces that blink), for a person to
+    confirm or reject; ``stranger``: the best frame has an unknown face with no student near
+    (what counts toward a camera's intruder streak)."""
 
     status: str
     faces: tuple[FaceResult, ...]
     best: int
     names: tuple[str, ...] = ()
     reason: str | None = None
+    uncertain: tuple[FaceResult, ...] = ()
+    stranger: bool = False
 
 
 class RecognitionService:
@@ -55,9 +70,16 @@ class RecognitionService:
         decisions = [decide_frame(f, matcher, self.analyzer.describe_mirrored) for f in found]
         best = best_frame(decisions)
         chosen = decisions[best]
+        near = uncertain_faces(chosen)
+        if self.require_liveness:
+            near = [r for r in near if blinked(decisions, r, fps)]
+        uncertain, stranger = tuple(near), stranger_seen(chosen)
         known = sorted(chosen.known, key=lambda r: -(r.box.width * r.box.height))
         if not known:
-            return Sighting(UNKNOWN, chosen.results, best, reason=unknown_reason(chosen))
+            reason = unknown_reason(chosen)
+            return Sighting(
+                UNKNOWN, chosen.results, best, (), reason, uncertain=uncertain, stranger=stranger
+            )
         if self.require_liveness:
             known = [r for r in known if blinked(decisions, r, fps)]
             if not known:
@@ -67,6 +89,10 @@ class RecognitionService:
                     else "no blink seen in the burst"
                 )
                 faces = tuple(r.anonymous() for r in chosen.results)
-                return Sighting(LIVENESS_FAILED, faces, best, reason=reason)
+                return Sighting(
+                    LIVENESS_FAILED, faces, best, (), reason, uncertain=uncertain, stranger=stranger
+                )
         names = tuple(dict.fromkeys(r.name for r in known if r.name))
-        return Sighting(RECOGNISED, chosen.results, best, names)
+        return Sighting(
+            RECOGNISED, chosen.results, best, names, uncertain=uncertain, stranger=stranger
+        )

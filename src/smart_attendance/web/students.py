@@ -6,7 +6,10 @@
 * ``PATCH /students/<name>``         JSON with any of ``name`` (renames), ``display_name``,
                                      ``external_id``, ``classes``, ``active``
 * ``POST /students/<name>/photos``   multipart ``image`` (one or more): each photo enrolled or
-                                     refused with the reason; recognised right after
+                                     refused with the reason and its checks; recognised right
+                                     after
+
+The field checks (``clean_*``) are shared with the dashboard's Enrol page.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def _body(allowed: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _text(value: Any, field: str, limit: int) -> str:
+def clean_text(value: Any, field: str, limit: int) -> str:
+    """A short text field, stripped: no control characters, at most ``limit`` characters."""
     if not isinstance(value, str):
         raise BadRequestError(f"{field} must be a text")
     text = value.strip()
@@ -51,16 +55,31 @@ def _text(value: Any, field: str, limit: int) -> str:
     return text
 
 
-def _name(value: Any) -> str:
+def clean_name(value: Any) -> str:
     if not isinstance(value, str):
         raise BadRequestError("name must be a text (the student's dataset folder name)")
     return value  # checked as a folder name by the service
 
 
-def _external_id(value: Any) -> str | None:
+def clean_external_id(value: Any) -> str | None:
     if value is None:
         return None
-    return _text(value, "external_id", MAX_EXTERNAL_ID) or None
+    return clean_text(value, "external_id", MAX_EXTERNAL_ID) or None
+
+
+def clean_display_name(value: Any) -> str:
+    return clean_text(value, "display_name", MAX_DISPLAY_NAME)
+
+
+def clean_classes(services: Services, value: Any) -> tuple[str, ...]:
+    """A list of classes of the timetable (400 for another name), without repeats."""
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise BadRequestError("classes must be a list of class names")
+    if len(value) > MAX_CLASSES:
+        raise BadRequestError(f"at most {MAX_CLASSES} classes")
+    for name in value:
+        services.attendance.check_class(name)  # a class of the timetable, else 400
+    return tuple(dict.fromkeys(value))
 
 
 def _student_json(row: StudentRow, services: Services, photos: dict[str, int]) -> dict[str, Any]:
@@ -82,15 +101,6 @@ def blueprint(services: Services) -> Blueprint:
     routes = Blueprint("students", __name__)
     enrolment = services.enrolment
 
-    def classes(value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-            raise BadRequestError("classes must be a list of class names")
-        if len(value) > MAX_CLASSES:
-            raise BadRequestError(f"at most {MAX_CLASSES} classes")
-        for name in value:
-            services.attendance.check_class(name)  # a class of the timetable, else 400
-        return tuple(dict.fromkeys(value))
-
     def answer(row: StudentRow) -> dict[str, Any]:
         return {
             "status": "success",
@@ -111,10 +121,10 @@ def blueprint(services: Services) -> Blueprint:
         if "name" not in body:
             raise BadRequestError("name is required (the student's dataset folder name)")
         row = enrolment.add_student(
-            _name(body["name"]),
-            _text(body.get("display_name", ""), "display_name", MAX_DISPLAY_NAME),
-            _external_id(body.get("external_id")),
-            classes(body.get("classes", [])),
+            clean_name(body["name"]),
+            clean_display_name(body.get("display_name", "")),
+            clean_external_id(body.get("external_id")),
+            clean_classes(services, body.get("classes", [])),
         )
         services.files.update()
         return jsonify(answer(row)), 201
@@ -124,14 +134,13 @@ def blueprint(services: Services) -> Blueprint:
         body = _body(CHANGE_FIELDS)
         row = enrolment.student(name)
         if "name" in body:
-            row = replace(row, name=_name(body["name"]))
+            row = replace(row, name=clean_name(body["name"]))
         if "display_name" in body:
-            display = _text(body["display_name"], "display_name", MAX_DISPLAY_NAME)
-            row = replace(row, display_name=display)
+            row = replace(row, display_name=clean_display_name(body["display_name"]))
         if "external_id" in body:
-            row = replace(row, external_id=_external_id(body["external_id"]))
+            row = replace(row, external_id=clean_external_id(body["external_id"]))
         if "classes" in body:
-            row = replace(row, classes=classes(body["classes"]))
+            row = replace(row, classes=clean_classes(services, body["classes"]))
         if "active" in body:
             if not isinstance(body["active"], bool):
                 raise BadRequestError("active must be true or false")

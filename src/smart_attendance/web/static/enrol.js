@@ -7,7 +7,7 @@
 (function () {
   "use strict";
 
-  var VERDICT = { "true": ["pass", "pass"], "false": ["fail", "fail"], "null": ["skip", "not checked"] };
+  var VERDICT = { "true": ["pass", "pass"], "false": ["fail", "fail"], "null": ["unchecked", "not checked"] };
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -15,6 +15,15 @@
     if (text !== undefined && text !== null) { node.textContent = text; }
     return node;
   }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+
+  /* A button kept focusable while its work runs (a disabled button would lose the keyboard
+   * focus): clicks are ignored until done. */
+  function busy(button, on) {
+    if (on) { button.setAttribute("aria-disabled", "true"); } else { button.removeAttribute("aria-disabled"); }
+  }
+  function isBusy(button) { return button.getAttribute("aria-disabled") === "true"; }
 
   function say(feedback, nodes) {
     feedback.replaceChildren.apply(feedback, nodes);
@@ -146,7 +155,6 @@
       view.hidden = true;
       take.disabled = true;
       start.textContent = "Start camera";
-      start.setAttribute("aria-pressed", "false");
     }
 
     start.addEventListener("click", function () {
@@ -164,7 +172,6 @@
       }).then(function () {
         take.disabled = false;
         start.textContent = "Stop camera";
-        start.setAttribute("aria-pressed", "true");
         take.focus();
       }).catch(function (error) {
         stop();
@@ -173,17 +180,19 @@
     });
 
     take.addEventListener("click", function () {
+      if (isBusy(take)) { return; }
       if (!stream || !video.videoWidth) { tell("The camera has no picture yet: wait a moment and try again."); return; }
       canvas.width = video.videoWidth;
       canvas.height = video.videoHeight;
       canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-      take.disabled = true;
+      busy(take, true);
       canvas.toBlob(function (blob) {
-        if (!blob) { take.disabled = false; tell("The photo could not be taken; try again."); return; }
+        if (!blob) { busy(take, false); tell("The photo could not be taken; try again."); return; }
         var form = new FormData();
-        var stamp = new Date().toISOString().slice(11, 19).replace(/:/g, "");
+        var now = new Date();
+        var stamp = two(now.getHours()) + two(now.getMinutes()) + two(now.getSeconds());
         form.append("photo", blob, "camera-" + stamp + ".jpg");
-        send(url, form, feedback).then(function () { take.disabled = !stream; });
+        send(url, form, feedback).then(function () { busy(take, false); });
       }, "image/jpeg", 0.92);
     });
 
@@ -194,9 +203,10 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var button = form.querySelector("button[type=submit]");
-      button.disabled = true;
+      if (isBusy(button)) { return; }
+      busy(button, true);
       send(form.action, new FormData(form), feedback).then(function () {
-        button.disabled = false;
+        busy(button, false);
         form.reset();
       });
     });
