@@ -87,25 +87,30 @@ def browser(**kwargs: Any) -> Iterator[Any]:
         driver.quit()
 
 
-def set_width(driver: Any, width: int) -> None:
-    """Make the page's viewport ``width`` CSS pixels wide (the window is a little wider)."""
-    driver.set_window_size(width, HEIGHT)
+def set_width(driver: Any, width: int, height: int = HEIGHT) -> None:
+    """Make the page's viewport ``width`` CSS pixels wide. Headless Chromium keeps windows at
+    least 500 px wide, so a phone's width is emulated (DevTools' device metrics, as its
+    device toolbar does): the page then lays out for exactly ``width``."""
+    driver.set_window_size(max(width, 500) + 16, height + 120)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500},
+    )
     inner = driver.execute_script("return window.innerWidth")
-    if inner != width:
-        driver.set_window_size(width + (width - inner), HEIGHT)
+    assert inner == width, f"viewport {inner} px, wanted {width}"
 
 
 def screenshot(driver: Any, path: Path) -> Path:
-    """The whole page (not only the viewport) as a PNG."""
+    """The whole page (not only the viewport) as a PNG, at the current width."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    width = driver.execute_script("return window.innerWidth")
     full = driver.execute_script(
         "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
     )
-    width = driver.execute_script("return window.outerWidth")
-    driver.set_window_size(width, min(max(HEIGHT, int(full) + 120), 6000))
+    set_width(driver, width, min(max(HEIGHT, int(full)), 6000))
     time.sleep(0.2)
     driver.save_screenshot(str(path))
-    driver.set_window_size(width, HEIGHT)
+    set_width(driver, width)
     return path
 
 

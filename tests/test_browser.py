@@ -8,6 +8,8 @@ unlabelled fields and contrast under WCAG AA."""
 
 from __future__ import annotations
 
+import csv
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,16 @@ from typing import Any
 import pytest
 
 from browser import (
+    browser,
+    check_page,
     require_chromium,
+    set_width,
     start_browser,
     wait_for,
+    y4m_clip,
 )
 from conftest import (
+    FACES,
     PROBES,
     STUDENTS,
     TEST_DATA,
@@ -48,7 +55,7 @@ students = ["obama", "biden", "george_w_bush"]
 
 [[class]]
 name = "room-b"
-students = ["colin_powell", "donald_rumsfeld", "al_gore", "jeb_bush"]
+students = ["colin_powell", "donald_rumsfeld", "al_gore", "john_howard"]
   [[class.period]]
   days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
   start = "00:00"
@@ -197,3 +204,120 @@ def test_a_teacher_cannot_open_another_class_nor_the_admin_pages(school: School)
         assert "Not allowed" in school.text(), path
     school.open("/class/room-a")
     assert "Not allowed" not in school.text()
+
+
+def _student_recognised(school: School, photo: str, name: str) -> None:
+    answer = school.server.recognize(face_bytes(photo), camera="door-b").json()
+    assert answer["name"] == name, answer
+
+
+def test_enrol_a_student_from_an_uploaded_photo_then_recognise_them(school: School) -> None:
+    from selenium.webdriver.common.by import By
+
+    school.sign_in("olga")
+    school.open("/enrol")
+    school.driver.find_element(By.ID, "new-name").send_keys("al_gore")
+    school.driver.find_element(By.CSS_SELECTOR, "input[name=classes][value=room-b]").click()
+    school.driver.find_element(By.XPATH, "//button[normalize-space()='Add student']").click()
+    wait_for(lambda: school.driver.current_url.endswith("/enrol/al_gore"), what="student page")
+    upload = school.driver.find_element(By.ID, "photo-files")
+    upload.send_keys(str(FACES / "lfw/al_gore/1.jpg"))
+    school.driver.find_element(By.CSS_SELECTOR, "[data-upload-form] button[type=submit]").click()
+    wait_for(
+        lambda: "Enrolled" in school.driver.find_element(By.CSS_SELECTOR, "[data-photos]").text,
+        timeout_s=30,
+        what="the uploaded photo enrolled",
+    )
+    _student_recognised(school, "lfw/al_gore/2.jpg", "al_gore")
+
+
+def test_enrol_a_student_from_the_browsers_camera_then_recognise_them(school: School) -> None:
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    clip = y4m_clip(cv2.imread(str(FACES / "lfw/john_howard/1.jpg")), school.base / "camera.y4m")
+    with browser(fake_camera=clip) as driver:
+        cam = School(school.server, driver, school.base)
+        cam.sign_in("olga")
+        cam.open("/enrol")
+        driver.find_element(By.ID, "new-name").send_keys("john_howard")
+        driver.find_element(By.XPATH, "//button[normalize-space()='Add student']").click()
+        wait_for(lambda: driver.current_url.endswith("/enrol/john_howard"), what="student page")
+        driver.find_element(By.CSS_SELECTOR, "[data-camera-start]").click()
+        take = driver.find_element(By.CSS_SELECTOR, "[data-camera-take]")
+        wait_for(take.is_enabled, what="the camera to start")
+        time.sleep(0.5)  # a few frames of the clip
+        take.click()
+        feedback = driver.find_element(By.CSS_SELECTOR, "[data-feedback]")
+        wait_for(lambda: "sharp" in feedback.text.lower(), timeout_s=30, what="the checks")
+        text = feedback.text
+        assert "fail" not in text.lower() and "refused" not in text.lower(), text
+        wait_for(
+            lambda: "Enrolled" in driver.find_element(By.CSS_SELECTOR, "[data-photos]").text,
+            what="the photo in the list",
+        )
+    _student_recognised(school, "lfw/john_howard/2.jpg", "john_howard")
+
+
+def test_review_an_intruder_photo_and_name_the_student(school: School) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    for n in (1, 2):  # ATTENDANCE_INTRUDER_THRESHOLD=2 unknown frames in a row: photographed
+        answer = school.server.recognize(face_bytes(f"lfw/keanu_reeves/{n}.jpg"), camera="door-a")
+        assert answer.json()["status"] == "unknown"
+    school.sign_in("olga")
+    school.open("/review")
+    forms = school.driver.find_elements(By.CSS_SELECTOR, "form select[name=student]")
+    assert len(forms) == 1, school.text()
+    Select(forms[0]).select_by_value("obama")
+    school.driver.find_element(By.XPATH, "//button[normalize-space()='This is…']").click()
+    wait_for(lambda: "obama" in school.text() and "marked" in school.text().lower(), what="flash")
+    day = school.server.get("/attendance?class=room-a").json()
+    [entry] = [
+        s for p in day["classes"][0]["periods"] for s in p["students"] if s["name"] == "obama"
+    ]
+    assert entry["status"] == "Present" and entry["source"] == "review:olga"
+
+
+def test_download_the_exports_and_open_them(school: School) -> None:
+    from openpyxl import load_workbook
+    from selenium.webdriver.common.by import By
+
+    downloads = school.base / "downloads"
+    school.sign_in("olga")
+    school.open("/reports?class=room-b")
+    for label in ("Download CSV", "Download Excel (XLSX)"):
+        school.driver.find_element(By.LINK_TEXT, label).click()
+    csv_file = wait_for(lambda: next(downloads.glob("*.csv"), None), what="the CSV file")
+    xlsx_file = wait_for(lambda: next(downloads.glob("*.xlsx"), None), what="the XLSX file")
+    wait_for(lambda: not list(downloads.glob("*.crdownload")), what="downloads to finish")
+    with csv_file.open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    powell = [r for r in rows if r["Student"] == "colin_powell"]
+    assert powell and powell[0]["Status"] == "Late" and powell[0]["Class"] == "room-b"
+    sheet = load_workbook(xlsx_file)["Register"]
+    header = [c.value for c in sheet[1]]
+    students = {
+        row[header.index("Student")] for row in sheet.iter_rows(min_row=2, values_only=True)
+    }
+    assert {"colin_powell", "donald_rumsfeld"} <= students
+
+
+def test_every_page_reads_at_360_and_1280_px(school: School) -> None:
+    """Screenshots in tests/.cache/screens; no sideways scrolling, labelled fields, AA."""
+    school.sign_in("ada")
+    for name, path in (
+        ("today", "/"),
+        ("student", "/student/colin_powell"),
+        ("class", "/class/room-b"),
+        ("review", "/review"),
+        ("enrol", "/enrol"),
+        ("enrol-student", "/enrol/al_gore"),
+        ("reports", "/reports?class=room-b"),
+        ("admin", "/admin"),
+    ):
+        check_page(school.driver, school.server.url + path, name, SCREENS)
+    school.driver.delete_all_cookies()
+    check_page(school.driver, school.server.url + "/login", "login", SCREENS)
+    set_width(school.driver, 1280)
