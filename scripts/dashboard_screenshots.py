@@ -75,11 +75,13 @@ HAIR = ["#2b1b0e", "#4a2f1b", "#b5651d", "#111111", "#d6b370", "#6b3e26"]
 BACKDROP = ["#dbeafe", "#dcfce7", "#fef3c7", "#fce7f3", "#e0e7ff", "#f3f4f6"]
 
 
-def portrait(seed: int, size: tuple[int, int] = (320, 400)) -> bytes:
-    """A drawn placeholder portrait (no real face): head, hair, eyes, a smile."""
+def portrait(seed: int, size: tuple[int, int] = (320, 400), variant: int = 0) -> bytes:
+    """A drawn placeholder portrait (no real face): head, hair, eyes, a smile; ``variant``
+    changes only the backdrop (another photo of the same made-up person)."""
     rng = random.Random(seed)
     w, h = size
-    image = Image.new("RGB", size, rng.choice(BACKDROP))
+    image = Image.new("RGB", size, BACKDROP[(seed + variant) % len(BACKDROP)])
+    rng.random()
     draw = ImageDraw.Draw(image)
     skin, hair = rng.choice(SKIN), rng.choice(HAIR)
     draw.ellipse(
@@ -123,7 +125,7 @@ def build_school(base: Path) -> tuple[object, object, ScriptedAnalyzer]:
         folder = settings.dataset_dir / name
         folder.mkdir(parents=True)
         for n in (1, 2):
-            photo = portrait(i * 10 + n)
+            photo = portrait(i, variant=n)
             analyzer.add(photo, ScriptedFace(near(people[name], 0.1, n)))
             (folder / f"{n}.jpg").write_bytes(photo)
     clock = FixedClock(TODAY - timedelta(days=25))
@@ -166,6 +168,36 @@ def build_school(base: Path) -> tuple[object, object, ScriptedAnalyzer]:
         day += timedelta(days=1)
     for n in range(2):  # a stranger at the door this morning: photographed
         scan(None, TODAY.replace(hour=8, minute=47, second=n), 1)
+    # A face near a student but not near enough to name her: queued for a person to decide.
+    clock.set(TODAY.replace(hour=9, minute=36))
+    near_miss = analyzer.add(
+        portrait(3, variant=3), ScriptedFace(near(people["diego_santos"], 0.5, 77))
+    )
+    client.post(
+        "/recognize",
+        data={"image": [(io.BytesIO(near_miss), "f.jpg")], "camera": "door-5a"},
+        headers={"X-API-KEY": settings.api_key},
+    )
+    # The office excused an absence and corrected a mark.
+    from smart_attendance.attendance import corrections
+
+    for name, day, status, reason in (
+        ("diego_santos", TODAY.date() - timedelta(days=7), "Excused", "doctor's note"),
+        ("diego_santos", TODAY.date() - timedelta(days=3), "Present", "camera missed him"),
+        ("hugo_martin", TODAY.date(), "Excused", "family emergency, phoned in"),
+    ):
+        clock.set(TODAY.replace(hour=9, minute=30))
+        corrections.correct(
+            services.attendance,
+            services.files,
+            name=name,
+            day=day,
+            status=status,
+            reason=reason,
+            by="user:office",
+            class_name="5A" if name == "diego_santos" else "5B",
+            period="08:30",
+        )
     clock.set(TODAY)
     return services, app, analyzer
 
