@@ -36,9 +36,10 @@ run: install
 	$(BIN)/attendance serve
 
 # Everything CI runs: in-process tests and the real components (dlib on real faces, server
-# processes, SMTP, Xvfb, libfaketime, Chromium).
+# processes, SMTP, Xvfb, libfaketime, Chromium), on both cores; a test file stays on one
+# worker (its server or browser is started once).
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # In-process tests only (scripted faces, fixed clock, Flask test client): seconds, on both
 # cores (pytest-xdist).

@@ -57,6 +57,14 @@ GROUPS = [
             "ATTENDANCE_LOG_LEVEL",
         ],
     ),
+    (
+        "Dashboard",
+        [
+            "ATTENDANCE_SESSION_SECRET",
+            "ATTENDANCE_SESSION_IDLE_MINUTES",
+            "ATTENDANCE_PROXY_HOPS",
+        ],
+    ),
     ("Camera client", ["ATTENDANCE_SERVER_URL", "ATTENDANCE_CAMERA_ID"]),
     (
         "Email report",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from PIL import Image, ImageFilter
 from werkzeug.test import TestResponse
 
-from conftest import STUDENTS, Kit, face_bytes, make_kit, real_services
+from conftest import STUDENTS, Kit, face_bytes, real_services
 from dashboard_kit import csrf_token, post_form, sign_in
 from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
 from smart_attendance.engine.dlib_engine import chip_sharpness, yaw_ratio
@@ -27,43 +26,11 @@ from smart_attendance.models import Analyzer, Box
 from smart_attendance.people.enrolment import MAX_YAW, MIN_SHARPNESS
 from smart_attendance.people.service import GALLERY_VERSION
 from smart_attendance.web import create_app
+from test_register import school as school  # the register's fixture, used here
+from test_students import png
 
-TIMETABLE = """
-[[class]]
-name = "math-7b"
-students = ["ana_lima", "ben_ito"]
-  [[class.period]]
-  days = ["mon", "tue", "wed", "thu", "fri"]
-  start = "08:30"
-  end = "09:25"
-
-[[class]]
-name = "art"
-students = ["ben_ito", "cleo_park"]
-  [[class.period]]
-  days = ["mon"]
-  start = "09:00"
-  end = "10:00"
-"""
 FETCH = {"X-Requested-With": "fetch"}
 CHECKS = ["one_face", "big_enough", "sharp", "facing"]
-
-
-@pytest.fixture
-def school(tmp_path: Path) -> Iterator[Kit]:
-    path = tmp_path / "timetable.toml"
-    path.write_text(TIMETABLE, encoding="utf-8")
-    kit = make_kit(tmp_path, timetable=path)
-    yield kit
-    kit.services.close()
-
-
-def png(seed: int) -> bytes:
-    """A small real image (64x48), different for every seed."""
-    out = io.BytesIO()
-    colour = (seed % 256, (seed * 7) % 256, (seed * 13) % 256)
-    Image.new("RGB", (64, 48), colour).save(out, "PNG")
-    return out.getvalue()
 
 
 def send_photos(

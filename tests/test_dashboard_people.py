@@ -10,52 +10,21 @@ import html
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
-from conftest import PARIS, Kit, make_kit
+from conftest import Kit
 from dashboard_kit import post_form, sign_in
 from smart_attendance.attendance import calendar
 from smart_attendance.attendance.register import Entry
-from smart_attendance.web.dashboard.people import months, photo_path, term_range
+from smart_attendance.people.enrolment import photo_path
+from smart_attendance.web.dashboard.people import months, term_range
+from test_register import at
+from test_register import school as school  # the register's fixture, used here
 
-TIMETABLE = """
-[[class]]
-name = "math-7b"
-students = ["ana_lima", "ben_ito"]
-  [[class.period]]
-  days = ["mon", "tue", "wed", "thu", "fri"]
-  start = "08:30"
-  end = "09:25"
-  late_after_minutes = 10
-
-[[class]]
-name = "art"
-students = ["ben_ito", "cleo_park"]
-  [[class.period]]
-  days = ["mon"]
-  start = "09:00"
-  end = "10:00"
-  late_after_minutes = 5
-"""
 WEEK = "from=2026-11-23&to=2026-11-29"
-
-
-def at(day: int, hour: int, minute: int) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=PARIS)
-
-
-@pytest.fixture
-def school(tmp_path: Path) -> Iterator[Kit]:
-    """ana, ben and cleo enrolled on Monday 2026-11-23 at 08:20, with math-7b and art."""
-    path = tmp_path / "timetable.toml"
-    path.write_text(TIMETABLE, encoding="utf-8")
-    kit = make_kit(tmp_path, now=at(23, 8, 20), timetable=path)
-    yield kit
-    kit.services.close()
 
 
 def seen(kit: Kit, name: str, when: datetime) -> None:

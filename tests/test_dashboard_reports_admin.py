@@ -20,53 +20,30 @@ import pytest
 from openpyxl import load_workbook
 from werkzeug.test import TestResponse
 
-from conftest import API_KEY, PARIS, Kit, make_kit
+from conftest import API_KEY, Kit, make_kit
 from dashboard_kit import PASSWORD, csrf_token, post_form, sign_in
 from smart_attendance.web.dashboard.admin import without_password
 from smart_attendance.web.dashboard.reports import PREVIEW_CSP
+from test_register import CLASSES, at, timetable_file
 
-TIMETABLE = """
-[[class]]
-name = "math-7b"
-teachers = ["math@school.org"]
-students = ["ana_lima", "ben_ito"]
-  [[class.period]]
-  days = ["mon", "tue", "wed", "thu", "fri"]
-  start = "08:30"
-  end = "09:25"
-  late_after_minutes = 10
-
-[[class]]
-name = "art"
-students = ["ben_ito", "cleo_park"]
-  [[class.period]]
-  days = ["mon"]
-  start = "09:00"
-  end = "10:00"
-  late_after_minutes = 5
-
+WINTER_BREAK = """
 [[closure]]
 from = "2026-12-21"
 to = "2027-01-03"
 reason = "winter break"
 """
+TIMETABLE = CLASSES + WINTER_BREAK  # the register's two classes, closed over the winter
 SMTP_PASSWORD = "smtp-password-never-shown-4711"
 RANGE = "from=2026-11-23&to=2026-11-24"
-
-
-def at(day: int, hour: int, minute: int) -> datetime:
-    return datetime(2026, 11, day, hour, minute, tzinfo=PARIS)
 
 
 @pytest.fixture
 def school(tmp_path: Path) -> Iterator[Kit]:
     """Two classes; students enrolled on Monday 2026-11-23 at 08:20."""
-    timetable = tmp_path / "timetable.toml"
-    timetable.write_text(TIMETABLE, encoding="utf-8")
     kit = make_kit(
         tmp_path,
         now=at(23, 8, 20),
-        timetable=timetable,
+        timetable=timetable_file(tmp_path, TIMETABLE),
         sender_email="school@example.org",
         sender_password=SMTP_PASSWORD,
         teacher_email="office@example.org",

@@ -25,7 +25,7 @@ from smart_attendance import app as app_module
 from smart_attendance.db.store import StudentRow
 
 MONDAY = date(2026, 11, 23)
-TIMETABLE = """
+CLASSES = """
 [[class]]
 name = "math-7b"
 teachers = ["math@school.org"]
@@ -44,12 +44,14 @@ students = ["ben_ito", "cleo_park"]
   start = "09:00"
   end = "10:00"
   late_after_minutes = 5
-
+"""
+TRAINING_DAY = """
 [[closure]]
 from = "2026-11-30"
 to = "2026-11-30"
 reason = "teacher training"
 """
+TIMETABLE = CLASSES + TRAINING_DAY
 
 
 def at(day: int, hour: int, minute: int, month: int = 11) -> datetime:

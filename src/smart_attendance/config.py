@@ -327,8 +327,8 @@ SPECS: tuple[Spec, ...] = (
         "",
         _parse_str,
         "Key that signs the dashboard's session cookies. Empty: `attendance serve` generates "
-        "one on first start and keeps it in DATA_DIR/session_secret. Several servers behind "
-        "one load balancer need the same value.",
+        "one on first start and keeps it in DATA_DIR/session_secret (mode 0600). Several "
+        "servers behind one load balancer need the same value. Changing it signs everybody out.",
         secret=True,
     ),
     Spec(
@@ -336,7 +336,8 @@ SPECS: tuple[Spec, ...] = (
         "session_idle_minutes",
         "60",
         _parse_int(1, 24 * 60),
-        "A dashboard session unused this long ends; the user signs in again.",
+        "A dashboard session unused this long ends; the user signs in again. An open Today page "
+        "keeps its session alive (it refreshes itself).",
     ),
     Spec(
         "ATTENDANCE_PROXY_HOPS",
@@ -344,8 +345,9 @@ SPECS: tuple[Spec, ...] = (
         "0",
         _parse_int(0, 5),
         "Reverse proxies in front of the server (nginx: 1). Their X-Forwarded-For and "
-        "X-Forwarded-Proto headers then give the client's address (login throttling) and "
-        "HTTPS (Secure cookies). 0: the headers are ignored.",
+        "X-Forwarded-Proto headers then give the client's address (sign-in throttling, logs) "
+        "and HTTPS (the session cookie becomes Secure). 0: the headers are ignored, so nobody "
+        "can forge an address.",
     ),
     Spec(
         "ATTENDANCE_HOST",

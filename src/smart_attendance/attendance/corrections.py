@@ -109,24 +109,7 @@ def correct(
     history = _history(attendance, entry)
     if entry.status == new_status and entry.reason == reason:
         return Corrected(entry, history, changed=False)
-    at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
-    attendance.store.record_correction(
-        Correction(
-            entry.student,
-            entry.day,
-            entry.class_name,
-            entry.period,
-            entry.status,
-            new_status,
-            reason,
-            by,
-            at,
-        )
-    )
-    attendance.forget()
-    files.update(entry.day)
-    now = find_entry(attendance, entry.student, entry.day, entry.class_name, entry.period)
-    return Corrected(now, _history(attendance, now), changed=True)
+    return _record(attendance, files, entry, new_status, reason, by)
 
 
 def undo(
@@ -145,6 +128,20 @@ def undo(
     entry = find_entry(attendance, name, day, class_name, period)
     if not entry.corrected:
         raise BadRequestError(f"{entry.student} has no correction to undo in that period")
+    return _record(attendance, files, entry, UNDO, "", by)
+
+
+def _record(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    entry: Entry,
+    new_status: str,
+    reason: str,
+    by: str,
+) -> Corrected:
+    """Record the correction of ``entry`` to ``new_status`` (``UNDO`` takes back the one in
+    force), drop the remembered marks, rewrite the day's files and answer the entry as it is
+    now."""
     at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
     attendance.store.record_correction(
         Correction(
@@ -153,8 +150,8 @@ def undo(
             entry.class_name,
             entry.period,
             entry.status,
-            UNDO,
-            "",
+            new_status,
+            reason,
             by,
             at,
         )

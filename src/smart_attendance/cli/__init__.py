@@ -138,24 +138,33 @@ def main() -> None:
     """Smart Attendance: face-recognition attendance server and tools."""
 
 
+def _kept_key(key_file: Path, nbytes: int) -> tuple[str, bool]:
+    """The key kept in ``key_file`` and True, else a new one (``nbytes`` random bytes) written
+    there, readable by its owner only, and False."""
+    if key_file.is_file():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key:
+            return key, True
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(nbytes)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    return key, False
+
+
 def ensure_api_key(settings: Settings, echo: Callable[[str], None] = click.echo) -> Settings:
     """The configured key, else the one kept in DATA_DIR/api_key, else a new one (printed once)."""
     if settings.api_key:
         return settings
     key_file = settings.data_dir / "api_key"
-    if key_file.is_file():
-        key = key_file.read_text(encoding="utf-8").strip()
-        if key:
-            echo(f"Using the API key kept in {key_file} (set API_SECRET_KEY to choose your own).")
-            return replace(settings, api_key=key)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
-    echo("No API_SECRET_KEY was set, so one was generated. Give it to your camera clients;")
-    echo(f"it is shown only this once and kept in {key_file}:")
-    echo(f"\n    API_SECRET_KEY={key}\n")
+    key, kept = _kept_key(key_file, 32)
+    if kept:
+        echo(f"Using the API key kept in {key_file} (set API_SECRET_KEY to choose your own).")
+    else:
+        echo("No API_SECRET_KEY was set, so one was generated. Give it to your camera clients;")
+        echo(f"it is shown only this once and kept in {key_file}:")
+        echo(f"\n    API_SECRET_KEY={key}\n")
     return replace(settings, api_key=key)
 
 
@@ -164,16 +173,7 @@ def ensure_session_secret(settings: Settings) -> Settings:
     written there (never printed: nobody needs to type it)."""
     if settings.session_secret:
         return settings
-    key_file = settings.data_dir / "session_secret"
-    if key_file.is_file():
-        key = key_file.read_text(encoding="utf-8").strip()
-        if key:
-            return replace(settings, session_secret=key)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
+    key, _kept = _kept_key(settings.data_dir / "session_secret", 48)
     return replace(settings, session_secret=key)
 
 

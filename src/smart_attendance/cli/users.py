@@ -8,6 +8,8 @@ asked twice without echo; never from the command line, where other users could s
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -15,15 +17,21 @@ import click
 from . import _settings, env_file_option, friendly_errors, main
 
 if TYPE_CHECKING:
-    from ..app import Services
+    from ..people.accounts import AccountService
 
 
-def _accounts(env_file: str | None) -> Services:
+@contextmanager
+def _accounts(env_file: str | None) -> Iterator[AccountService]:
+    """The accounts of the services built from the settings, closed on the way out."""
     from ..app import build_services
 
     settings = _settings(env_file)
     with friendly_errors():
-        return build_services(settings, analyzer="none")
+        services = build_services(settings, analyzer="none")
+    try:
+        yield services.accounts
+    finally:
+        services.close()
 
 
 def _password(from_stdin: bool) -> str:
@@ -39,6 +47,12 @@ def _password(from_stdin: bool) -> str:
 
 def _classes(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
+
+
+def _set_active(env_file: str | None, name: str, active: bool) -> None:
+    with _accounts(env_file) as accounts, friendly_errors():
+        accounts.set_active(name, active)
+    click.echo(f"{'Enabled' if active else 'Disabled'} {name}.")
 
 
 @main.group(name="users")
@@ -61,13 +75,10 @@ def users_add(
     name: str, role: str, classes: str, password_stdin: bool, env_file: str | None
 ) -> None:
     """Add the user NAME (the first admin too)."""
-    services = _accounts(env_file)
-    try:
+    with _accounts(env_file) as accounts:
         password = _password(password_stdin)
         with friendly_errors():
-            user = services.accounts.add(name, role, password, _classes(classes))
-    finally:
-        services.close()
+            user = accounts.add(name, role, password, _classes(classes))
     where = f" ({', '.join(user.classes)})" if user.classes else ""
     click.echo(f"Added {user.role} {user.name}{where}. Sign in at /login on the server.")
 
@@ -76,12 +87,8 @@ def users_add(
 @env_file_option
 def users_list(env_file: str | None) -> None:
     """List the users: name, role, classes, whether active."""
-    services = _accounts(env_file)
-    try:
-        with friendly_errors():
-            rows = services.accounts.users()
-    finally:
-        services.close()
+    with _accounts(env_file) as accounts, friendly_errors():
+        rows = accounts.users()
     if not rows:
         click.echo("No users yet. Add the first admin: attendance users add NAME --role admin")
         return
@@ -97,13 +104,7 @@ def users_list(env_file: str | None) -> None:
 @env_file_option
 def users_disable(name: str, env_file: str | None) -> None:
     """Disable the user NAME: their sessions end at once; their records stay."""
-    services = _accounts(env_file)
-    try:
-        with friendly_errors():
-            services.accounts.set_active(name, False)
-    finally:
-        services.close()
-    click.echo(f"Disabled {name}.")
+    _set_active(env_file, name, False)
 
 
 @users_group.command(name="enable")
@@ -111,13 +112,7 @@ def users_disable(name: str, env_file: str | None) -> None:
 @env_file_option
 def users_enable(name: str, env_file: str | None) -> None:
     """Enable the user NAME again."""
-    services = _accounts(env_file)
-    try:
-        with friendly_errors():
-            services.accounts.set_active(name, True)
-    finally:
-        services.close()
-    click.echo(f"Enabled {name}.")
+    _set_active(env_file, name, True)
 
 
 @users_group.command(name="set-password")
@@ -126,11 +121,8 @@ def users_enable(name: str, env_file: str | None) -> None:
 @env_file_option
 def users_set_password(name: str, password_stdin: bool, env_file: str | None) -> None:
     """Give the user NAME a new password; their sessions end."""
-    services = _accounts(env_file)
-    try:
+    with _accounts(env_file) as accounts:
         password = _password(password_stdin)
         with friendly_errors():
-            services.accounts.set_password(name, password)
-    finally:
-        services.close()
+            accounts.set_password(name, password)
     click.echo(f"New password set for {name}; their open sessions have ended.")

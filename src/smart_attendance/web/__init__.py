@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from datetime import date
 from typing import Any
 
@@ -29,6 +30,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..app import Services
+from ..attendance.export import ExportFile
 from ..errors import (
     AttendanceError,
     BadRequestError,
@@ -52,6 +54,8 @@ from ..errors import (
 
 log = logging.getLogger(__name__)
 
+UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")  # replaced in a downloaded file's name
+
 # (exception type, HTTP status, "status" field); the first matching row wins.
 ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
     (ImageTooLargeError, 413, "too_large"),
@@ -74,7 +78,9 @@ ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
 )
 
 
-def _day(raw: str | None, name: str) -> date | None:
+def _day(raw: str | None, name: str = "date") -> date | None:
+    """A date of a request (``YYYY-MM-DD``, from 1900 on), None when left out; a
+    ``BadRequestError`` naming the field ``name`` otherwise."""
     if not raw:
         return None
     try:
@@ -94,6 +100,20 @@ def _range(first: str | None, last: str | None) -> tuple[date | None, date | Non
     if start and end and (end - start).days > 3660:
         raise BadRequestError("a range is at most ten years")
     return start, end
+
+
+def _attachment(made: ExportFile) -> Response:
+    """An export as a download, never cached; its file name keeps letters, digits, '.', '_'
+    and '-' only (the others become '_')."""
+    name = UNSAFE_FILE_CHARS.sub("_", made.name)
+    return Response(
+        made.data,
+        content_type=made.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:

@@ -12,14 +12,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, TypedDict
 
 from flask import Blueprint, Response, jsonify, request
 
 from ..app import Services
 from ..attendance import corrections, export
 from ..errors import BadRequestError
-from . import _day, _range
+from . import _attachment, _day, _range
 
 API_SOURCE = "api"  # the ``by`` of a correction made through the API
 
@@ -33,6 +34,33 @@ def _text(body: dict[str, Any], key: str) -> str | None:
     return value
 
 
+class _Slot(TypedDict):
+    """One student in one class period, as a correction or an undo names them."""
+
+    name: str
+    day: date
+    class_name: str | None
+    period: str | None
+
+
+def _slot_of(body: object, *more: str) -> tuple[dict[str, Any], _Slot]:
+    """The JSON object of a correction or an undo (``more``: its other fields, named in the
+    error) and the class period it names; the date is required."""
+    if not isinstance(body, dict):
+        fields = ", ".join(f'"{field}"' for field in ("name", "class", "date", "period", *more))
+        raise BadRequestError(f"send a JSON object: {{{fields}}}")
+    day = _day(_text(body, "date"), "date")
+    if day is None:
+        raise BadRequestError("date is required (YYYY-MM-DD)")
+    slot = _Slot(
+        name=_text(body, "name") or "",
+        day=day,
+        class_name=_text(body, "class"),
+        period=_text(body, "period"),
+    )
+    return body, slot
+
+
 def blueprint(services: Services) -> Blueprint:
     routes = Blueprint("register", __name__)
 
@@ -44,23 +72,11 @@ def blueprint(services: Services) -> Blueprint:
 
     @routes.post("/attendance/corrections")
     def correct() -> Any:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise BadRequestError(
-                'send a JSON object: {"name", "class", "date", "period", "status", "reason"}'
-            )
-        raw_day = _text(body, "date")
-        if raw_day is None:
-            raise BadRequestError("date is required (YYYY-MM-DD)")
-        day = _day(raw_day, "date")
-        assert day is not None
+        body, slot = _slot_of(request.get_json(silent=True), "status", "reason")
         result = corrections.correct(
             services.attendance,
             services.files,
-            name=_text(body, "name") or "",
-            day=day,
-            class_name=_text(body, "class"),
-            period=_text(body, "period"),
+            **slot,
             status=_text(body, "status") or "",
             reason=_text(body, "reason") or "",
             by=API_SOURCE,
@@ -69,21 +85,8 @@ def blueprint(services: Services) -> Blueprint:
 
     @routes.post("/attendance/corrections/undo")
     def undo() -> Any:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise BadRequestError('send a JSON object: {"name", "class", "date", "period"}')
-        day = _day(_text(body, "date"), "date")
-        if day is None:
-            raise BadRequestError("date is required (YYYY-MM-DD)")
-        result = corrections.undo(
-            services.attendance,
-            services.files,
-            name=_text(body, "name") or "",
-            day=day,
-            class_name=_text(body, "class"),
-            period=_text(body, "period"),
-            by=API_SOURCE,
-        )
+        _body, slot = _slot_of(request.get_json(silent=True))
+        result = corrections.undo(services.attendance, services.files, **slot, by=API_SOURCE)
         return jsonify(result.to_json()), 201
 
     def download(fmt: str) -> Response:
@@ -91,14 +94,7 @@ def blueprint(services: Services) -> Blueprint:
         made = export.build(
             services.attendance, first, last, request.args.get("class") or None, fmt
         )
-        return Response(
-            made.data,
-            content_type=made.content_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{made.name}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return _attachment(made)
 
     @routes.get("/export.csv")
     def export_csv() -> Any:

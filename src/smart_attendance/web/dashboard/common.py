@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from ...errors import AttendanceError, BadRequestError, ForbiddenError
 from ...people.accounts import Access
+from .. import _day
 
 FETCH_HEADER = "X-Requested-With"  # set by static/app.js on its requests
 MAX_RANGE_DAYS = 3660
@@ -35,16 +36,7 @@ def wants_json() -> bool:
     )
 
 
-def parse_day(raw: str | None, name: str = "date") -> date | None:
-    if not raw:
-        return None
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise BadRequestError(f"{name} must be a date as YYYY-MM-DD") from None
-    if day.year < 1900:
-        raise BadRequestError(f"{name} is too far in the past")
-    return day
+parse_day = _day  # a date of the query string or a form, by the API's rule
 
 
 def date_range(default_days: int, today: date) -> tuple[date, date]:

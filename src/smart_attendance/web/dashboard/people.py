@@ -14,10 +14,8 @@ periods of their classes only on a student's page; admin and office see everythi
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, request, send_file
@@ -37,12 +35,11 @@ from ...models import (
     Correction,
     StudentStats,
 )
-from ...people.enrolment import PHOTO_SUFFIXES, check_student_name
+from ...people.enrolment import photo_files, photo_path
 from .charts import daily_columns
 from .common import MAX_RANGE_DAYS, access, parse_day, render, require
 
 TERM_FALLBACK_DAYS = 60
-MAX_PHOTO_NAME = 255
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -127,45 +124,6 @@ def months(first: date, last: date) -> list[Month]:
         out.append(Month(start, tuple(weeks)))
         start = following
     return out
-
-
-def check_photo_name(filename: str) -> bool:
-    """Whether ``filename`` may name a photo in a student's folder: a plain file name (no
-    separator, not hidden, no control character) with a photo's suffix."""
-    return (
-        0 < len(filename) <= MAX_PHOTO_NAME
-        and "/" not in filename
-        and "\\" not in filename
-        and not filename.startswith(".")
-        and Path(filename).suffix.lower() in PHOTO_SUFFIXES
-        and not any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in filename)
-    )
-
-
-def photo_path(root: Path, name: str, filename: str) -> Path | None:
-    """The photo ``filename`` of student ``name`` under the dataset folder ``root``, or None
-    unless it is a file right inside ``root/name`` (after following any link)."""
-    if check_student_name(name) or not check_photo_name(filename):
-        return None
-    try:
-        real_root = root.resolve(strict=True)
-        folder = (root / name).resolve(strict=True)
-        real = (root / name / filename).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if folder.parent != real_root or real.parent != folder or not real.is_file():
-        return None
-    return real
-
-
-def photo_files(root: Path, name: str) -> list[str]:
-    """The photo files of a student's dataset folder, by name."""
-    folder = root / name
-    try:
-        names = sorted(p.name for p in folder.iterdir())
-    except OSError:
-        return []
-    return [n for n in names if photo_path(root, name, n) is not None]
 
 
 def local_time(at_utc: datetime, services: Services) -> str:

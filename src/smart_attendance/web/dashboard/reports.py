@@ -15,7 +15,6 @@ A teacher sees, exports and previews their own classes only (403 for another cla
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
@@ -28,12 +27,12 @@ from ...app import Services
 from ...attendance import export
 from ...attendance.register import Entry
 from ...models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
+from .. import _attachment
 from .charts import daily_columns
 from .common import access, date_range, parse_day, render, require
 
 DEFAULT_DAYS = 30
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
-UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -171,12 +170,7 @@ def register(routes: Blueprint, services: Services) -> None:
             made = export.build(attendance, first, last, scope.class_name, fmt)
         else:
             made = export.build_classes(attendance, first, last, scope.classes, fmt)
-        name = UNSAFE_FILE_CHARS.sub("_", made.name)
-        return Response(
-            made.data,
-            content_type=made.content_type,
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return _attachment(made)  # no-store as every dashboard answer
 
     @routes.get("/reports/export.csv")
     def reports_export_csv() -> Any:
