@@ -58,6 +58,20 @@ GROUPS = [
         ],
     ),
     (
+        "Privacy",
+        [
+            "ATTENDANCE_REQUIRE_CONSENT",
+            "ATTENDANCE_DATA_KEY",
+            "ATTENDANCE_ENROLMENT_PHOTOS",
+            "ATTENDANCE_INTRUDER_PHOTOS",
+            "ATTENDANCE_RETAIN_INTRUDER_DAYS",
+            "ATTENDANCE_RETAIN_UNCERTAIN_DAYS",
+            "ATTENDANCE_RETAIN_MARKS_DAYS",
+            "ATTENDANCE_RETAIN_AUDIT_DAYS",
+            "ATTENDANCE_PURGE_TIME",
+        ],
+    ),
+    (
         "Dashboard",
         [
             "ATTENDANCE_SESSION_SECRET",

@@ -136,6 +136,7 @@ class ServerProcess:
                 "ATTENDANCE_HOST": "127.0.0.1",
                 "ATTENDANCE_PORT": str(self.port),
                 "ATTENDANCE_WORKERS": "2",
+                "ATTENDANCE_REQUIRE_CONSENT": "0",  # tests of consent set it to 1
             }
         )
         env.update(self.env)
@@ -325,6 +326,9 @@ def make_settings(base: Path, **overrides: Any) -> Settings:
         timezone="Europe/Paris",
         class_start=clock_time(9, 0),
         late_after_minutes=15,
+        # Most tests are about other things than consent: every student may be enrolled
+        # (tests/test_privacy*.py turn the product's default, 1, back on).
+        require_consent=False,
     )
     return replace(settings, **overrides)
 

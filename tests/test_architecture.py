@@ -33,19 +33,22 @@ LAYER = {
     "attendance": 2,
     "reports": 2,
     "evaluation": 2,
+    "privacy": 2,
     "app": 3,
     "web": 4,
     "cli": 4,
 }
 # Within a layer: settings, errors and values know each other; a scan uses the gallery;
-# reports read the register's files; the evaluation uses enrolment's photo types; the
-# command builds the web app.
+# reports read the register's files; the evaluation uses enrolment's photo types; privacy
+# (erasure, export, purge) works on the gallery and the register; the command builds the web app.
 SAME_LAYER_ALLOWED = {
     ("config", "errors"),
     ("models", "errors"),
     ("attendance", "people"),
     ("reports", "attendance"),
     ("evaluation", "people"),
+    ("privacy", "people"),
+    ("privacy", "attendance"),
     ("cli", "web"),
 }
 # The camera client runs on a machine without the server: it may use only these.

@@ -141,7 +141,10 @@ def test_a_borderline_unknown_face_is_queued_once_with_a_private_photo(school: K
     photo = Path(row.path)
     assert photo.parent == school.settings.data_dir / "review" / "2026-11-23"
     assert stat.S_IMODE(photo.stat().st_mode) == 0o600
-    with Image.open(photo) as image:  # the face box (160 px) with 40% more on each side
+    sealed = photo.read_bytes()  # encrypted at rest
+    assert b"JFIF" not in sealed and school.services.sealer.is_sealed(sealed)
+    with Image.open(io.BytesIO(school.services.sealer.open(sealed))) as image:
+        # the face box (160 px) with 40% more on each side
         assert (image.format, image.size) == ("JPEG", (288, 288))
     assert "ana_lima" not in photo.name
 
@@ -287,7 +290,8 @@ def test_confirming_marks_the_candidate_and_rejecting_does_not(school: Kit) -> N
     photo = school.client.get(f"/review/uncertain/{ana.id}/photo")
     assert photo.status_code == 200 and photo.mimetype == "image/jpeg"
     assert photo.headers["Cache-Control"] == "no-store"
-    assert photo.data == Path(ana.path).read_bytes()
+    assert photo.data == school.services.sealer.open(Path(ana.path).read_bytes())
+    assert photo.data.startswith(b"\xff\xd8")
 
     done = follow(school, post_form(school, f"/review/uncertain/{ana.id}", token, action="confirm"))
     assert flashes(done) == [

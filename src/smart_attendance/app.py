@@ -34,6 +34,8 @@ from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, 
 from .people.accounts import AccountService
 from .people.service import EnrolmentService
 from .people.watcher import GalleryWatcher
+from .privacy.audit import AuditLog
+from .privacy.sealing import DataSealer, load_sealer
 from .recognition.service import RecognitionService
 from .reports.service import ReportService
 
@@ -105,6 +107,8 @@ class Services:
     reports: ReportService
     accounts: AccountService  # the dashboard's users
     watcher: GalleryWatcher  # started by `attendance serve`: follows other processes' enrolments
+    sealer: DataSealer  # encryption at rest (descriptors, photos)
+    audit: AuditLog  # who viewed, exported, corrected, erased, changed consent
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -133,17 +137,24 @@ def build_services(
     clock: Clock = system_clock,
     analyzer: Analyzer | AnalyzerKind = "pool",
     store: Store | None = None,
+    sealer: DataSealer | None = None,
 ) -> Services:
     """Open the store (creating its tables) and start the face engine for ``settings``; a
-    timetable with a mistake stops here with a ``ConfigError`` naming its line."""
+    timetable with a mistake stops here with a ``ConfigError`` naming its line. The data key
+    (``sealer``) is loaded from the settings, or made in DATA_DIR at the first start."""
     timetable = timetable_for(settings)
-    if store is None:
+    if sealer is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.db_url)
+        sealer = load_sealer(settings)
+    if store is None:
+        store = Store(settings.db_url, sealer)
         store.create()
+    else:
+        store.sealer = sealer
+    audit = AuditLog(store, clock)
     engine = make_analyzer(settings, analyzer) if isinstance(analyzer, str) else analyzer
     enrolment = EnrolmentService(
-        settings, store, engine, lambda: clock().astimezone(settings.zone).date()
+        settings, store, engine, lambda: clock().astimezone(settings.zone).date(), sealer
     )
     recognition = RecognitionService(
         engine,
@@ -178,4 +189,6 @@ def build_services(
             store, clock, lambda name: attendance.timetable.school_class(name) is not None
         ),
         watcher=GalleryWatcher(enrolment),
+        sealer=sealer,
+        audit=audit,
     )

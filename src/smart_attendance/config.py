@@ -112,6 +112,16 @@ def _parse_port_or_auto(raw: str) -> int:
     return 0 if not raw.strip() else _parse_int(1, 65535)(raw)
 
 
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def _parse_str(raw: str) -> str:
     return raw.strip()
 
@@ -306,6 +316,83 @@ SPECS: tuple[Spec, ...] = (
         "future and at most 7 days old. 0: always the server's clock.",
     ),
     Spec(
+        "ATTENDANCE_REQUIRE_CONSENT",
+        "require_consent",
+        "1",
+        _parse_bool,
+        "1: only students whose consent is recorded as given (`attendance consent give`) are "
+        "enrolled: the photos of everyone else are not read, no descriptor is computed, and "
+        "they are never matched. 0: every photo in the dataset is enrolled (the original's "
+        "behaviour; the server says so once at start).",
+    ),
+    Spec(
+        "ATTENDANCE_DATA_KEY",
+        "data_key",
+        "",
+        _parse_str,
+        "Key that encrypts face descriptors and stored photos at rest (Fernet keys, "
+        "comma-separated: the first encrypts, every one decrypts). Empty: generated on first "
+        "start into DATA_DIR/data_key (mode 0600). Several servers need the same value. "
+        "Rotate with `attendance encryption rotate`.",
+        secret=True,
+    ),
+    Spec(
+        "ATTENDANCE_ENROLMENT_PHOTOS",
+        "enrolment_photos",
+        "keep",
+        _parse_choice("keep", "delete"),
+        "keep: enrolment photos stay in the dataset folder, encrypted once enrolled. delete: "
+        "a photo is deleted once its descriptor is computed (descriptor-only storage; the "
+        "dashboard can no longer show it).",
+    ),
+    Spec(
+        "ATTENDANCE_INTRUDER_PHOTOS",
+        "intruder_photos",
+        "full",
+        _parse_choice("full", "blurred", "off"),
+        "What an intruder capture keeps: full (the photo), blurred (a photo that shows that "
+        "someone was there, not who) or off (only the event: time and camera).",
+    ),
+    Spec(
+        "ATTENDANCE_RETAIN_INTRUDER_DAYS",
+        "retain_intruder_days",
+        "30",
+        _parse_int(1, 36500),
+        "Intruder photos (and their records) older than this many days are deleted by the "
+        "daily purge.",
+    ),
+    Spec(
+        "ATTENDANCE_RETAIN_UNCERTAIN_DAYS",
+        "retain_uncertain_days",
+        "30",
+        _parse_int(1, 36500),
+        "Uncertain faces of the review queue (crops and records) older than this are deleted.",
+    ),
+    Spec(
+        "ATTENDANCE_RETAIN_MARKS_DAYS",
+        "retain_marks_days",
+        "400",
+        _parse_int(1, 36500),
+        "Marks, corrections and sightings older than this many days are deleted (with the "
+        "CSV day files of those days).",
+    ),
+    Spec(
+        "ATTENDANCE_RETAIN_AUDIT_DAYS",
+        "retain_audit_days",
+        "400",
+        _parse_int(1, 36500),
+        "Audit log entries older than this many days are deleted.",
+    ),
+    Spec(
+        "ATTENDANCE_PURGE_TIME",
+        "purge_time",
+        "03:00",
+        _parse_optional_time,
+        "Local time HH:MM of the daily retention purge that `attendance serve` runs (once "
+        "across servers; a server that was down then runs it when it starts). Empty: off "
+        "(run `attendance purge` yourself).",
+    ),
+    Spec(
         "ATTENDANCE_EMBEDDER",
         "embedder",
         "onnx",
@@ -482,6 +569,15 @@ class Settings:
     max_image_pixels: int = 40_000_000
     require_liveness: bool = False
     trust_client_clock: bool = True
+    require_consent: bool = True
+    data_key: str = field(default="", repr=False)
+    enrolment_photos: str = "keep"
+    intruder_photos: str = "full"
+    retain_intruder_days: int = 30
+    retain_uncertain_days: int = 30
+    retain_marks_days: int = 400
+    retain_audit_days: int = 400
+    purge_time: time | None = time(3, 0)
     embedder: str = "onnx"
     workers: int = 0
     threads: int = 8
@@ -531,6 +627,14 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def review_dir(self) -> Path:
+        return self.data_dir / "review"
+
+    @property
+    def data_key_file(self) -> Path:
+        return self.data_dir / "data_key"
 
     @property
     def intruders_dir(self) -> Path:

@@ -3,6 +3,7 @@
 
     AttendanceError                     base: ``str(error)`` is one line meant for a person
      +-- ConfigError                    a setting is missing or has a bad value (start-up stops)
+     |    +-- DataKeyError              stored data was encrypted with a key this server lacks
      +-- MissingExtraError              a command needs an optional part that is not installed
      +-- ModelFilesError                dlib's model files cannot be found
      |    +-- DlibFormatError           the network file is not the layout the converter knows
@@ -38,6 +39,10 @@ class AttendanceError(Exception):
 
 class ConfigError(AttendanceError):
     """A setting is missing or invalid; the message names the setting."""
+
+
+class DataKeyError(ConfigError):
+    """Encrypted data that none of the configured data keys opens (ATTENDANCE_DATA_KEY)."""
 
 
 class MissingExtraError(AttendanceError):

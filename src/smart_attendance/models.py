@@ -415,6 +415,21 @@ class ReportSent:
         }
 
 
+# --- encryption at rest ------------------------------------------------------------------------
+
+
+class Sealer(Protocol):
+    """Encrypts what is stored at rest (descriptors, photos): ``privacy.sealing.DataSealer``.
+    ``open`` returns plain bytes as they are (a photo copied in by hand, not sealed yet) and
+    raises ``DataKeyError`` for sealed bytes no configured key opens."""
+
+    def seal(self, data: bytes) -> bytes: ...
+
+    def open(self, data: bytes) -> bytes: ...
+
+    def is_sealed(self, data: bytes) -> bool: ...
+
+
 # --- the face engine's interface ----------------------------------------------------------------
 
 Tag = TypeVar("Tag")

@@ -152,7 +152,7 @@ class ReviewService:
             folder = self.folder / local.date().isoformat()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = folder / f"uncertain_{local:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}.jpg"
-            _write_private(path, data)
+            _write_private(path, self.enrolment.sealer.seal(data))
             try:
                 row_id = self.store.record_uncertain(
                     local, camera, candidate, face.distance, face.margin, str(path)
@@ -201,6 +201,14 @@ class ReviewService:
         left = {row.name for row in rows if not row.active}
         names = set(self.enrolment.names()) | {row.name for row in rows if row.active}
         return sorted(names - left)
+
+    def photo_bytes(self, path: str) -> bytes:
+        """The plain bytes of a row's photo (sealed at rest), only from under the data folder."""
+        file = self.photo(path)
+        try:
+            return self.enrolment.sealer.open(file.read_bytes())
+        except OSError:
+            raise NotFoundError("the photo file cannot be read") from None
 
     def photo(self, path: str) -> Path:
         """The photo file of a row, only when it is a file under the data folder."""

@@ -103,9 +103,12 @@ def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
                 "server runs in, or set ATTENDANCE_DATA_DIR.",
                 err=True,
             )
+            from ..privacy.sealing import DataSealer, new_key
+
             store = Store("sqlite://")  # in memory: nothing is created on disk
             store.create()
-            services = build_services(settings, analyzer=analyzer, store=store)
+            memory_key = DataSealer([new_key().encode()], "memory")  # nothing sealed to keep
+            services = build_services(settings, analyzer=analyzer, store=store, sealer=memory_key)
             # The dataset's students, as the server would list them after enrolment.
             store.ensure_students(services.enrolment.names(), services.attendance.today())
             return services
@@ -446,7 +449,13 @@ def eval_command(
     with friendly_errors(), tempfile.TemporaryDirectory(prefix="attendance-eval-") as scratch:
         folder = cache_dir or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        store = Store(f"sqlite:///{(folder / 'eval-descriptors.db').resolve()}")
+        # Descriptors are biometric data here too: sealed with a key kept beside the cache.
+        from dataclasses import replace as with_settings
+
+        from ..privacy.sealing import load_sealer
+
+        sealer = load_sealer(with_settings(settings, data_key="", data_dir=folder))
+        store = Store(f"sqlite:///{(folder / 'eval-descriptors.db').resolve()}", sealer)
         store.create()
         # The ONNX model is built once per machine, in the data folder's models/ (no marks).
         analyzer = make_analyzer(settings, _engine_kind(settings))
@@ -729,7 +738,10 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # Command groups kept in their own modules register themselves on ``main``.
+from . import badges as _badges  # noqa: E402,F401
 from . import db as _db  # noqa: E402,F401
+from . import privacy as _privacy  # noqa: E402,F401
+from . import purge as _purge  # noqa: E402,F401
 from . import register as _register  # noqa: E402,F401  (import for its commands)
 from . import timetable as _timetable  # noqa: E402,F401
 from . import users as _users  # noqa: E402,F401

@@ -31,11 +31,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import StoreError
-from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome
+from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome, Sealer
+from .badges import BadgeQueries
+from .privacy import PrivacyQueries
+from .retention import RetentionQueries
 from .review import ReviewQueries
 from .schema import SchemaChange
 from .schema import upgrade as upgrade_schema
 from .tables import (
+    audit,
+    badges,
+    consent_events,
     corrections,
     face_cache,
     intruders,
@@ -61,6 +67,7 @@ class PhotoRow:
     size: int
     mtime_ns: int
     sha256: str
+    kept: bool = True  # False: the file was deleted, the descriptor kept (descriptor-only)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class StudentRow:
     active: bool = True
     joined_on: date = date(1970, 1, 1)
     classes: tuple[str, ...] = ()  # classes beside those whose roster names them
+    consent: str = "none"  # none | given | refused | withdrawn (changed by ConsentService only)
 
 
 @dataclass(frozen=True)
@@ -108,11 +116,14 @@ def _describe(exc: SQLAlchemyError) -> str:
     return text[:160]
 
 
-class Store(UserQueries, ReviewQueries):
-    """Queries over one database. Thread-safe (a connection per call from the engine's pool)."""
+class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQueries):
+    """Queries over one database. Thread-safe (a connection per call from the engine's pool).
+    ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one
+    refuses to write or read a descriptor."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
         self.url = url
+        self.sealer = sealer
         try:
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -149,11 +160,16 @@ class Store(UserQueries, ReviewQueries):
 
     # --- enrolment cache ----------------------------------------------------------------------
 
+    def _sealer(self) -> Sealer:
+        if self.sealer is None:
+            raise StoreError("face descriptors are stored encrypted: this store has no data key")
+        return self.sealer
+
     def photo_rows(self) -> dict[str, PhotoRow]:
         with self._begin() as conn:
             rows = conn.execute(select(photos)).all()
         return {
-            row.path: PhotoRow(row.path, row.student, row.size, row.mtime_ns, row.sha256)
+            row.path: PhotoRow(row.path, row.student, row.size, row.mtime_ns, row.sha256, row.kept)
             for row in rows
         }
 
@@ -183,7 +199,7 @@ class Store(UserQueries, ReviewQueries):
                 )
                 for row in conn.execute(query):
                     vector = (
-                        np.frombuffer(row.descriptor, dtype=np.float32).copy()
+                        np.frombuffer(self._sealer().open(row.descriptor), dtype=np.float32).copy()
                         if row.descriptor is not None
                         else None
                     )
@@ -211,7 +227,7 @@ class Store(UserQueries, ReviewQueries):
                         "status": value.status,
                         "detail": value.detail[:255],
                         "descriptor": (
-                            np.asarray(value.descriptor, np.float32).tobytes()
+                            self._sealer().seal(np.asarray(value.descriptor, np.float32).tobytes())
                             if value.descriptor is not None
                             else None
                         ),
@@ -387,6 +403,7 @@ class Store(UserQueries, ReviewQueries):
             bool(row.active),
             row.joined_on,
             classes,
+            row.consent,
         )
 
     def ensure_students(self, names: Iterable[str], joined_on: date) -> list[str]:
@@ -435,10 +452,19 @@ class Store(UserQueries, ReviewQueries):
                 )
             )
             if row.name != name:
-                for table in (marks, corrections, sightings, photos, intruders):
+                for table in (
+                    marks,
+                    corrections,
+                    sightings,
+                    photos,
+                    intruders,
+                    consent_events,
+                    badges,
+                ):
                     conn.execute(
                         update(table).where(table.c.student == name).values(student=row.name)
                     )
+                conn.execute(update(audit).where(audit.c.subject == name).values(subject=row.name))
                 conn.execute(
                     update(uncertain)
                     .where(uncertain.c.candidate == name)

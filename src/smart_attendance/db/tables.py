@@ -30,6 +30,8 @@ photos = Table(
     Column("size", BigInteger, nullable=False),
     Column("mtime_ns", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
+    # False: the file was deleted once its descriptor was computed (descriptor-only storage)
+    Column("kept", Boolean, nullable=False, default=True),
 )
 
 face_cache = Table(
@@ -39,7 +41,8 @@ face_cache = Table(
     Column("pipeline", String(64), primary_key=True),
     Column("status", String(32), nullable=False),  # ok | no_face | many_faces | too_small | ...
     Column("detail", String(255), nullable=False, default=""),
-    Column("descriptor", LargeBinary, nullable=True),  # 128 float32, only when status == ok
+    # 128 float32, only when status == ok; encrypted at rest (privacy.sealing)
+    Column("descriptor", LargeBinary, nullable=True),
 )
 
 students = Table(
@@ -52,6 +55,52 @@ students = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("joined_on", Date, nullable=False),  # expected in class from this day
     Column("classes", String(2048), nullable=False, default=""),  # extra classes, comma-separated
+    Column("consent", String(16), nullable=False, default="none"),  # none|given|refused|withdrawn
+)
+
+consent_events = Table(
+    "consent_events",  # every change of a student's consent, with who recorded it and why
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student", String(255), nullable=False, index=True),
+    Column("state", String(16), nullable=False),  # given | refused | withdrawn
+    Column("by", String(128), nullable=False),  # who recorded it (a person, as typed)
+    Column("document", String(255), nullable=False, default=""),  # the signed form's reference
+    Column("recorded_by", String(128), nullable=False),  # user:NAME | cli:USER | api
+    Column("at", DateTime, nullable=False),  # UTC
+)
+
+badges = Table(
+    "badges",  # printed QR cards: a random token per card, stored as its SHA-256 only
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("student", String(255), nullable=False, index=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("issued_at", DateTime, nullable=False),  # UTC
+    Column("issued_by", String(128), nullable=False),
+    Column("revoked_at", DateTime, nullable=True),  # UTC; a revoked card checks nobody in
+)
+
+audit = Table(
+    "audit",  # who viewed, exported, corrected, erased, changed consent or settings, and when
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False, index=True),  # UTC
+    Column("actor", String(128), nullable=False),  # user:NAME | camera:ID | cli:USER | server
+    Column("action", String(32), nullable=False),
+    Column("subject", String(255), nullable=False, default=""),  # a student, or erased:<id>
+    Column("detail", String(512), nullable=False, default=""),
+)
+
+job_runs = Table(
+    "job_runs",  # daily jobs other than the report (the retention purge): once across servers
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("owner", String(64), nullable=False),
+    Column("lease_until", DateTime, nullable=False),  # UTC
+    Column("detail", String(1024), nullable=False, default=""),
 )
 
 marks = Table(

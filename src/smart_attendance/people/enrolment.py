@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db.store import CachedFace, PhotoRow, Store
 from ..engine.model_files import model_fingerprint
 from ..errors import ImageError
-from ..models import ENROL_PARAMS, Analyzer, DetectParams, Face, Frame
+from ..models import ENROL_PARAMS, Analyzer, DetectParams, Face, Frame, Sealer
 from ..recognition.matcher import Gallery
 
 log = logging.getLogger(__name__)
@@ -93,12 +95,15 @@ class EnrolmentReport:
     updated: int = 0  # photo rows written or forgotten in the database (0: nothing changed)
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)
+    awaiting: list[str] = field(default_factory=list)  # folders of students without consent
+    sealed: int = 0  # plain photos of the dataset encrypted in place by this run
 
     def summary(self) -> str:
+        waiting = f", {len(self.awaiting)} awaiting consent" if self.awaiting else ""
         return (
             f"{self.students} students, {self.photos} photos enrolled, "
-            f"{len(self.skipped)} skipped ({self.encoded} analysed, {self.cached} from cache, "
-            f"{self.removed} removed) in {self.seconds:.1f} s"
+            f"{len(self.skipped)} skipped{waiting} ({self.encoded} analysed, "
+            f"{self.cached} from cache, {self.removed} removed) in {self.seconds:.1f} s"
         )
 
 
@@ -381,25 +386,60 @@ def analyse(
     return fresh
 
 
+def seal_in_place(path: Path, plain: bytes, sealer: Sealer) -> os.stat_result | None:
+    """Replace a plain photo of the dataset by its sealed bytes (mode 0600; a link is replaced
+    itself, never what it points to); the new file's stat, or None when the folder cannot be
+    written (the photo stays plain and is enrolled all the same)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.seal")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(sealer.seal(plain))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        return path.stat()
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        log.warning("a photo of the dataset could not be encrypted in place: %s", exc.strerror)
+        return None
+
+
+def read_photo(path: Path, sealer: Sealer) -> bytes:
+    """A photo's plain bytes (sealed or not on disk)."""
+    return sealer.open(path.read_bytes())
+
+
 def enroll(
     root: Path,
     store: Store,
     analyzer: Analyzer,
     *,
+    sealer: Sealer,
+    allowed: Callable[[str], bool] | None = None,
     params: DetectParams = ENROL_PARAMS,
     on_total: Callable[[int], None] | None = None,
     on_progress: Progress | None = None,
 ) -> tuple[Gallery, EnrolmentReport]:
-    """Bring the gallery up to date with the dataset folder; return it and a report."""
+    """Bring the gallery up to date with the dataset folder; return it and a report.
+
+    ``allowed(student)`` False (no consent recorded): the student's photos are not read at
+    all, and any photo row or descriptor of theirs is forgotten. Plain photos read for the
+    first time are sealed in place (``seal_in_place``); photos whose file was deleted after
+    enrolment (``PhotoRow.kept`` False, descriptor-only storage) stay in the gallery."""
     started = time.monotonic()
     report = EnrolmentReport()
     entries, report.skipped = scan_dataset(root)
+    if allowed is not None:
+        report.awaiting = sorted({e.student for e in entries if not allowed(e.student)})
+        entries = [e for e in entries if allowed(e.student)]
     known = store.photo_rows()
     pipeline = pipeline_key(params)
 
     rows: list[PhotoRow] = []
     changed: list[PhotoRow] = []
     to_hash: list[DatasetEntry] = []
+    listed = {entry.rel_path for entry in entries}
     for entry in entries:
         old = known.get(entry.rel_path)
         if (
@@ -411,6 +451,9 @@ def enroll(
             rows.append(old)
         else:
             to_hash.append(entry)
+    for path, old in known.items():  # descriptor-only photos: no file, still enrolled
+        if path not in listed and not old.kept and (allowed is None or allowed(old.student)):
+            rows.append(old)
 
     cache = store.cached_faces(pipeline, [row.sha256 for row in rows])
     pending: list[tuple[DatasetEntry, str]] = []
@@ -418,12 +461,19 @@ def enroll(
     for entry in to_hash:
         try:
             data = entry.path.read_bytes()
+            plain = sealer.open(data)
         except OSError as exc:
             report.skipped.append(Skipped(entry.rel_path, f"cannot read the file ({exc.strerror})"))
             unreadable.add(entry.rel_path)
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        row = PhotoRow(entry.rel_path, entry.student, entry.size, entry.mtime_ns, digest)
+        digest = hashlib.sha256(plain).hexdigest()
+        size, mtime_ns = entry.size, entry.mtime_ns
+        if not sealer.is_sealed(data):
+            stat = seal_in_place(entry.path, plain, sealer)
+            if stat is not None:
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+                report.sealed += 1
+        row = PhotoRow(entry.rel_path, entry.student, size, mtime_ns, digest)
         rows.append(row)
         changed.append(row)
         pending.append((entry, digest))
@@ -439,7 +489,7 @@ def enroll(
     def jobs() -> Iterator[tuple[str, bytes]]:
         for digest, entry in unique_work.items():
             try:
-                yield digest, entry.path.read_bytes()
+                yield digest, read_photo(entry.path, sealer)
             except OSError:
                 yield digest, b""
 
@@ -449,11 +499,12 @@ def enroll(
 
     current_paths = {row.path for row in rows}
     removed = [path for path in known if path not in current_paths]
-    listed = {entry.rel_path for entry in entries}
-    report.removed = sum(1 for path in known if path not in listed)
+    report.removed = len(removed)
     report.updated = len(changed) + len(removed)
     if report.updated:
         store.sync_photos(changed, removed)
+        # The descriptors of photos that are gone (removed, or of a student without consent).
+        store.forget_faces({known[path].sha256 for path in removed})
 
     pairs: list[tuple[str, np.ndarray]] = []
     for row in sorted(rows, key=lambda r: r.path):

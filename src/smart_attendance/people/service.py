@@ -28,6 +28,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +51,7 @@ from ..errors import (
     NotFoundError,
     NotReadyError,
 )
-from ..models import ENROL_PARAMS, Analyzer
+from ..models import ENROL_PARAMS, Analyzer, Sealer
 from ..recognition.matcher import Gallery, Matcher
 from .enrolment import (
     PHOTO_SUFFIXES,
@@ -64,6 +65,7 @@ from .enrolment import (
     photo_files,
     photo_path,
     pipeline_key,
+    read_photo,
     student_folder,
 )
 
@@ -113,6 +115,7 @@ class StudentPhoto:
     filename: str
     status: str
     reason: str = ""
+    kept: bool = True  # False: the file was deleted after enrolment (descriptor only)
 
     @property
     def enrolled(self) -> bool:
@@ -132,11 +135,13 @@ class EnrolmentService:
         store: Store,
         analyzer: Analyzer | None,
         today: Callable[[], date],
+        sealer: Sealer,
     ) -> None:
         self.settings = settings
         self.store = store
         self.analyzer = analyzer
         self.today = today
+        self.sealer = sealer
         self.matcher = Matcher(Gallery.empty(), settings.match_threshold, settings.match_margin)
         self.report: EnrolmentReport | None = None
         self.error: str | None = None
@@ -169,6 +174,8 @@ class EnrolmentService:
                 self.settings.dataset_dir,
                 self.store,
                 self.analyzer,
+                sealer=self.sealer,
+                allowed=self.consent_rule(),
                 on_total=on_total,
                 on_progress=on_progress,
             )
@@ -205,6 +212,78 @@ class EnrolmentService:
             report = self._enroll()
         log.info("gallery refreshed after a change elsewhere: %s", report.summary())
         return True
+
+    def consent_rule(self) -> Callable[[str], bool] | None:
+        """Who may be enrolled now: students whose consent is given (ATTENDANCE_REQUIRE_CONSENT),
+        or everyone (None)."""
+        if not self.settings.require_consent:
+            return None
+        states = self.store.consent_states()
+        return lambda name: states.get(name) == "given"
+
+    def changed_elsewhere(self) -> None:
+        """Something that decides who is enrolled changed (consent, erasure): re-enrol here
+        when this process recognises faces, and tell every other server through the gallery
+        version either way."""
+        with self._lock:
+            if self.analyzer is not None and self.ready.is_set():
+                self._enroll()
+            self.store.bump_meta(GALLERY_VERSION)
+
+    def forget_photos(self, name: str, remove_folder: bool = False) -> int:
+        """Delete the photo files of ``name`` from the dataset folder (with ``remove_folder``
+        the whole folder), their photo rows and descriptors, and re-enrol; how many files were
+        deleted. Links are removed themselves, never what they point to."""
+        with self._lock:
+            deleted = 0
+            folder = student_folder(self.settings.dataset_dir, name)
+            entry = self.settings.dataset_dir / name
+            if remove_folder and entry.is_symlink():
+                entry.unlink()
+            elif folder is not None:
+                for item in sorted(folder.iterdir()):
+                    if not remove_folder and item.name not in photo_files(
+                        self.settings.dataset_dir, name
+                    ):
+                        continue
+                    try:
+                        if item.is_dir() and not item.is_symlink():
+                            shutil.rmtree(item)
+                        else:
+                            item.unlink()
+                        deleted += 1
+                    except OSError as exc:
+                        raise _folder_error(exc, "delete a photo") from None
+                if remove_folder:
+                    try:
+                        folder.rmdir()
+                    except OSError as exc:
+                        raise _folder_error(exc, "remove a folder") from None
+            self.store.forget_photos(name)
+            self.changed_elsewhere()
+        log.info("the photos of one student were deleted (%d file(s))", deleted)
+        return deleted
+
+    def drop_enrolled_photos(self, dry_run: bool = False) -> int:
+        """Descriptor-only storage (ATTENDANCE_ENROLMENT_PHOTOS=delete): delete the file of
+        every photo whose descriptor is computed, keeping the descriptor; how many."""
+        rows = [row for row in self.store.photo_rows().values() if row.kept]
+        faces = self.store.cached_faces(pipeline_key(ENROL_PARAMS), [r.sha256 for r in rows])
+        done = [r for r in rows if (f := faces.get(r.sha256)) is not None and f.status == "ok"]
+        if dry_run or not done:
+            return len(done)
+        with self._lock:
+            gone = []
+            for row in done:
+                path = self.settings.dataset_dir / row.path
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("an enrolled photo could not be deleted: %s", exc.strerror)
+                    continue
+                gone.append(row)
+            self.store.sync_photos([replace(row, kept=False) for row in gone], [])
+        return len(gone)
 
     def current(self) -> Matcher:
         """The matcher to use for a request; ``NotReadyError`` while enrolling."""
@@ -300,7 +379,7 @@ class EnrolmentService:
         self._require_ready()
         if self.analyzer is None:
             raise NotReadyError("this command does not recognise faces")
-        self.student(name)
+        self.require_consent(self.student(name))
         results: list[PhotoResult | None] = [None] * len(uploads)
         usable: dict[str, tuple[bytes, str]] = {}  # digest -> (bytes, file suffix)
         digests: list[str | None] = [None] * len(uploads)
@@ -341,7 +420,7 @@ class EnrolmentService:
                 data, suffix = usable[key]
                 target = folder / f"{UPLOAD_PREFIX}{key[:12]}{suffix}"
                 if not target.exists():
-                    _write_file(target, data)
+                    _write_file(target, self.sealer.seal(data))
                     written = True
                 results[i] = PhotoResult(
                     file, True, path=f"{name}/{target.name}", checks=found.checks
@@ -351,6 +430,17 @@ class EnrolmentService:
         kept = sum(1 for r in results if r is not None and r.enrolled)
         log.info("%d of %d photo(s) of %s enrolled", kept, len(uploads), name)
         return [r for r in results if r is not None]
+
+    def require_consent(self, student: StudentRow) -> None:
+        """``ConflictError`` when photos of ``student`` may not be processed (no consent)."""
+        if self.settings.require_consent and student.consent != "given":
+            state = (
+                "no consent recorded" if student.consent == "none" else f"consent {student.consent}"
+            )
+            raise ConflictError(
+                f"{student.name} has {state}: photos are not processed until consent is given "
+                "(attendance consent give, or the student's page)"
+            )
 
     def remove_photo(self, name: str, filename: str) -> int:
         """Delete the photo ``filename`` from the dataset folder of ``name`` and re-enrol, so
@@ -365,6 +455,12 @@ class EnrolmentService:
             self.student(name)
             folder = student_folder(self.settings.dataset_dir, name)
             entry = None if folder is None else folder / filename
+            row = self.store.photo_rows().get(f"{name}/{filename}")
+            if row is not None and not row.kept:  # descriptor only: forget the descriptor
+                self.store.sync_photos([], [row.path])
+                self.store.forget_faces({row.sha256})
+                self._enroll()
+                return self.photo_counts().get(name, 0)
             # A link is removed itself (never what it points to); anything else must be a file.
             if entry is None or not (entry.is_symlink() or entry.is_file()):
                 raise NotFoundError(f"{name} has no photo named {filename[:80]!r}")
@@ -381,32 +477,46 @@ class EnrolmentService:
     def photos(self, name: str) -> list[StudentPhoto]:
         """The photo files of student ``name`` and what the last enrolment (of any server,
         from the database) made of each."""
-        self.student(name)
+        student = self.student(name)
         files = photo_files(self.settings.dataset_dir, name)
         rows = self.store.photo_rows()
-        known = {f: rows[f"{name}/{f}"].sha256 for f in files if f"{name}/{f}" in rows}
+        gone = sorted(
+            row.path.split("/", 1)[1]
+            for row in rows.values()
+            if row.student == name and not row.kept and row.path.split("/", 1)[1] not in files
+        )
+        known = {f: rows[f"{name}/{f}"].sha256 for f in files + gone if f"{name}/{f}" in rows}
         faces = self.store.cached_faces(pipeline_key(ENROL_PARAMS), known.values())
         out = []
-        for file in files:
+        waiting = self.settings.require_consent and student.consent != "given"
+        for file in files + gone:
             face = faces.get(known.get(file, ""))
-            if face is None:
-                out.append(StudentPhoto(file, "pending"))
+            kept = file not in gone
+            if waiting:
+                out.append(StudentPhoto(file, "pending", "awaiting consent", kept))
+            elif face is None:
+                out.append(StudentPhoto(file, "pending", "", kept))
             elif face.status == "ok":
-                out.append(StudentPhoto(file, "enrolled"))
+                detail = "" if kept else "photo deleted after enrolment (descriptor only)"
+                out.append(StudentPhoto(file, "enrolled", detail, kept))
             else:
-                out.append(StudentPhoto(file, "skipped", face.detail or face.status))
+                out.append(StudentPhoto(file, "skipped", face.detail or face.status, kept))
         return out
 
-    def thumbnail(self, name: str, filename: str, side: int = THUMBNAIL_SIDE) -> bytes:
-        """A small JPEG of one photo of ``name`` (upright, at most ``side`` px, no metadata)."""
+    def photo(self, name: str, filename: str) -> bytes:
+        """The plain bytes of one photo of ``name`` (sealed at rest)."""
         self.student(name)
         path = photo_path(self.settings.dataset_dir, name, filename)
         if path is None:
             raise NotFoundError(f"{name} has no photo named {filename[:80]!r}")
         try:
-            data = path.read_bytes()
+            return read_photo(path, self.sealer)
         except OSError:
             raise NotFoundError(f"{name} has no photo named {filename[:80]!r}") from None
+
+    def thumbnail(self, name: str, filename: str, side: int = THUMBNAIL_SIDE) -> bytes:
+        """A small JPEG of one photo of ``name`` (upright, at most ``side`` px, no metadata)."""
+        data = self.photo(name, filename)
         image = Image.fromarray(imaging.decode(data, self.settings.max_image_pixels))
         image.thumbnail((side, side))
         out = io.BytesIO()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -46,6 +46,7 @@ from ..models import (
 from .content import (
     CSS,
     HISTORY_DAYS,
+    as_stored,
     assemble,
     bar_chart,
     chart_card,
@@ -102,6 +103,7 @@ class RegisterReport:
     closure: str | None = None  # the reason, on a day the school is closed
     history: dict[date, Counter[str]] = field(default_factory=dict)  # status counts per day
     intruders: list[dict[str, Any]] = field(default_factory=list)
+    open_photo: Callable[[bytes], bytes] = as_stored  # intruder photos are sealed at rest
     day_rows: list[Mark] = field(default_factory=list)  # the logs/ day file (whole school)
 
     @property
@@ -452,7 +454,7 @@ def build_message(
     report: RegisterReport, settings: Settings, to: Sequence[str], sent_at: datetime
 ) -> EmailMessage:
     chart_cid = new_cid()
-    thumbs = thumbnails(report.intruders) if report.school else []
+    thumbs = thumbnails(report.intruders, report.open_photo) if report.school else []
     day = report.day.isoformat()
     if report.school:
         attachments = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -30,12 +30,18 @@ from PIL import Image
 from ..attendance import files as csvfiles
 from ..config import Settings
 from ..db.store import Store
+from ..errors import AttendanceError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, StudentStats
 
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 14
 MAX_THUMBNAILS = 12
+
+
+def as_stored(data: bytes) -> bytes:
+    """A photo's bytes as they are (no encryption to undo)."""
+    return data
 
 
 @dataclass
@@ -51,6 +57,7 @@ class DayReport:
     corrections: list[Correction] = field(default_factory=list)
     rows: list[Mark] | None = None  # the day file's rows (every status); None: the marks
     zone: ZoneInfo | None = None  # for the times of the corrections
+    open_photo: Callable[[bytes], bytes] = as_stored  # intruder photos are sealed at rest
 
     @property
     def present(self) -> list[Mark]:
@@ -103,6 +110,7 @@ def collect(
         corrections=list(corrections),
         rows=list(marks),
         zone=zone,
+        open_photo=store.sealer.open if store.sealer else as_stored,
     )
 
 
@@ -178,15 +186,17 @@ def bar_chart(
     return buffer.getvalue()
 
 
-def thumbnail(path: Path, size: int = 160) -> bytes | None:
+def thumbnail(
+    path: Path, size: int = 160, open_photo: Callable[[bytes], bytes] = as_stored
+) -> bytes | None:
     try:
-        with Image.open(path) as opened:
+        with Image.open(io.BytesIO(open_photo(path.read_bytes()))) as opened:
             image = opened.convert("RGB")
         image.thumbnail((size, size))
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=80)
         return out.getvalue()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttendanceError):
         log.warning("intruder photo missing or unreadable: %s", path.name)
         return None
 
@@ -355,7 +365,7 @@ def build_message(report: DayReport, settings: Settings, sent_at: datetime) -> E
     """The complete email: text, HTML with inline chart and thumbnails, CSV attachments."""
     chart = chart_png(report)
     chart_cid = new_cid()
-    thumbs = thumbnails(report.intruders)
+    thumbs = thumbnails(report.intruders, report.open_photo)
     return assemble(
         subject=report.subject,
         to=settings.recipients,
@@ -376,11 +386,15 @@ def new_cid() -> str:
     return make_msgid(domain="smart-attendance.local")[1:-1]
 
 
-def thumbnails(intruders: Sequence[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
+def thumbnails(
+    intruders: Sequence[dict[str, Any]], open_photo: Callable[[bytes], bytes] = as_stored
+) -> list[tuple[str, str, bytes]]:
     """(content id, caption, JPEG) of the first ``MAX_THUMBNAILS`` readable intruder photos."""
     thumbs: list[tuple[str, str, bytes]] = []
     for intruder in intruders[:MAX_THUMBNAILS]:
-        data = thumbnail(Path(intruder["path"]))
+        if not intruder["path"]:
+            continue  # an event without a photo (ATTENDANCE_INTRUDER_PHOTOS=off)
+        data = thumbnail(Path(intruder["path"]), open_photo=open_photo)
         if data:
             caption = f"{intruder['seen_at']:%H:%M:%S} ({intruder['camera']})"
             thumbs.append((new_cid(), caption, data))

@@ -157,6 +157,8 @@ class ReportService:
     def _school_message(self, day: date) -> EmailMessage:
         report = self._register_report(day, self.settings.class_name, None)
         report.intruders = self.store.intruders_on(day)
+        if self.store.sealer is not None:
+            report.open_photo = self.store.sealer.open
         report.day_rows = self.files.day_rows(day)
         if report.day_rows:  # the attached files and the ones in logs/ are the same
             self.files.update(day, report.stats)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, Response, request
 
 from ...app import Services
 from ...attendance import calendar
@@ -35,7 +36,7 @@ from ...models import (
     Correction,
     StudentStats,
 )
-from ...people.enrolment import photo_files, photo_path
+from ...people.enrolment import photo_files
 from .charts import daily_columns
 from .common import MAX_RANGE_DAYS, access, parse_day, render, require
 
@@ -230,19 +231,9 @@ def register(routes: Blueprint, services: Services) -> None:
     @routes.get("/student/<name>/photos/<filename>")
     def student_photo(name: str, filename: str) -> Any:
         require(access().may_see_student(name), f"the photos of student {name}")
-        services.enrolment.student(name)
-        path = photo_path(services.settings.dataset_dir, name, filename)
-        if path is None:
-            raise NotFoundError(f"{name} has no photo named {filename[:80]!r}")
-        response = send_file(
-            path,
-            mimetype=PHOTO_TYPES.get(path.suffix.lower(), "application/octet-stream"),
-            conditional=False,
-            etag=False,
-            max_age=None,
-        )
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        data = services.enrolment.photo(name, filename)
+        kind = PHOTO_TYPES.get(Path(filename).suffix.lower(), "application/octet-stream")
+        return Response(data, mimetype=kind, headers={"Cache-Control": "no-store"})
 
     @routes.get("/class/<name>")
     def class_page(name: str) -> Any:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -28,7 +29,7 @@ from flask import Blueprint, Response, request
 from ...app import Services
 from ...attendance.review import ReviewService
 from ...db.review import OPEN, IntruderRow, UncertainRow
-from ...errors import BadRequestError, NotFoundError
+from ...errors import BadRequestError
 from ...models import MarkResult
 from .common import access, act, back_to, parse_day, render, require
 
@@ -129,12 +130,8 @@ def register(routes: Blueprint, services: Services) -> None:
         )
 
     def photo_answer(path: str) -> Response:
-        file = queue.photo(path)
-        kind = PHOTO_TYPES.get(file.suffix.lower(), "application/octet-stream")
-        try:
-            data = file.read_bytes()
-        except OSError:
-            raise NotFoundError("the photo file cannot be read") from None
+        data = queue.photo_bytes(path)
+        kind = PHOTO_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
         return Response(data, mimetype=kind, headers={"Cache-Control": "no-store"})
 
     def intruder_row(row_id: int) -> IntruderRow:

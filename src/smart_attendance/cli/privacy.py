@@ -1,0 +1,3 @@
+"""Commands: see docs/cli.md."""
+
+from __future__ import annotations

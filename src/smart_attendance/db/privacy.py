@@ -1,0 +1,238 @@
+"""The queries of consent, the audit log and erasure, mixed into ``Store``."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.engine import Connection
+
+from .tables import (
+    audit,
+    badges,
+    consent_events,
+    corrections,
+    face_cache,
+    intruders,
+    marks,
+    photos,
+    sightings,
+    students,
+    timetables,
+    uncertain,
+)
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    student: str
+    state: str  # given | refused | withdrawn
+    by: str  # who gave, refused or withdrew it (a person, as recorded)
+    document: str  # the signed form's reference
+    recorded_by: str  # user:NAME | cli:USER | api
+    at: datetime  # UTC
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime  # UTC
+    actor: str
+    action: str
+    subject: str
+    detail: str
+
+
+@dataclass
+class Erased:
+    """What an erasure removed from the database, and the files the rows pointed to."""
+
+    rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted or rewritten
+    files: list[str] = field(default_factory=list)  # intruder photos and review crops
+
+
+class PrivacyQueries:
+    def _begin(self) -> AbstractContextManager[Connection]:  # provided by Store
+        raise NotImplementedError
+
+    # --- consent ------------------------------------------------------------------------------
+
+    def consent_states(self) -> dict[str, str]:
+        with self._begin() as conn:
+            rows = conn.execute(select(students.c.name, students.c.consent)).all()
+        return {row.name: row.consent for row in rows}
+
+    def record_consent(self, event: ConsentEvent) -> bool:
+        """Set the student's consent and keep the event, in one transaction; False when there
+        is no such student."""
+        with self._begin() as conn:
+            done = conn.execute(
+                update(students).where(students.c.name == event.student).values(consent=event.state)
+            )
+            if not done.rowcount:
+                return False
+            conn.execute(consent_events.insert().values(**event.__dict__))
+        return True
+
+    def consent_history(self, student: str) -> list[ConsentEvent]:
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(consent_events)
+                .where(consent_events.c.student == student)
+                .order_by(consent_events.c.id)
+            ).all()
+        return [
+            ConsentEvent(r.student, r.state, r.by, r.document, r.recorded_by, r.at) for r in rows
+        ]
+
+    # --- photos and descriptors ---------------------------------------------------------------
+
+    def forget_photos(self, student: str) -> int:
+        """Forget the student's photos and their descriptors (those no other photo row shares);
+        the number of photo rows forgotten."""
+        with self._begin() as conn:
+            digests = {
+                r[0]
+                for r in conn.execute(select(photos.c.sha256).where(photos.c.student == student))
+            }
+            done = conn.execute(delete(photos).where(photos.c.student == student))
+            _drop_unshared(conn, digests)
+        return int(done.rowcount or 0)
+
+    def forget_faces(self, digests: set[str]) -> None:
+        """Drop the cached faces (descriptors) of ``digests`` that no photo row uses."""
+        with self._begin() as conn:
+            _drop_unshared(conn, digests)
+
+    def prune_face_cache(self) -> int:
+        """Drop every cached face no photo row uses (photos refused at upload, removed, of
+        students who withdrew); how many."""
+        with self._begin() as conn:
+            used = select(photos.c.sha256)
+            done = conn.execute(delete(face_cache).where(face_cache.c.sha256.not_in(used)))
+        return int(done.rowcount or 0)
+
+    def descriptor_blobs(self) -> list[tuple[str, str, bytes]]:
+        """Every stored descriptor as it is at rest: (sha256, pipeline, sealed bytes)."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(face_cache.c.sha256, face_cache.c.pipeline, face_cache.c.descriptor).where(
+                    face_cache.c.descriptor.is_not(None)
+                )
+            ).all()
+        return [(r.sha256, r.pipeline, r.descriptor) for r in rows]
+
+    def replace_descriptor_blob(self, sha256: str, pipeline: str, blob: bytes) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                update(face_cache)
+                .where(face_cache.c.sha256 == sha256, face_cache.c.pipeline == pipeline)
+                .values(descriptor=blob)
+            )
+
+    # --- the audit log ------------------------------------------------------------------------
+
+    def record_audit(
+        self, at: datetime, actor: str, action: str, subject: str, detail: str
+    ) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                audit.insert().values(
+                    at=at,
+                    actor=actor[:128],
+                    action=action[:32],
+                    subject=subject[:255],
+                    detail=detail[:512],
+                )
+            )
+
+    def audit_entries(
+        self, limit: int = 200, subject: str | None = None, since: datetime | None = None
+    ) -> list[AuditEntry]:
+        query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if subject is not None:
+            query = query.where(audit.c.subject == subject)
+        if since is not None:
+            query = query.where(audit.c.at >= since)
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        return [AuditEntry(r.id, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
+
+    # --- erasure ------------------------------------------------------------------------------
+
+    def erase_student(self, name: str, opaque: str) -> Erased:
+        """Delete every row that names ``name`` (registry, marks, corrections, sightings,
+        consent, badges, photos and their descriptors, intruder photos identified as them,
+        uncertain faces that named them) and rewrite the audit log's and the timetable
+        history's mentions as ``opaque``, in one transaction."""
+        out = Erased()
+        with self._begin() as conn:
+            digests = {
+                r[0] for r in conn.execute(select(photos.c.sha256).where(photos.c.student == name))
+            }
+            out.files += [
+                r[0]
+                for r in conn.execute(select(intruders.c.path).where(intruders.c.student == name))
+            ]
+            out.files += [
+                r[0]
+                for r in conn.execute(select(uncertain.c.path).where(uncertain.c.candidate == name))
+            ]
+            for table, column in (
+                (students, students.c.name),
+                (marks, marks.c.student),
+                (corrections, corrections.c.student),
+                (sightings, sightings.c.student),
+                (consent_events, consent_events.c.student),
+                (badges, badges.c.student),
+                (photos, photos.c.student),
+                (intruders, intruders.c.student),
+                (uncertain, uncertain.c.candidate),
+            ):
+                done = conn.execute(delete(table).where(column == name))
+                out.rows[table.name] = int(done.rowcount or 0)
+            _drop_unshared(conn, digests)
+            done = conn.execute(update(audit).where(audit.c.subject == name).values(subject=opaque))
+            out.rows["audit"] = int(done.rowcount or 0)
+            rewritten = 0
+            for quote in ('"', "'"):
+                done = conn.execute(
+                    update(timetables)
+                    .where(timetables.c.text.contains(f"{quote}{name}{quote}"))
+                    .values(
+                        text=func.replace(
+                            timetables.c.text, f"{quote}{name}{quote}", f"{quote}{opaque}{quote}"
+                        )
+                    )
+                )
+                rewritten += int(done.rowcount or 0)
+            out.rows["timetables"] = rewritten
+        return out
+
+    def compact(self) -> None:
+        """Give deleted rows' bytes back, so they are gone from the files: SQLite rewrites the
+        file (``VACUUM``) and empties the write-ahead log; PostgreSQL ``VACUUM``s."""
+        engine: Any = getattr(self, "engine")  # noqa: B009 - provided by Store
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "sqlite":
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                conn.execute(text("VACUUM"))
+                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            else:
+                conn.execute(text("VACUUM"))
+
+
+def _drop_unshared(conn: Connection, digests: set[str]) -> None:
+    if not digests:
+        return
+    still = {
+        r[0]
+        for r in conn.execute(select(photos.c.sha256).where(photos.c.sha256.in_(list(digests))))
+    }
+    gone = list(digests - still)
+    for start in range(0, len(gone), 500):
+        conn.execute(delete(face_cache).where(face_cache.c.sha256.in_(gone[start : start + 500])))
