@@ -141,7 +141,7 @@ class ServerProcess:
         )
         env.update(self.env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir / "server.log"
+        self.log_path = self.log_path or self.data_dir / "server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         cmd = [
             *self.prefix,

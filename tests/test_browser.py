@@ -316,6 +316,7 @@ def test_every_page_reads_at_360_and_1280_px(school: School) -> None:
         ("enrol-student", "/enrol/al_gore"),
         ("reports", "/reports?class=room-b"),
         ("admin", "/admin"),
+        ("audit", "/admin/audit"),
     ):
         check_page(school.driver, school.server.url + path, name, SCREENS)
     school.driver.delete_all_cookies()

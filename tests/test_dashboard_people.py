@@ -287,7 +287,9 @@ def test_the_photo_route_serves_the_students_own_files_only(
     caplog.set_level(logging.DEBUG)
     with school.client.get("/student/ana_lima/photos/1.jpg") as response:
         assert response.status_code == 200
-        assert response.data == (dataset / "ana_lima" / "1.jpg").read_bytes()
+        # Sealed at rest, served plain to a signed-in user.
+        assert response.data == b"photo:ana_lima:1"
+        assert (dataset / "ana_lima" / "1.jpg").read_bytes().startswith(b"SMART-ATTENDANCE")
         assert response.mimetype == "image/jpeg"
         assert response.headers["Cache-Control"] == "no-store"
     assert "photo:ana_lima" not in caplog.text  # the photo's bytes are never logged

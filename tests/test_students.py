@@ -86,6 +86,7 @@ def test_every_student_of_the_registry_is_listed(kit: Kit) -> None:
         "photos": 2,
         "active": True,
         "joined": "2026-11-23",
+        "consent": "none",
     }
 
 
@@ -105,6 +106,7 @@ def test_a_student_is_added_with_a_dataset_folder(kit: Kit) -> None:
         "photos": 0,
         "active": True,
         "joined": "2026-11-24",  # today, by the injected clock
+        "consent": "none",
     }
     assert (kit.settings.dataset_dir / "dan_roe").is_dir()
     assert listing(kit)["dan_roe"]["joined"] == "2026-11-24"

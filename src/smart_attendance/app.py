@@ -32,9 +32,14 @@ from .db.store import Store
 from .errors import NotReadyError
 from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
 from .people.accounts import AccountService
+from .people.badges import BadgeService
 from .people.service import EnrolmentService
 from .people.watcher import GalleryWatcher
+from .privacy.access import AccessService
 from .privacy.audit import AuditLog
+from .privacy.consent import ConsentService
+from .privacy.erasure import ErasureService
+from .privacy.retention import PurgeService
 from .privacy.sealing import DataSealer, load_sealer
 from .recognition.service import RecognitionService
 from .reports.service import ReportService
@@ -109,6 +114,11 @@ class Services:
     watcher: GalleryWatcher  # started by `attendance serve`: follows other processes' enrolments
     sealer: DataSealer  # encryption at rest (descriptors, photos)
     audit: AuditLog  # who viewed, exported, corrected, erased, changed consent
+    consent: ConsentService  # consent to face recognition, and its consequences
+    erasure: ErasureService  # the right to erasure
+    access: AccessService  # subject access: everything held on a student, as a zip
+    purge: PurgeService  # the retention purge (daily in `attendance serve`, `attendance purge`)
+    badges: BadgeService  # printed QR cards: check-in without a face
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -167,7 +177,7 @@ def build_services(
         require_liveness=settings.require_liveness,
     )
     attendance = AttendanceService(settings, store, clock, timetable)
-    intruders = IntruderService(settings, store, clock)
+    intruders = IntruderService(settings, store, clock, sealer)
     files = CsvFiles(settings.logs_dir, attendance)
     review = ReviewService(settings, store, clock, attendance, files, enrolment)
     scans = ScanService(enrolment, recognition, attendance, intruders, files, review)
@@ -191,4 +201,9 @@ def build_services(
         watcher=GalleryWatcher(enrolment),
         sealer=sealer,
         audit=audit,
+        consent=ConsentService(store, enrolment, audit, clock),
+        erasure=ErasureService(settings, store, enrolment, attendance, files, audit),
+        access=AccessService(settings, store, enrolment, audit, clock),
+        purge=PurgeService(settings, store, clock, files, enrolment, audit),
+        badges=BadgeService(store, clock, attendance, audit, files.update),
     )

@@ -16,6 +16,7 @@
      +-- LoginError                     a dashboard sign-in was refused (never says which part)
      |    +-- TooManyAttemptsError      too many failed logins lately; ``retry_after_s`` says when
      +-- ForbiddenError                 the signed-in user's role or classes do not allow this
+     |    +-- BadgeRefusedError         a badge unknown, revoked, or of a student who left
      +-- NotReadyError                  enrolment has not finished, or no face engine here
      +-- WorkerCrashedError             a recognition worker process died (it is replaced)
      +-- StoreError                     the database cannot be reached or refused a write
@@ -95,6 +96,15 @@ class TooManyAttemptsError(LoginError):
 
 class ForbiddenError(AttendanceError):
     """The signed-in user may not see or change this (another teacher's class, admin pages)."""
+
+
+class BadgeRefusedError(ForbiddenError):
+    """A badge that checks nobody in; ``reason`` is its code for cameras: ``badge_unknown``,
+    ``badge_revoked`` or ``badge_inactive`` (the student left or is not in the registry)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotReadyError(AttendanceError):

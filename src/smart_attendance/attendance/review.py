@@ -247,7 +247,9 @@ class ReviewService:
         row = self.intruder(row_id)
         root = self.settings.data_dir.resolve()
         path = Path(row.path).resolve()
-        if path.is_relative_to(root):
+        if not row.path:
+            pass  # an event kept without a photo (ATTENDANCE_INTRUDER_PHOTOS=off)
+        elif path.is_relative_to(root):
             try:
                 path.unlink(missing_ok=True)
             except OSError as exc:

@@ -115,6 +115,22 @@ def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
         return build_services(settings, analyzer=analyzer)
 
 
+@contextmanager
+def opened_services(env_file: str | None) -> Iterator[Services]:
+    """The services of a command that changes the records (the database is created if there
+    is none yet), without recognition workers; closed on the way out."""
+    from ..app import build_services
+
+    settings = _settings(env_file)
+    logging.basicConfig(level=logging.CRITICAL)  # the command's output is its answer
+    with friendly_errors():
+        services = build_services(settings, analyzer="none")
+    try:
+        yield services
+    finally:
+        services.close()
+
+
 def _database_exists(settings: Settings) -> bool:
     if settings.database_url:
         return True  # a server database: the store reports it when it is unreachable
@@ -229,6 +245,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     """Run the attendance server (enrols the dataset first, in the background)."""
     from waitress import create_server
 
+    from ..privacy.retention import PurgeScheduler
     from ..reports.scheduler import ReportScheduler
     from ..web import create_app
 
@@ -261,6 +278,12 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         try:
             report = _progress_enroll(services)
             _print_report(report, verbose=False)
+            if report.awaiting:
+                click.echo(
+                    f"{len(report.awaiting)} student(s) await consent and are not enrolled "
+                    "(`attendance consent list --state none`); record it with `attendance "
+                    "consent give NAME --by WHO --document REF` or on the student's page."
+                )
             click.echo("Ready: enrolment finished, recognising.")
         except AttendanceError as exc:
             click.echo(f"Error: enrolment failed: {exc}", err=True)
@@ -282,6 +305,8 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         ) from None
     scheduler = ReportScheduler(settings, services.store, services.reports, services.clock)
     scheduler.start()
+    purger = PurgeScheduler(settings, services.store, services.purge, services.clock)
+    purger.start()  # the retention purge, daily at ATTENDANCE_PURGE_TIME
     if settings.report_time:
         click.echo(
             f"Daily report at {settings.report_time:%H:%M} ({settings.timezone}) to "
@@ -299,6 +324,12 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "
         f"{settings.threads} threads)"
     )
+    if not settings.require_consent:
+        click.echo(
+            "Warning: consent is not enforced (ATTENDANCE_REQUIRE_CONSENT=0): every photo in "
+            "the dataset is enrolled, whether or not consent was recorded (docs/privacy.md).",
+            err=True,
+        )
     shown = "localhost" if settings.host in {"0.0.0.0", "::", "127.0.0.1"} else settings.host  # noqa: S104
     click.echo(f"Dashboard: open http://{shown}:{settings.port}/ in a browser.")
     with friendly_errors():
@@ -318,6 +349,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         click.echo("Stopping.")
     finally:
         scheduler.stop()
+        purger.stop()
         services.close()
 
 

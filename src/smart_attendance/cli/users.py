@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import _settings, env_file_option, friendly_errors, main
+from . import env_file_option, friendly_errors, main, opened_services
 
 if TYPE_CHECKING:
     from ..people.accounts import AccountService
@@ -23,15 +23,8 @@ if TYPE_CHECKING:
 @contextmanager
 def _accounts(env_file: str | None) -> Iterator[AccountService]:
     """The accounts of the services built from the settings, closed on the way out."""
-    from ..app import build_services
-
-    settings = _settings(env_file)
-    with friendly_errors():
-        services = build_services(settings, analyzer="none")
-    try:
+    with opened_services(env_file) as services:
         yield services.accounts
-    finally:
-        services.close()
 
 
 def _password(from_stdin: bool) -> str:

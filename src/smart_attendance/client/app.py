@@ -4,8 +4,10 @@ For every frame: find the faces on a 320 px greyscale copy, take the largest fac
 follow its eye aspect ratio. When that face blinks, the burst of frames from just before the dip
 to the recovery is queued on disk (capture time, camera id, unique event id) and sent to
 ``POST /recognize`` by a background uploader; the answer is shown on the result card. The same
-face track is not scanned again for ``cooldown_s``. A camera or stream that fails is reopened;
-neither the server nor the camera can crash the client.
+face track is not scanned again for ``cooldown_s``. A printed badge in view (its QR code, read
+``badge_every_s``) is queued as a check-in for ``POST /checkin`` instead, the same card not
+again for ``cooldown_s``. A camera or stream that fails is reopened; neither the server nor the
+camera can crash the client.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ..models import LIVENESS_FAILED, RECOGNISED, Box, DetectParams, Recognition
 from ..recognition.liveness import BlinkDetector
 from . import hud
 from .outbox import Outbox, Scan
+from .qr import BadgeReader
 from .sources import open_frames
 from .uploader import Uploader
 
@@ -52,6 +55,7 @@ class ClientOptions:
     width: int = 0  # 0: the source's own resolution
     fps: float = 0.0  # 0: the source's own rate
     drain_s: float = 30.0  # at the end of a file, wait this long for the queue to empty
+    badge_every_s: float = 0.2  # look for a badge's QR code this often (0: every frame)
 
 
 def _is_live(source: str) -> bool:
@@ -76,6 +80,9 @@ class Scanner:
         self.track_box: Box | None = None
         self.track_id = 0
         self.cooldown_until: dict[int, float] = {}
+        self.badges = BadgeReader()
+        self.badge_until: dict[str, float] = {}  # a card read: not sent again until then
+        self.next_badge_look = float("-inf")
         self.state = hud.HudState(camera=options.camera)
         self.index = -1
         self.scans = 0
@@ -115,6 +122,9 @@ class Scanner:
             state.blinking = False
         if blink and len(boxes) == 1 and t >= self.cooldown_until.get(self.track_id, 0.0):
             self._queue_burst(blink.start, t)
+        if t >= self.next_badge_look:
+            self.next_badge_look = t + self.options.badge_every_s
+            self._queue_badges(frame, t, now)
         state.server = self.uploader.state
         state.queued = len(self.outbox)
         return hud.draw(frame, state)
@@ -142,6 +152,25 @@ class Scanner:
         self.cooldown_until[self.track_id] = t + self.options.cooldown_s
         self.scans += 1
         log.info("blink seen: scan queued (%d frames)", len(jpegs))
+
+    def _queue_badges(self, frame: np.ndarray, t: float, now: datetime) -> None:
+        """Queue a check-in for each badge in view, once per card in ``cooldown_s``."""
+        for token in self.badges.read(frame):
+            if t < self.badge_until.get(token, float("-inf")):
+                continue
+            self.badge_until = {k: v for k, v in self.badge_until.items() if v > t}
+            self.badge_until[token] = t + self.options.cooldown_s
+            self.outbox.put_badge(token, self.options.camera, now)
+            self.uploader.wake()
+            online = self.uploader.state == "online"
+            self.state.result = {
+                "title": "Badge read",
+                "detail": "checking in" if online else "server offline: will send later",
+                "kind": "queued",
+            }
+            self.state.result_until = t + 3.0
+            self.scans += 1
+            log.info("badge read: check-in queued")
 
     def on_answer(self, _scan: Scan, answer: Recognition) -> None:
         self.state.result = hud.result_card(answer)

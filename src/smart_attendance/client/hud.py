@@ -49,6 +49,8 @@ def result_card(answer: Recognition) -> dict[str, str]:
         return {"title": first.name, "detail": detail, "kind": kind}
     if answer.status == LIVENESS_FAILED:
         return {"title": "Please blink", "detail": answer.reason or "", "kind": "unknown"}
+    if answer.status.startswith("badge_"):  # badge_unknown, badge_revoked, badge_inactive
+        return {"title": "Badge refused", "detail": answer.reason or "", "kind": "unknown"}
     return {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
 
 

@@ -1,9 +1,10 @@
 """A queue of scans on disk: nothing is lost when the server is down or the client restarts.
 
 Each scan is a folder ``<capture time>_<event id>/`` holding ``scan.json`` (event id, capture
-time, camera, fps) and its JPEG frames. It is written under a temporary name and renamed, so a
-half-written scan is never sent; it is deleted only after the server has answered it. The event
-id makes a resend harmless: the server never marks twice for one event.
+time, camera, fps) and its JPEG frames, or for a badge read at the door its token instead of
+frames (``put_badge``; sent to ``POST /checkin``). It is written under a temporary name and
+renamed, so a half-written scan is never sent; it is deleted only after the server has answered
+it. The event id makes a resend harmless: the server never marks twice for one event.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Scan:
     captured_at: str
     camera: str
     fps: float
+    badge: str | None = None  # a badge's token: a check-in, without frames
 
     def frames(self) -> list[bytes]:
         return [p.read_bytes() for p in sorted(self.folder.glob("*.jpg"))]
@@ -39,7 +41,12 @@ class Outbox:
             shutil.rmtree(stale, ignore_errors=True)
 
     def put(
-        self, frames: list[bytes], camera: str, fps: float, captured_at: datetime | None = None
+        self,
+        frames: list[bytes],
+        camera: str,
+        fps: float,
+        captured_at: datetime | None = None,
+        badge: str | None = None,
     ) -> Scan:
         stamp = (captured_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
         event_id = uuid.uuid4().hex
@@ -54,6 +61,8 @@ class Outbox:
             "camera": camera,
             "fps": fps,
         }
+        if badge is not None:
+            meta["badge"] = badge
         (tmp / "scan.json").write_text(json.dumps(meta), encoding="utf-8")
         final = self.root / name
         tmp.rename(final)
@@ -61,9 +70,19 @@ class Outbox:
 
     def _load(self, folder: Path) -> Scan:
         meta = json.loads((folder / "scan.json").read_text(encoding="utf-8"))
+        badge = meta.get("badge")
         return Scan(
-            folder, meta["event_id"], meta["captured_at"], meta["camera"], float(meta["fps"])
+            folder,
+            meta["event_id"],
+            meta["captured_at"],
+            meta["camera"],
+            float(meta["fps"]),
+            str(badge) if badge else None,
         )
+
+    def put_badge(self, token: str, camera: str, captured_at: datetime | None = None) -> Scan:
+        """Queue a badge's check-in (its token, no frames)."""
+        return self.put([], camera, 0.0, captured_at, badge=token)
 
     def pending(self) -> list[Scan]:
         with self._lock:

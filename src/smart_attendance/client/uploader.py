@@ -1,5 +1,7 @@
 """Sends queued scans to the server in capture order, in a background thread, with back-off
-while the server is unreachable; reports the connection state and the last answer.
+while the server is unreachable; reports the connection state and the last answer. A scan is a
+burst of frames (``POST /recognize``) or a badge read at the door (``POST /checkin``); a badge
+the server refuses (403) is answered like a refused scan: shown, and not kept in the queue.
 
 The HTTP session can be passed in (``session``): the tests hand it a ``requests.Session``
 whose transport is the app in the same process, so the queue is tested without sockets."""
@@ -31,6 +33,7 @@ class Uploader:
     ) -> None:
         self.outbox = outbox
         self.url = server.rstrip("/") + "/recognize"
+        self.checkin_url = server.rstrip("/") + "/checkin"
         self.key = key
         self.on_answer = on_answer
         self.timeout_s = timeout_s
@@ -85,23 +88,8 @@ class Uploader:
 
     def send(self, scan: Scan) -> bool:
         """Send one scan; True when the server gave a final answer (the scan is removed)."""
-        files = [
-            ("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(scan.frames())
-        ]
-        form = {
-            "camera": scan.camera,
-            "event_id": scan.event_id,
-            "captured_at": scan.captured_at,
-            "fps": f"{scan.fps:g}",
-        }
         try:
-            response = self._session.post(
-                self.url,
-                files=files,
-                data=form,
-                headers={"X-API-KEY": self.key},
-                timeout=self.timeout_s,
-            )
+            response = self._post(scan)
         except requests.RequestException as exc:
             self.state = "offline"
             log.info(
@@ -124,9 +112,35 @@ class Uploader:
             body = {"status": "error", "error": f"HTTP {response.status_code}"}
         answer = Recognition.from_json(body)
         if response.status_code >= 400:
-            log.warning("the server refused a scan: %s", answer.reason)
+            kind = "badge" if scan.badge else "scan"
+            log.warning("the server refused a %s: %s", kind, answer.reason)
         self.outbox.done(scan)
         self.sent += 1
         if self.on_answer:
             self.on_answer(scan, answer)
         return True
+
+    def _post(self, scan: Scan) -> requests.Response:
+        headers = {"X-API-KEY": self.key}
+        if scan.badge is not None:
+            body = {
+                "badge": scan.badge,
+                "camera": scan.camera,
+                "event_id": scan.event_id,
+                "captured_at": scan.captured_at,
+            }
+            return self._session.post(
+                self.checkin_url, json=body, headers=headers, timeout=self.timeout_s
+            )
+        files = [
+            ("image", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(scan.frames())
+        ]
+        form = {
+            "camera": scan.camera,
+            "event_id": scan.event_id,
+            "captured_at": scan.captured_at,
+            "fps": f"{scan.fps:g}",
+        }
+        return self._session.post(
+            self.url, files=files, data=form, headers=headers, timeout=self.timeout_s
+        )

@@ -161,6 +161,32 @@ class PrivacyQueries:
             rows = conn.execute(query).all()
         return [AuditEntry(r.id, r.at, r.actor, r.action, r.subject, r.detail) for r in rows]
 
+    # --- subject access -----------------------------------------------------------------------
+
+    def student_records(self, name: str) -> dict[str, list[dict[str, Any]]]:
+        """Every row held on ``name``, per table (badge tokens' hashes left out)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self._begin() as conn:
+            for table, column in (
+                (students, students.c.name),
+                (consent_events, consent_events.c.student),
+                (marks, marks.c.student),
+                (corrections, corrections.c.student),
+                (sightings, sightings.c.student),
+                (photos, photos.c.student),
+                (badges, badges.c.student),
+                (intruders, intruders.c.student),
+                (uncertain, uncertain.c.candidate),
+                (audit, audit.c.subject),
+            ):
+                rows = conn.execute(
+                    select(table).where(column == name).order_by(*table.primary_key)
+                ).all()
+                out[table.name] = [
+                    {k: v for k, v in row._mapping.items() if k != "token_sha256"} for row in rows
+                ]
+        return out
+
     # --- erasure ------------------------------------------------------------------------------
 
     def erase_student(self, name: str, opaque: str) -> Erased:

@@ -230,10 +230,11 @@ class EnrolmentService:
                 self._enroll()
             self.store.bump_meta(GALLERY_VERSION)
 
-    def forget_photos(self, name: str, remove_folder: bool = False) -> int:
+    def forget_photos(self, name: str, remove_folder: bool = False, reenrol: bool = True) -> int:
         """Delete the photo files of ``name`` from the dataset folder (with ``remove_folder``
-        the whole folder), their photo rows and descriptors, and re-enrol; how many files were
-        deleted. Links are removed themselves, never what they point to."""
+        the whole folder), their photo rows and descriptors, and re-enrol (unless the caller
+        does it once for many); how many files were deleted. Links are removed themselves,
+        never what they point to."""
         with self._lock:
             deleted = 0
             folder = student_folder(self.settings.dataset_dir, name)
@@ -260,7 +261,8 @@ class EnrolmentService:
                     except OSError as exc:
                         raise _folder_error(exc, "remove a folder") from None
             self.store.forget_photos(name)
-            self.changed_elsewhere()
+            if reenrol:
+                self.changed_elsewhere()
         log.info("the photos of one student were deleted (%d file(s))", deleted)
         return deleted
 
@@ -435,7 +437,7 @@ class EnrolmentService:
         """``ConflictError`` when photos of ``student`` may not be processed (no consent)."""
         if self.settings.require_consent and student.consent != "given":
             state = (
-                "no consent recorded" if student.consent == "none" else f"consent {student.consent}"
+                "no recorded consent" if student.consent == "none" else f"consent {student.consent}"
             )
             raise ConflictError(
                 f"{student.name} has {state}: photos are not processed until consent is given "

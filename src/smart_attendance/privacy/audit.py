@@ -12,6 +12,7 @@ import getpass
 import logging
 from datetime import UTC, datetime
 
+from ..attendance.corrections import Corrected
 from ..db.privacy import AuditEntry
 from ..db.store import Store
 from ..errors import StoreError
@@ -55,6 +56,18 @@ class AuditLog:
             self.store.record_audit(at, actor, action, subject, detail)
         except StoreError as exc:
             log.error("could not write the audit log (%s by %s): %s", action, actor, exc)
+
+    def corrected(self, actor: str, done: Corrected) -> None:
+        """Keep a correction (or an undo) that changed a status."""
+        if done.changed:
+            entry = done.entry
+            self.record(
+                actor,
+                "correct",
+                entry.student,
+                f"{entry.status or 'undone'}: {entry.class_name} {entry.period} on "
+                f"{entry.day.isoformat()}",
+            )
 
     def entries(
         self, limit: int = 200, subject: str | None = None, since: datetime | None = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..config import Settings
+from ..db.store import Store
 from ..errors import ConfigError, DataKeyError
 
 MAGIC = b"SMART-ATTENDANCE-SEALED-1\n"  # then a Fernet token
@@ -50,9 +51,10 @@ class DataSealer:
         try:
             return self._fernet.decrypt(data[len(MAGIC) :])
         except InvalidToken:
+            where = self.source or "this server"
             raise DataKeyError(
-                f"stored data cannot be decrypted with the data key of {self.source or 'this server'}"
-                ": it was encrypted with another key (ATTENDANCE_DATA_KEY, DATA_DIR/data_key)"
+                f"stored data cannot be decrypted with the data key of {where}: it was "
+                "encrypted with another key (ATTENDANCE_DATA_KEY, DATA_DIR/data_key)"
             ) from None
 
     def reseal(self, data: bytes) -> bytes:
@@ -134,3 +136,64 @@ def load_sealer(settings: Settings, create: bool = True) -> DataSealer:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the data key file {path}: {exc}") from None
     return DataSealer(parse_keys(text, str(path)), str(path))
+
+
+def _reseal_file(path: Path, sealer: DataSealer) -> bool:
+    """Seal one sealed file again with the first key (same mode, whole or not at all)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if not sealer.is_sealed(data):
+        return False
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.rekey")
+    mode = path.stat().st_mode & 0o777
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(sealer.reseal(data))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return True
+
+
+def reseal_everything(settings: Settings, store: Store, sealer: DataSealer) -> tuple[int, int]:
+    """Seal every stored descriptor and sealed file again with ``sealer``'s first key;
+    (descriptors, files) done."""
+    descriptors = 0
+    for sha256, pipeline, blob in store.descriptor_blobs():
+        store.replace_descriptor_blob(sha256, pipeline, sealer.reseal(blob))
+        descriptors += 1
+    files = 0
+    for folder in (settings.dataset_dir, settings.intruders_dir, settings.review_dir):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                files += _reseal_file(path, sealer)
+    return descriptors, files
+
+
+def rotate(settings: Settings, store: Store) -> tuple[str, int, int]:
+    """Rotate the data key: a new key seals everything again. With the key file, the new key
+    is written first (old keys kept until every blob is resealed, then dropped); with
+    ATTENDANCE_DATA_KEY, everything is sealed again with its first key and the caller says
+    to drop the others. Returns (where the key is, descriptors, files)."""
+    if settings.data_key:
+        sealer = load_sealer(settings)
+        descriptors, files = reseal_everything(settings, store, sealer)
+        return "ATTENDANCE_DATA_KEY", descriptors, files
+    old = load_sealer(settings, create=False)
+    fresh = Fernet.generate_key()
+    write_key_file(settings.data_key_file, [fresh, *old.keys])
+    both = DataSealer([fresh, *old.keys], old.source)
+    store.sealer = both
+    descriptors, files = reseal_everything(settings, store, both)
+    write_key_file(settings.data_key_file, [fresh])
+    store.sealer = DataSealer([fresh], old.source)
+    return str(settings.data_key_file), descriptors, files

@@ -221,10 +221,11 @@ def create_app(services: Services) -> Flask:
         health = services.health()
         return jsonify(health.to_json()), 200 if health.status == "ok" else 503
 
-    from . import dashboard, register, students  # they import this module's helpers
+    from . import badges, dashboard, register, students  # they import this module's helpers
 
     app.register_blueprint(register.blueprint(services))
     app.register_blueprint(students.blueprint(services))
+    app.register_blueprint(badges.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services))
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -81,12 +81,14 @@ def blueprint(services: Services) -> Blueprint:
             reason=_text(body, "reason") or "",
             by=API_SOURCE,
         )
+        services.audit.corrected(API_SOURCE, result)
         return jsonify(result.to_json()), 201 if result.changed else 200
 
     @routes.post("/attendance/corrections/undo")
     def undo() -> Any:
         _body, slot = _slot_of(request.get_json(silent=True))
         result = corrections.undo(services.attendance, services.files, **slot, by=API_SOURCE)
+        services.audit.corrected(API_SOURCE, result)
         return jsonify(result.to_json()), 201
 
     def download(fmt: str) -> Response:

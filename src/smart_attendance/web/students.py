@@ -7,7 +7,10 @@
                                      ``external_id``, ``classes``, ``active``
 * ``POST /students/<name>/photos``   multipart ``image`` (one or more): each photo enrolled or
                                      refused with the reason and its checks; recognised right
-                                     after
+                                     after (409 while the student's consent is not given)
+* ``PUT /students/<name>/consent``   JSON ``{"state": given|refused|withdrawn, "by", "document"}``
+* ``DELETE /students/<name>``        erase the student and every record of them
+* ``GET /students/<name>/export``    a zip of everything held on the student
 
 The field checks (``clean_*``) are shared with the dashboard's Enrol page.
 """
@@ -21,14 +24,18 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from ..app import Services
+from ..attendance.export import ExportFile
 from ..db.store import StudentRow
 from ..errors import BadRequestError
+from . import _attachment
 
 MAX_DISPLAY_NAME = 255
 MAX_EXTERNAL_ID = 64
 MAX_CLASSES = 100
 CREATE_FIELDS = frozenset({"name", "display_name", "external_id", "classes"})
 CHANGE_FIELDS = CREATE_FIELDS | {"active"}
+CONSENT_FIELDS = frozenset({"state", "by", "document"})
+API_ACTOR = "api"  # the master key (API_SECRET_KEY)
 
 
 def _body(allowed: frozenset[str]) -> dict[str, Any]:
@@ -94,6 +101,7 @@ def _student_json(row: StudentRow, services: Services, photos: dict[str, int]) -
         "photos": photos.get(row.name, 0),
         "active": row.active,
         "joined": row.joined_on.isoformat(),
+        "consent": row.consent,
     }
 
 
@@ -169,5 +177,35 @@ def blueprint(services: Services) -> Blueprint:
                 "photos": [r.to_json() for r in results],
             }
         ), 201
+
+    @routes.put("/students/<name>/consent")
+    def set_consent(name: str) -> Any:
+        body = _body(CONSENT_FIELDS)
+        fields = {key: body.get(key, "") for key in CONSENT_FIELDS}
+        if not all(isinstance(value, str) for value in fields.values()):
+            raise BadRequestError("state, by and document must be texts")
+        services.consent.record(
+            [name], fields["state"], fields["by"], fields["document"], API_ACTOR
+        )
+        return jsonify(answer(enrolment.student(name)))
+
+    @routes.delete("/students/<name>")
+    def erase_student(name: str) -> Any:
+        report = services.erasure.erase(name, API_ACTOR)
+        return jsonify(
+            {
+                "status": "success",
+                "erased": report.opaque_id,
+                "photos": report.photos,
+                "records": report.records,
+                "files": report.files,
+                "csv_lines": report.csv_lines,
+            }
+        )
+
+    @routes.get("/students/<name>/export")
+    def export_student(name: str) -> Any:
+        data = services.access.export(name, API_ACTOR)
+        return _attachment(ExportFile(f"student-{name}.zip", "application/zip", data, 0))
 
     return routes

@@ -9,6 +9,7 @@ accepted here, and the API never accepts the session).
 * ``review``: ``/review``, intruder photos and uncertain faces;
 * ``enrol``: ``/enrol``, students and their photos (upload or the browser's camera);
 * ``reports``: ``/reports``, statistics, exports and the daily email's preview;
+* ``privacy``: a student's consent, export and erasure; ``/admin/audit``, the audit log;
 * ``admin``: ``/admin``, users, the timetable, settings and health.
 
 Every page module has ``register(routes, services)`` adding its views to the one ``dashboard``
@@ -28,11 +29,11 @@ NAME = "dashboard"
 
 
 def blueprint(services: Services) -> Blueprint:
-    from . import admin, auth, enrol, people, reports, review, today
+    from . import admin, auth, enrol, people, privacy, reports, review, today
 
     routes = Blueprint(NAME, __name__)
     auth.register(routes, services)
-    for page in (today, people, review, enrol, reports, admin):
+    for page in (today, people, privacy, review, enrol, reports, admin):
         page.register(routes, services)
 
     @routes.errorhandler(AttendanceError)

@@ -67,6 +67,7 @@ def register(routes: Blueprint, services: Services) -> None:
             counts=enrolment.photo_counts(),
             class_names=class_names(),
             classes_of=classes_of,
+            consent_required=services.settings.require_consent,
             **context,
         )
 
@@ -116,6 +117,7 @@ def register(routes: Blueprint, services: Services) -> None:
             classes=classes_of(row),
             accept=ACCEPT,
             field=PHOTO_FIELD,
+            consent_required=services.settings.require_consent,
         )
 
     @routes.get("/enrol/<name>/photos/<filename>")

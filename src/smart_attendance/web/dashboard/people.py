@@ -201,6 +201,7 @@ def register(routes: Blueprint, services: Services) -> None:
             if folder == name and file:
                 skipped[file] = item.reason
         classes = student_classes(services, row)
+        services.audit.record(f"user:{user.name}", "view", name, "student page")
         return render(
             "student.html",
             row.display_name or name,
@@ -210,6 +211,8 @@ def register(routes: Blueprint, services: Services) -> None:
             today=services.attendance.today(),
             classes=classes,
             photos=photo_files(services.settings.dataset_dir, name),
+            consent=services.consent.history(name) if user.may_enrol else [],
+            consent_required=services.settings.require_consent,
             skipped=skipped,
             enrolled=services.enrolment.photo_counts().get(name, 0),
             months=months(first, last),

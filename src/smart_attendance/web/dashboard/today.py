@@ -130,6 +130,7 @@ def register(routes: Blueprint, services: Services) -> None:
                 by=access().by,
                 **fields,
             )
+            services.audit.corrected(access().by, done)
             entry = done.entry
             if not done.changed:
                 return f"{entry.student} was already {entry.status}."
@@ -143,6 +144,7 @@ def register(routes: Blueprint, services: Services) -> None:
 
         def run() -> str:
             done = corrections.undo(services.attendance, services.files, by=access().by, **fields)
+            services.audit.corrected(access().by, done)
             status = done.entry.status or PENDING.lower()
             return f"Undone: {done.entry.student} is {status} again."
 
