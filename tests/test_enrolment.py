@@ -212,6 +212,7 @@ def test_enroll_command_reports_every_skipped_real_photo(
     env = {
         "ATTENDANCE_DATASET_DIR": str(messy_dataset),
         "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
+        "ATTENDANCE_REQUIRE_CONSENT": "0",
     }
     result = CliRunner().invoke(cli_main, ["enroll"], env=env)
     assert result.exit_code == 0, result.output

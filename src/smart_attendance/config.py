@@ -342,8 +342,8 @@ SPECS: tuple[Spec, ...] = (
         "keep",
         _parse_choice("keep", "delete"),
         "keep: enrolment photos stay in the dataset folder, encrypted once enrolled. delete: "
-        "a photo is deleted once its descriptor is computed (descriptor-only storage; the "
-        "dashboard can no longer show it).",
+        "the daily purge (or `attendance purge`) deletes every photo whose descriptor is "
+        "computed (descriptor-only storage; the dashboard can no longer show it).",
     ),
     Spec(
         "ATTENDANCE_INTRUDER_PHOTOS",

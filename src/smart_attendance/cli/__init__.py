@@ -230,6 +230,12 @@ def _print_report(report: Any, verbose: bool = True) -> None:
                 f"  ... and {len(report.skipped) - len(shown)} more "
                 "(see `attendance enroll` or GET /enrolment)"
             )
+    if report.awaiting:
+        click.echo(
+            f"{len(report.awaiting)} student(s) await consent and are not enrolled "
+            "(`attendance consent list --state none`); record it with `attendance consent give "
+            "NAME --by WHO --document REF` or on the student's page (docs/privacy.md)."
+        )
 
 
 def _folders(settings: Settings) -> None:
@@ -278,12 +284,6 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         try:
             report = _progress_enroll(services)
             _print_report(report, verbose=False)
-            if report.awaiting:
-                click.echo(
-                    f"{len(report.awaiting)} student(s) await consent and are not enrolled "
-                    "(`attendance consent list --state none`); record it with `attendance "
-                    "consent give NAME --by WHO --document REF` or on the student's page."
-                )
             click.echo("Ready: enrolment finished, recognising.")
         except AttendanceError as exc:
             click.echo(f"Error: enrolment failed: {exc}", err=True)

@@ -180,6 +180,8 @@ class PurgeService:
         else:
             log.info("retention purge (%s): deleted %s", actor, report.summary())
             self.audit.record(actor, "purge", "", report.summary())
+            if report.total:
+                self.store.compact()  # the deleted rows' bytes leave the database file too
         return report
 
     def _delete_files(

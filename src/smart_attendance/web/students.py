@@ -168,6 +168,8 @@ def blueprint(services: Services) -> Blueprint:
         photos = [((upload.filename or "")[:255], upload.read()) for upload in uploads]
         results = enrolment.add_photos(name, photos)
         services.files.update()
+        kept = sum(1 for r in results if r.enrolled)
+        services.audit.record(API_ACTOR, "photos", name, f"{kept} of {len(results)} added")
         return jsonify(
             {
                 "status": "success",

@@ -161,6 +161,7 @@ def register(routes: Blueprint, services: Services) -> None:
             return redirect(back, code=303)
         services.files.update()
         enrolled = sum(1 for r in results if r.enrolled)
+        services.audit.record(access().by, "photos", name, f"{enrolled} of {len(results)} added")
         if wants_json():
             body = {
                 "status": "success",
@@ -185,6 +186,7 @@ def register(routes: Blueprint, services: Services) -> None:
         def run() -> str:
             left = enrolment.remove_photo(name, filename)
             services.files.update()
+            services.audit.record(access().by, "photos", name, "1 removed")
             photos = "photo" if left == 1 else "photos"
             return f"Photo {filename} removed; {name} has {left} {photos} enrolled."
 

@@ -162,12 +162,15 @@ def register(routes: Blueprint, services: Services) -> None:
             if action == "identify":
                 student = request.form.get("student", "")
                 marks = queue.identify_intruder(row.id, student, by)
+                services.audit.record(by, "review", student.strip(), f"intruder photo {row.id}")
                 return f"Photo of {when}: {student.strip()} marked {marked(marks)}."
             if action == "dismiss":
                 queue.dismiss_intruder(row.id, by)
+                services.audit.record(by, "review", "", f"intruder photo {row.id} dismissed")
                 return f"Photo of {when} dismissed."
             if action == "delete":
                 queue.delete_intruder(row.id, by)
+                services.audit.record(by, "review", "", f"intruder photo {row.id} deleted")
                 return f"Photo of {when} deleted."
             raise BadRequestError("action must be identify, dismiss or delete")
 
@@ -183,9 +186,13 @@ def register(routes: Blueprint, services: Services) -> None:
             when = f"{row.seen_at:%H:%M} on {row.day} (camera {row.camera})"
             if action == "confirm":
                 marks = queue.confirm(row.id, by)
+                services.audit.record(by, "review", row.candidate, f"uncertain face {row.id}")
                 return f"Confirmed: {row.candidate} at {when}, marked {marked(marks)}."
             if action == "reject":
                 queue.reject(row.id, by)
+                services.audit.record(
+                    by, "review", row.candidate, f"uncertain face {row.id} rejected"
+                )
                 return f"Rejected: the face at {when} is not {row.candidate}; nobody marked."
             raise BadRequestError("action must be confirm or reject")
 
