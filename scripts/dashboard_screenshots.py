@@ -130,7 +130,12 @@ def build_school(base: Path) -> tuple[object, object, ScriptedAnalyzer]:
             (folder / f"{n}.jpg").write_bytes(photo)
     clock = FixedClock(TODAY - timedelta(days=25))
     services = build_services(settings, clock=clock, analyzer=analyzer)
-    services.enrolment.enroll()
+    services.enrolment.enroll()  # nobody yet: consent first
+    refused = names[-1]
+    services.consent.record(
+        [n for n in names if n != refused], "given", "their parents", "forms 2026", "cli:office"
+    )
+    services.consent.record([refused], "refused", "their father", "", "cli:office")
     app = create_app(services)
     client = app.test_client()
     rng = random.Random(7)
@@ -229,6 +234,7 @@ def main() -> None:
                 "enrol": "/enrol/amara_okafor",
                 "reports": "/reports?class=5A",
                 "admin": "/admin",
+                "audit": "/admin/audit",
             }
             args.out.mkdir(parents=True, exist_ok=True)
             for name, path in pages.items():
