@@ -2,7 +2,9 @@
 without consent is not recognised and has no descriptor; after ``attendance consent give`` the
 running server recognises them without a restart; ``attendance students export`` holds their
 records and photos; after ``attendance students erase`` their name is in no file under the data
-folder or the dataset folder (raw bytes) and the face is unknown again."""
+folder or the dataset folder (raw bytes: after the server wrote marks, the CSV files, an
+intruder photo and sent the day's report to a real SMTP server) and the face is unknown
+again."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import (
     API_KEY,
@@ -22,10 +25,12 @@ from conftest import (
     ServerProcess,
     build_dataset,
     face_bytes,
+    free_port,
     require_faces,
     run_cli,
 )
 from test_privacy import files_naming
+from test_report import PASSWORD, TEACHERS, USER, SmtpServer
 
 pytestmark = pytest.mark.real
 
@@ -61,10 +66,17 @@ def descriptors(data: Path) -> int:
 def test_consent_export_and_erasure_through_the_server_and_the_commands(tmp_path: Path) -> None:
     require_faces()
     dataset, data = build_dataset(tmp_path / "dataset"), tmp_path / "data"
+    mail = SmtpServer(free_port())
     settings = {
         "ATTENDANCE_REQUIRE_CONSENT": "1",
         "ATTENDANCE_CLASS_START": "00:00",
         "ATTENDANCE_LATE_AFTER_MINUTES": "1440",
+        "SENDER_EMAIL": USER,
+        "SENDER_PASSWORD": PASSWORD,
+        "TEACHER_EMAIL": TEACHERS,
+        "ATTENDANCE_SMTP_HOST": "127.0.0.1",
+        "ATTENDANCE_SMTP_PORT": str(mail.port),
+        "ATTENDANCE_SMTP_SECURITY": "none",
     }
     server = ServerProcess(dataset, data, env=settings, log_path=tmp_path / "server.log")
     server.start()
@@ -75,6 +87,7 @@ def test_consent_export_and_erasure_through_the_server_and_the_commands(tmp_path
         "ATTENDANCE_DATA_DIR": str(data),
     }
     probe = face_bytes(PROBES[STUDENT])
+    mail.__enter__()
     try:
         assert name_seen(server, probe) is None
         assert descriptors(data) == 0  # nobody's photo was described
@@ -96,6 +109,12 @@ def test_consent_export_and_erasure_through_the_server_and_the_commands(tmp_path
         for photo in STRANGERS[:3]:  # an intruder photo, sealed in data/intruders
             server.recognize(face_bytes(photo))
         assert server.get("/statistics").status_code == 200
+        sent = requests.post(
+            server.url + "/send_report", headers={"X-API-KEY": API_KEY}, timeout=60
+        )
+        assert sent.status_code == 200, sent.text
+        [message] = mail.inbox.messages  # sent: it cannot be recalled (docs/privacy.md)
+        assert STUDENT in message.get_body(("plain",)).get_content()
 
         zipped = tmp_path / "export.zip"
         export = run_cli("students", "export", STUDENT, "--out", str(zipped), env=env)
@@ -117,5 +136,6 @@ def test_consent_export_and_erasure_through_the_server_and_the_commands(tmp_path
         assert descriptors(data) == 4
     finally:
         server.stop()
+        mail.__exit__()
     log = server.output()
     assert "\xff\xd8" not in log and "SMART-ATTENDANCE-SEALED" not in log
