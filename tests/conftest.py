@@ -266,6 +266,29 @@ class FixedClock:
         self.now = self.now + timedelta(**delta)
 
 
+def tick_together(schedulers: Sequence[Any], when: datetime) -> None:
+    """Every scheduler's ``tick(when)`` at once, from threads released together: servers
+    racing for the same daily job."""
+    import threading
+
+    start = threading.Barrier(len(schedulers))
+    errors: list[BaseException] = []
+
+    def run(scheduler: Any) -> None:
+        start.wait()
+        try:
+            scheduler.tick(when)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+
+
 @dataclass
 class Kit:
     """The product in this process: services, app and test client, and the faces of a class."""

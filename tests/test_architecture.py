@@ -29,6 +29,7 @@ LAYER = {
     "engine": 1,
     "recognition": 1,
     "db": 1,
+    "jobs": 1,
     "people": 2,
     "attendance": 2,
     "reports": 2,

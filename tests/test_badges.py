@@ -30,27 +30,11 @@ from smart_attendance.client.uploader import Uploader
 from smart_attendance.models import Recognition
 from smart_attendance.people.badges import PREFIX, digest
 from test_client import SERVER, AppTransport, NoFaceEngine, session_to
+from test_students import TIMETABLE  # math-7b (ana, ben) and art (cleo)
 
 MONDAY = MONDAY_0855.date()
 HEADERS = {"X-API-KEY": API_KEY}
 
-TIMETABLE = """
-[[class]]
-name = "math-7b"
-students = ["ana_lima", "ben_ito"]
-  [[class.period]]
-  days = ["mon", "tue", "wed", "thu", "fri"]
-  start = "09:00"
-  end = "10:00"
-
-[[class]]
-name = "art"
-students = ["cleo_park"]
-  [[class.period]]
-  days = ["mon"]
-  start = "08:45"
-  end = "09:45"
-"""
 
 Cli = Callable[..., Result]
 

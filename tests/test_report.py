@@ -8,7 +8,6 @@ import email
 import io
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -23,7 +22,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import Result
 from PIL import Image
 
-from conftest import API_KEY, PARIS, Kit, free_port, make_kit, make_settings
+from conftest import API_KEY, PARIS, Kit, free_port, make_kit, make_settings, tick_together
 from scripted import ScriptedFace, identity
 from smart_attendance.app import build_services
 from smart_attendance.config import Settings
@@ -426,22 +425,7 @@ def test_scheduled_report_arrives_once_with_two_servers(
 
         def together(when: datetime) -> None:
             kit.clock.set(when)
-            start = threading.Barrier(len(schedulers))
-            errors: list[BaseException] = []
-
-            def run(scheduler: ReportScheduler) -> None:
-                start.wait()
-                try:
-                    scheduler.tick(when)
-                except BaseException as exc:
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-            assert errors == []
+            tick_together(schedulers, when)
 
         together(REPORT_AT - timedelta(seconds=1))
         assert smtp.inbox.messages == []  # not before its time

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import stat
-import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
@@ -19,7 +18,7 @@ import pytest
 from click.testing import Result
 from PIL import Image
 
-from conftest import PARIS, Kit, make_kit
+from conftest import PARIS, Kit, make_kit, tick_together
 from dashboard_kit import post_form, sign_in
 from scripted import ScriptedFace, identity, near
 from smart_attendance.app import Services, build_services
@@ -297,22 +296,7 @@ def test_the_daily_purge_runs_once_across_two_servers(tmp_path: Path) -> None:
 
         def together(when: datetime) -> None:
             kit.clock.set(when)
-            start = threading.Barrier(len(schedulers))
-            errors: list[BaseException] = []
-
-            def run(scheduler: PurgeScheduler) -> None:
-                start.wait()
-                try:
-                    scheduler.tick(when)
-                except BaseException as exc:
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=60)
-            assert errors == []
+            tick_together(schedulers, when)
 
         assert schedulers[0].tick(at(TODAY, 2, 59) + timedelta(seconds=58)) == 2.0
         together(at(TODAY, 2, 59))

@@ -259,7 +259,7 @@ def test_a_full_disk_never_fails_the_scan_and_leaves_no_row(
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(review_module, "_write_private", full)
+    monkeypatch.setattr(review_module, "write_private", full)
     body = scan(school, face_of(school, "ana_lima", BORDERLINE, 1), at(23, 8, 35))
     assert body["status"] == "unknown"
     assert queued(school) == []

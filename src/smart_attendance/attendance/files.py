@@ -87,6 +87,18 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """A new file readable by this user only (0600), whole or not at all (photos under the
+    data folder: intruders, the review queue's crops)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 class CsvFiles:
     """Writes the CSV files of ``logs_dir`` from the register: a day's file lists every mark
     and correction of the day (the current status), the statistics file every student."""

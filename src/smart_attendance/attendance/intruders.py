@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 import uuid
 from datetime import datetime
@@ -28,6 +27,7 @@ from ..config import Settings
 from ..db.store import Store
 from ..engine import imaging
 from ..models import Clock, Sealer
+from .files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,6 @@ def blurred_jpeg(frame: bytes, when: datetime, camera: str, max_pixels: int) -> 
     buffer = io.BytesIO()
     out.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A new file readable by this user only (0600), whole or not at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 class IntruderService:
@@ -120,7 +109,7 @@ class IntruderService:
         folder = root / local_now.date().isoformat()
         folder.mkdir(mode=0o700, exist_ok=True)
         path = folder / f"intruder_{local_now:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}{suffix}"
-        _write_private(path, self.sealer.seal(photo))
+        write_private(path, self.sealer.seal(photo))
         try:
             self.store.record_intruder(local_now.date(), seen_at, camera, str(path))
         except BaseException:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ from ..engine import imaging
 from ..errors import BadRequestError, ConfigError, ConflictError, NotFoundError
 from ..models import Box, Clock, FaceResult, MarkResult
 from ..people.service import EnrolmentService
-from .files import CsvFiles
+from .files import CsvFiles, write_private
 from .marks import AttendanceService
 
 log = logging.getLogger(__name__)
@@ -75,17 +74,6 @@ def face_jpeg(frame: bytes, box: Box, max_pixels: int) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """A new file readable by this user only (0600), whole or not at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 class ReviewService:
@@ -152,7 +140,7 @@ class ReviewService:
             folder = self.folder / local.date().isoformat()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = folder / f"uncertain_{local:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}.jpg"
-            _write_private(path, self.enrolment.sealer.seal(data))
+            write_private(path, self.enrolment.sealer.seal(data))
             try:
                 row_id = self.store.record_uncertain(
                     local, camera, candidate, face.distance, face.margin, str(path)

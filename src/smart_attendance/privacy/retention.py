@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -46,7 +44,7 @@ from ..attendance.files import CsvFiles, day_csv_path
 from ..config import Settings
 from ..db.retention import DONE
 from ..db.store import Store
-from ..errors import AttendanceError
+from ..jobs import DailyJobThread
 from ..models import Clock
 from ..people.service import EnrolmentService
 from .audit import AuditLog
@@ -251,9 +249,12 @@ class PurgeService:
         return 1
 
 
-class PurgeScheduler:
+class PurgeScheduler(DailyJobThread):
     """Runs ``PurgeService.purge`` once a day at ``ATTENDANCE_PURGE_TIME``, once across every
     server sharing the database (a thread of ``attendance serve``)."""
+
+    name = "purge-scheduler"
+    retry_s = 60.0
 
     def __init__(
         self,
@@ -263,33 +264,16 @@ class PurgeScheduler:
         clock: Clock,
         retry: timedelta = RETRY,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.store = store
         self.purge = purge
         self.clock = clock
         self.retry = retry
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"[:64]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._done: date | None = None  # the last day this process knows was purged
 
-    def start(self) -> None:
-        if self.settings.purge_time is None:
-            return
-        self._thread = threading.Thread(target=self._run, name="purge-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wait_s = self.tick()
-            except AttendanceError as exc:  # database down: try again shortly
-                log.error("purge scheduler: %s", exc)
-                wait_s = 60.0
-            self._stop.wait(wait_s)
+    def enabled(self) -> bool:
+        return self.settings.purge_time is not None
 
     def tick(self, now: datetime | None = None) -> float:
         """Purge when today's purge is due and nobody did it; seconds to wait before looking

@@ -89,14 +89,14 @@ def parse_keys(text: str, where: str) -> list[bytes]:
     return [key.encode("ascii") for key in keys]
 
 
-def write_key_file(path: Path, keys: Sequence[bytes]) -> None:
-    """Write the key file whole (temporary file, mode 0600, then renamed over the old one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def replace_whole(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` whole or not at all: a temporary file (``mode``), synced, renamed over
+    the old one."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write("".join(key.decode("ascii") + "\n" for key in keys))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -104,6 +104,12 @@ def write_key_file(path: Path, keys: Sequence[bytes]) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+
+
+def write_key_file(path: Path, keys: Sequence[bytes]) -> None:
+    """Write the key file whole, mode 0600 (one key per line, the first seals)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_whole(path, b"".join(key + b"\n" for key in keys))
 
 
 def load_sealer(settings: Settings, create: bool = True) -> DataSealer:
@@ -146,19 +152,7 @@ def _reseal_file(path: Path, sealer: DataSealer) -> bool:
         return False
     if not sealer.is_sealed(data):
         return False
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.rekey")
-    mode = path.stat().st_mode & 0o777
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(sealer.reseal(data))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    replace_whole(path, sealer.reseal(data), path.stat().st_mode & 0o777)
     return True
 
 

@@ -15,14 +15,12 @@ delivered is in the attempt log but not sent again by itself.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 from datetime import date, datetime, timedelta, timezone
 
 from ..config import Settings
 from ..db.store import Store
 from ..errors import AttendanceError
+from ..jobs import DailyJobThread
 from ..models import Clock
 from .service import ReportService
 
@@ -38,7 +36,9 @@ def retry_delay(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
     return delay
 
 
-class ReportScheduler:
+class ReportScheduler(DailyJobThread):
+    name = "report-scheduler"
+
     def __init__(
         self,
         settings: Settings,
@@ -47,33 +47,16 @@ class ReportScheduler:
         clock: Clock,
         first_retry: timedelta = FIRST_RETRY,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.store = store
         self.reports = reports
         self.clock = clock
         self.first_retry = first_retry
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"[:64]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pending: set[date] = set()  # failed days this process knows to retry
 
-    def start(self) -> None:
-        if self.settings.report_time is None:
-            return
-        self._thread = threading.Thread(target=self._run, name="report-scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wait_s = self.tick()
-            except AttendanceError as exc:  # database down: try again shortly
-                log.error("report scheduler: %s", exc)
-                wait_s = 15.0
-            self._stop.wait(wait_s)
+    def enabled(self) -> bool:
+        return self.settings.report_time is not None
 
     def tick(self, now: datetime | None = None) -> float:
         """Send what is due; return how many seconds to wait before looking again."""
