@@ -17,8 +17,10 @@ import numpy as np
 from common import ROOT, machine, our_server, table
 
 sys.path.insert(0, str(ROOT / "src"))
+from smart_attendance.config import Settings
 from smart_attendance.db.store import CachedFace, Store
 from smart_attendance.people.enrolment import pipeline_key
+from smart_attendance.privacy.sealing import load_sealer
 from smart_attendance.recognition.matcher import Gallery, Matcher
 
 
@@ -52,13 +54,18 @@ def restart(tmp: Path, photos: int, per_student: int) -> list[list[object]]:
             "ok", "", rng.normal(size=128).astype(np.float32) * 0.09
         )
     data.mkdir(parents=True)
-    store = Store(f"sqlite:///{(data / 'attendance.db').resolve()}")
+    sealer = load_sealer(Settings(data_dir=data))  # the data key the server will use
+    store = Store(f"sqlite:///{(data / 'attendance.db').resolve()}", sealer)
     store.create()
     store.cache_faces(pipeline_key(), entries)  # as if every photo had been enrolled before
     store.close()
     rows = []
-    for label in ("first start (reads and hashes every file)", "restart (unchanged files)"):
-        server = our_server(dataset, data, tmp / "log", {"ATTENDANCE_WORKERS": "2"})
+    for label in (
+        "first start (reads, hashes and encrypts every file)",
+        "restart (unchanged files)",
+    ):
+        env = {"ATTENDANCE_WORKERS": "2", "ATTENDANCE_REQUIRE_CONSENT": "0"}
+        server = our_server(dataset, data, tmp / "log", env)
         try:
             ready = server.wait_ready()
             health = __import__("requests").get(server.url + "/health", timeout=5).json()

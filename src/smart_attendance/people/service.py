@@ -266,6 +266,15 @@ class EnrolmentService:
         log.info("the photos of one student were deleted (%d file(s))", deleted)
         return deleted
 
+    def prune_descriptors(self, dry_run: bool = False) -> int:
+        """Drop (or count) the cached descriptors no photo uses. Only once this process's
+        gallery is built, and never during one of its enrolments: an enrolment caches its
+        descriptors before it writes the photo rows that use them."""
+        with self._lock:
+            if not self.ready.is_set():
+                return 0
+            return self.store.orphan_faces() if dry_run else self.store.prune_face_cache()
+
     def drop_enrolled_photos(self, dry_run: bool = False) -> int:
         """Descriptor-only storage (ATTENDANCE_ENROLMENT_PHOTOS=delete): delete the file of
         every photo whose descriptor is computed, keeping the descriptor; how many."""
@@ -429,6 +438,9 @@ class EnrolmentService:
                 )
             if written:
                 self._enroll()
+            # A refused photo is not kept: neither is its descriptor.
+            refused = {key for key in digests if key and not inspections[key].usable}
+            self.store.forget_faces(refused)
         kept = sum(1 for r in results if r is not None and r.enrolled)
         log.info("%d of %d photo(s) of %s enrolled", kept, len(uploads), name)
         return [r for r in results if r is not None]

@@ -13,7 +13,7 @@ enrolment photos            ATTENDANCE_ENROLMENT_PHOTOS        ``delete``: each 
                             (keep)                             descriptor is computed
 audit log                   ATTENDANCE_RETAIN_AUDIT_DAYS       entries written before the
                             (400)                              cut-off day
-orphan descriptors          (always)                           descriptors no photo uses
+orphan descriptors          (always, once the gallery is built) descriptors no photo uses
 ==========================  =================================  ==============================
 
 A day's data is kept N days: with N = 30, on 23 November the data of 24 October stays and that
@@ -168,9 +168,7 @@ class PurgeService:
             report.audit_entries = store.purge_audit(
                 audit_before.astimezone(UTC).replace(tzinfo=None), dry_run
             )
-            report.orphan_descriptors = (
-                store.orphan_faces() if dry_run else store.prune_face_cache()
-            )
+            report.orphan_descriptors = self.enrolment.prune_descriptors(dry_run)
             if not dry_run and (report.marks or report.corrections or report.csv_files):
                 self.files.update()  # the statistics, from what is left
         if dry_run:
