@@ -313,7 +313,7 @@ SPECS: tuple[Spec, ...] = (
         _parse_bool,
         "1: a scan that carries its capture time (`captured_at`, sent by `attendance client` for "
         "scans queued while the server was down) is marked at that time, if it is not in the "
-        "future and at most 7 days old. 0: always the server's clock.",
+        "future and within ATTENDANCE_CLOCK_WINDOW_HOURS. 0: always the server's clock.",
     ),
     Spec(
         "ATTENDANCE_REQUIRE_CONSENT",
@@ -391,6 +391,76 @@ SPECS: tuple[Spec, ...] = (
         "Local time HH:MM of the daily retention purge that `attendance serve` runs (once "
         "across servers; a server that was down then runs it when it starts). Empty: off "
         "(run `attendance purge` yourself).",
+    ),
+    Spec(
+        "ATTENDANCE_CLOCK_WINDOW_HOURS",
+        "clock_window_hours",
+        "12",
+        _parse_int(1, 168),
+        "A queued scan's capture time (`captured_at`) is accepted only this many hours back "
+        "(and not in the future); an older one is refused with 422 `captured_at_out_of_window` "
+        "and the client keeps it aside. Marks that arrive late are shown as such in reports.",
+    ),
+    Spec(
+        "ATTENDANCE_MAX_CONNECTIONS",
+        "max_connections",
+        "1000",
+        _parse_int(10, 100_000),
+        "Open connections the server accepts at once (waitress's connection limit); idle or slow "
+        "ones are closed after ATTENDANCE_CHANNEL_TIMEOUT_S.",
+    ),
+    Spec(
+        "ATTENDANCE_CHANNEL_TIMEOUT_S",
+        "channel_timeout_s",
+        "20",
+        _parse_float(1, 3600),
+        "A connection that sends or receives nothing for this many seconds is closed; a request "
+        "whose headers and body take longer than this in all is refused (slow senders).",
+    ),
+    Spec(
+        "ATTENDANCE_MAX_REQUEST_PIXELS",
+        "max_request_pixels",
+        "100000000",
+        _parse_int(1, 2_000_000_000),
+        "Pixel budget of one request: the frames of a burst together (each frame is also "
+        "limited by ATTENDANCE_MAX_IMAGE_PIXELS); larger requests get 413.",
+    ),
+    Spec(
+        "ATTENDANCE_WORKER_TIMEOUT_S",
+        "worker_timeout_s",
+        "30",
+        _parse_float(1, 3600),
+        "A recognition worker call that takes longer is stopped (the worker is replaced) and "
+        "the request answered 503.",
+    ),
+    Spec(
+        "ATTENDANCE_INTRUDER_COOLDOWN_S",
+        "intruder_cooldown_s",
+        "300",
+        _parse_int(0, 86400),
+        "At most one intruder photo per stranger per camera in this many seconds.",
+    ),
+    Spec(
+        "ATTENDANCE_INTRUDER_MAX_MB",
+        "intruder_max_mb",
+        "500",
+        _parse_int(1, 1_000_000),
+        "Disk the intruder photos may use in all; beyond it new captures keep only the event.",
+    ),
+    Spec(
+        "ATTENDANCE_REPORT_SENDS_PER_HOUR",
+        "report_sends_per_hour",
+        "5",
+        _parse_int(1, 1000),
+        "`POST /send_report` calls allowed per hour (across servers); more get 429.",
+    ),
+    Spec(
+        "ATTENDANCE_KEY_FAILURES_PER_MINUTE",
+        "key_failures_per_minute",
+        "10",
+        _parse_int(1, 10_000),
+        "Wrong API keys one address may send per minute; more get 429 with Retry-After. Every "
+        "wrong key is logged with the address (never the key).",
     ),
     Spec(
         "ATTENDANCE_EMBEDDER",
@@ -570,6 +640,15 @@ class Settings:
     require_liveness: bool = False
     trust_client_clock: bool = True
     require_consent: bool = True
+    clock_window_hours: int = 12
+    max_connections: int = 1000
+    channel_timeout_s: float = 20.0
+    max_request_pixels: int = 100_000_000
+    worker_timeout_s: float = 30.0
+    intruder_cooldown_s: int = 300
+    intruder_max_mb: int = 500
+    report_sends_per_hour: int = 5
+    key_failures_per_minute: int = 10
     data_key: str = field(default="", repr=False)
     enrolment_photos: str = "keep"
     intruder_photos: str = "full"

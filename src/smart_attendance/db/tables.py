@@ -118,6 +118,8 @@ marks = Table(
     Column("camera", String(64), nullable=False, default=""),
     Column("source", String(128), nullable=False, default=""),  # camera:ID | user:NAME | import
     Column("event_id", String(160), nullable=True, unique=True),
+    Column("received_at", DateTime, nullable=True),  # UTC, when the server got the scan
+    Column("key_name", String(64), nullable=False, default=""),  # the camera key that made it
     UniqueConstraint("student", "day", "class_name", "period", name="uq_marks_student_period"),
 )
 
@@ -196,6 +198,26 @@ login_failures = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("username", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", DateTime, nullable=False, index=True),  # UTC
+)
+
+
+camera_keys = Table(
+    "camera_keys",  # one API key per door camera, stored as the SHA-256 of the key only
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),  # UTC
+    Column("revoked_at", DateTime, nullable=True),  # UTC; a revoked key opens nothing
+    Column("last_used_at", DateTime, nullable=True),  # UTC
+)
+
+key_failures = Table(
+    "key_failures",  # wrong API keys, per address, for throttling across every server
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("address", String(64), nullable=False),
     Column("at", DateTime, nullable=False, index=True),  # UTC
 )
