@@ -10,10 +10,11 @@ install: $(STAMP)
 
 # System packages the tests use: libfaketime (the midnight test runs a server on a shifted
 # clock), Xvfb (the client's window is opened on a virtual screen), Chromium and its driver
-# (the dashboard's browser tests). Installed with apt-get when we are root on a Debian-like
-# machine; otherwise those tests are skipped.
-SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver
-SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver
+# (the dashboard's browser tests), nginx (the reverse proxy of deploy/, tests/test_nginx.py).
+# Installed with apt-get when we are root on a Debian-like machine; otherwise those tests are
+# skipped.
+SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver nginx
+SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver /usr/sbin/nginx
 system-deps:
 	@missing=0; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
 	if [ $$missing = 0 ]; then :; \

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ATTENDANCE_SHARED_DIR", ROOT.parent / "shared"))
 FRAMES = SHARED / "bench" / "frames"
 FACES = SHARED / "faces"
-KEY = "bench-key"
+KEY = "bench-key-0123456789abcdef"  # 24+ characters, as the server requires
 
 
 def require(path: Path) -> Path:

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ATTENDANCE_SHARED_DIR", ROOT.parent / "shared"))
 FACES = SHARED / "faces"
 BENCH_FRAMES = SHARED / "bench" / "frames"
-API_KEY = "test-key-1234567890"
+API_KEY = "test-key-1234567890-abcdefgh"
 # Slow-to-rebuild artefacts shared across runs (the ONNX model, cached descriptors).
 TEST_DATA = ROOT / "tests" / ".cache"
 

@@ -456,6 +456,7 @@ def test_intruder_saved_after_consecutive_unknown_frames(kit: Kit) -> None:
     kit.recognize(stranger, camera=camera)
     kit.recognize(stranger, camera=camera)
     assert len(saved()) == 1
+    kit.clock.advance(seconds=kit.settings.intruder_cooldown_s)  # the same stranger, later
     kit.recognize(stranger, camera=camera)
     assert len(saved()) == 2
 

@@ -115,7 +115,7 @@ def run_client(kit: Kit, frames: Path, queue: Path) -> list[str]:
         drain_s=10,
     )
     session = session_to(AppTransport(kit.client))
-    assert client_app.run(options, echo=said.append, session=session) == 0
+    assert client_app.run(options, echo=said.append, session=session, clock=kit.clock) == 0
     return said
 
 

@@ -295,7 +295,7 @@ def test_a_refused_key_keeps_scans_queued(kit: Kit, tmp_path: Path) -> None:
         fixed.close()
 
 
-def test_a_server_still_enrolling_keeps_scans_and_a_refused_scan_is_dropped(
+def test_a_server_still_enrolling_keeps_scans_and_a_refused_scan_is_kept_aside(
     tmp_path: Path,
 ) -> None:
     kit = make_kit(tmp_path, enrol=False)
@@ -303,17 +303,18 @@ def test_a_server_still_enrolling_keeps_scans_and_a_refused_scan_is_dropped(
     try:
         scan = client.queue(kit.probe("ana_lima"), at=_local(8, 50))
         assert not client.uploader.send(scan)  # 503 "starting": try again later
-        assert client.uploader.state == "offline" and client.outbox.pending() == [scan]
+        assert client.uploader.state == "busy" and client.outbox.pending() == [scan]
         kit.services.enrolment.enroll()
         assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:50:00")
-        # A scan the server refuses (400) has its final answer: it is not sent forever.
+        # A scan the server refuses (400) has its final answer: it is not sent forever, and
+        # it is kept aside in rejected/, not deleted.
         client.queue(kit.probe("ben_ito"), at=_local(8, 51), camera="door 9!")
         refused = client.send_one()
         assert refused.status == "bad_request" and "camera id" in (refused.reason or "")
-        assert client.outbox.pending() == []
+        assert client.outbox.pending() == [] and len(client.outbox.rejected()) == 1
         assert hud.result_card(refused) == {
-            "title": "Unknown",
-            "detail": refused.reason,
+            "title": "Refused",
+            "detail": "camera id not accepted",
             "kind": "unknown",
         }
     finally:

@@ -73,7 +73,7 @@ def test_secrets_are_not_in_repr() -> None:
 
 def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     lines: list[str] = []
-    first = ensure_api_key(Settings(data_dir=tmp_path), echo=lines.append)
+    first = ensure_api_key(Settings(data_dir=tmp_path), echo=lines.append, terminal=True)
     assert len(first.api_key) >= 32
     assert any(first.api_key in line for line in lines)
     key_file = tmp_path / "api_key"
@@ -82,7 +82,8 @@ def test_api_key_is_generated_once_and_kept(tmp_path: Path) -> None:
     second = ensure_api_key(Settings(data_dir=tmp_path), echo=lines.append)
     assert second.api_key == first.api_key
     assert not any(first.api_key in line for line in lines)  # shown only once
-    assert ensure_api_key(Settings(api_key="mine", data_dir=tmp_path)).api_key == "mine"
+    mine = "my-own-key-of-24-characters"
+    assert ensure_api_key(Settings(api_key=mine, data_dir=tmp_path)).api_key == mine
 
 
 def test_bad_setting_stops_the_cli_with_one_line(cli: Callable[..., Result]) -> None:
@@ -144,7 +145,7 @@ def test_port_in_use_is_one_line(
             env={
                 "ATTENDANCE_HOST": "127.0.0.1",
                 "ATTENDANCE_PORT": str(port),
-                "API_SECRET_KEY": "k",
+                "API_SECRET_KEY": "k" * 24,
                 "ATTENDANCE_DATASET_DIR": str(tmp_path),
                 "ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
             },
@@ -223,7 +224,7 @@ def test_unreachable_database_stops_serve_with_one_line(
     result = cli(
         "serve",
         env={
-            "API_SECRET_KEY": "k",
+            "API_SECRET_KEY": "k" * 24,
             "ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
             "ATTENDANCE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x",
         },

@@ -483,7 +483,7 @@ def test_the_admin_page_shows_the_timetable_settings_and_health_but_no_secret(
     in_force = tables.rows("timetables in force")
     assert in_force[1][:2] == ["2026-11-24", "now"]  # recorded today
     # health and the report log
-    assert "Camera keys" in html and "Not available yet" in html
+    assert "Camera keys" in html and "No camera key yet" in html
     assert "SMTP refused the login" in html
     users = {row[0]: row[1:4] for row in tables.rows("Dashboard accounts")[1:]}
     assert users["ada (you)"] == ["admin", "all", "active"]

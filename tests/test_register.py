@@ -713,20 +713,21 @@ def test_statistics_over_a_range_count_from_the_day_a_student_joined(
 
 
 REGISTER = [
-    ["Date", "Class", "Period", "Student", "External ID", "Status", "Time", "Source", "Reason"],
+    ["Date", "Class", "Period", "Student", "External ID", "Status", "Time", "Source", "Reason",
+     "Arrived late"],
     ["2026-11-23", "math-7b", "08:30", "ana_lima", "S-001", "Present", "08:35:00",
-     "camera:door-1", ""],
-    ["2026-11-23", "math-7b", "08:30", "ben_ito", "", "Late", "09:02:00", "camera:door-1", ""],
-    ["2026-11-23", "art", "09:00", "'=evil", "'+33-1", "Absent", "", "", ""],
-    ["2026-11-23", "art", "09:00", "ben_ito", "", "Present", "09:02:00", "camera:door-1", ""],
-    ["2026-11-23", "art", "09:00", "cleo_park", "", "Excused", "", "api", "dentist"],
+     "camera:door-1", "", ""],
+    ["2026-11-23", "math-7b", "08:30", "ben_ito", "", "Late", "09:02:00", "camera:door-1", "", ""],
+    ["2026-11-23", "art", "09:00", "'=evil", "'+33-1", "Absent", "", "", "", ""],
+    ["2026-11-23", "art", "09:00", "ben_ito", "", "Present", "09:02:00", "camera:door-1", "", ""],
+    ["2026-11-23", "art", "09:00", "cleo_park", "", "Excused", "", "api", "dentist", ""],
     ["2026-11-24", "math-7b", "08:30", "ana_lima", "S-001", "Late", "08:45:00",
-     "camera:door-1", ""],
-    ["2026-11-24", "math-7b", "08:30", "ben_ito", "", "Absent", "", "", ""],
-    ["2026-11-25", "math-7b", "08:30", "ana_lima", "S-001", "Absent", "", "", ""],
+     "camera:door-1", "", ""],
+    ["2026-11-24", "math-7b", "08:30", "ben_ito", "", "Absent", "", "", "", ""],
+    ["2026-11-25", "math-7b", "08:30", "ana_lima", "S-001", "Absent", "", "", "", ""],
     ["2026-11-25", "math-7b", "08:30", "ben_ito", "", "Present", "08:35:00", "camera:door-1",
-     ""],
-    ["2026-11-25", "math-7b", "08:30", "dan_ro", "", "Present", "", "api", ""],
+     "", ""],
+    ["2026-11-25", "math-7b", "08:30", "dan_ro", "", "Present", "", "api", "", ""],
 ]  # fmt: skip
 DAYS = [
     ["Student", "External ID", "2026-11-23", "2026-11-24", "2026-11-25"],
@@ -843,7 +844,7 @@ def test_the_workbook_drops_control_characters_before_neutralising_formulas() ->
     data = register_xlsx([entry], [StudentRow("\x01=sneaky", external_id="-1")], MONDAY, MONDAY)
     sheets = sheet_rows(data)
     assert sheets["Register"][1] == [
-        "2026-11-23", "art", "09:00", "'=sneaky", "'-1", "Absent", "", "", "'@x"
+        "2026-11-23", "art", "09:00", "'=sneaky", "'-1", "Absent", "", "", "'@x", ""
     ]  # fmt: skip
     assert sheets["Days"][1] == ["'=sneaky", "'-1", "A"]
 

@@ -33,6 +33,7 @@ from .errors import NotReadyError
 from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
 from .people.accounts import AccountService
 from .people.badges import BadgeService
+from .people.keys import CameraKeyService
 from .people.service import EnrolmentService
 from .people.watcher import GalleryWatcher
 from .privacy.access import AccessService
@@ -90,7 +91,11 @@ def make_analyzer(settings: Settings, kind: AnalyzerKind = "pool") -> Analyzer:
     from .engine.pool import WorkerPool
 
     return WorkerPool(
-        settings.worker_count, settings.max_image_pixels, settings.embedder, settings.models_dir
+        settings.worker_count,
+        settings.max_image_pixels,
+        settings.embedder,
+        settings.models_dir,
+        timeout_s=settings.worker_timeout_s,
     )
 
 
@@ -119,6 +124,7 @@ class Services:
     access: AccessService  # subject access: everything held on a student, as a zip
     purge: PurgeService  # the retention purge (daily in `attendance serve`, `attendance purge`)
     badges: BadgeService  # printed QR cards: check-in without a face
+    keys: CameraKeyService  # the API's keys: the master key, camera keys, wrong-key throttling
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -206,4 +212,7 @@ def build_services(
         access=AccessService(settings, store, enrolment, audit, clock),
         purge=PurgeService(settings, store, clock, files, enrolment, audit),
         badges=BadgeService(store, clock, attendance, audit, files.update),
+        keys=CameraKeyService(
+            store, clock, settings.api_key, settings.key_failures_per_minute, audit
+        ),
     )

@@ -11,6 +11,7 @@
      |    +-- UnsupportedImageError     not an image type we accept (SVG, PDF, GIF, ...)
      |    +-- ImageTooLargeError        too many pixels (decompression bomb) or too many bytes
      +-- BadRequestError                a request field has a bad value (camera id, event id, fps)
+     |    +-- CaptureTimeError          a scan's capture time is outside the accepted window (422)
      +-- NotFoundError                  the request names something that does not exist (a student)
      +-- ConflictError                  the request clashes with what exists (a name already taken)
      +-- LoginError                     a dashboard sign-in was refused (never says which part)
@@ -18,7 +19,9 @@
      +-- ForbiddenError                 the signed-in user's role or classes do not allow this
      |    +-- BadgeRefusedError         a badge unknown, revoked, or of a student who left
      +-- NotReadyError                  enrolment has not finished, or no face engine here
+     +-- RateLimitedError               asked too often (``POST /send_report``); ``retry_after_s``
      +-- WorkerCrashedError             a recognition worker process died (it is replaced)
+     |    +-- WorkerTimeoutError        a worker call took too long: the worker was replaced
      +-- StoreError                     the database cannot be reached or refused a write
      +-- MailError                      the report could not be sent (never shows the password)
      |    +-- MailNotConfiguredError    SENDER_EMAIL or TEACHER_EMAIL is empty
@@ -74,6 +77,14 @@ class BadRequestError(AttendanceError):
     """A request field has a bad value (camera id, event id, fps, capture time)."""
 
 
+class CaptureTimeError(BadRequestError):
+    """A scan's capture time (``captured_at``) is older than ATTENDANCE_CLOCK_WINDOW_HOURS or
+    in the future: the scan is not recorded. ``reason`` is its stable code for cameras,
+    ``captured_at_out_of_window``; a client keeps such a scan aside, it never resends it."""
+
+    reason = "captured_at_out_of_window"
+
+
 class NotFoundError(AttendanceError):
     """The request names something that does not exist (an unknown student)."""
 
@@ -111,8 +122,21 @@ class NotReadyError(AttendanceError):
     """The server is still enrolling the dataset, or this process has no face engine."""
 
 
+class RateLimitedError(AttendanceError):
+    """Asked more often than allowed (the report sent by hand); wait ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class WorkerCrashedError(AttendanceError):
     """A recognition worker process died while handling a request; it is replaced."""
+
+
+class WorkerTimeoutError(WorkerCrashedError):
+    """A recognition worker call took longer than ``ATTENDANCE_WORKER_TIMEOUT_S``; the worker
+    was stopped and replaced."""
 
 
 class StoreError(AttendanceError):

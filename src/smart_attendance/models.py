@@ -184,6 +184,10 @@ STATUS_ABSENT = "Absent"
 STATUS_EXCUSED = "Excused"
 STATUSES = (STATUS_PRESENT, STATUS_LATE, STATUS_ABSENT, STATUS_EXCUSED)
 UNDO = "Undone"  # a correction that takes back the one in force before it (never a status)
+# The days a request may name (a report's, a register's): days near date.min or date.max
+# would overflow the day arithmetic of reports (their 30-day history) and ranges.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,8 @@ class Mark:
     period_end: str = "24:00"
     late_after: str = ""
     source: str = ""
+    key_name: str = ""  # the camera key that made the mark ("": the master key, or by hand)
+    received_at: datetime | None = None  # UTC, when the server got the scan (None: not kept)
 
 
 @dataclass(frozen=True)

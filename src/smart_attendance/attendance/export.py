@@ -1,10 +1,13 @@
 """Exports of the register: a CSV file, or an Excel workbook of two sheets.
 
 * ``Register`` (the CSV file, and the workbook's first sheet): one row per student per class
-  period, ``Date, Class, Period, Student, External ID, Status, Time, Source, Reason``. Status
-  is empty while a period runs and the student has not been seen; Time is when the camera saw
-  them; Source is ``camera:ID`` for a camera's mark, the corrector (``api``, ``cli:USER``) for
-  a corrected entry.
+  period, ``Date, Class, Period, Student, External ID, Status, Time, Source, Reason, Arrived
+  late``. Status is empty while a period runs and the student has not been seen; Time is when
+  the camera saw them; Source is ``camera:ID`` for a camera's mark, the corrector (``api``,
+  ``cli:USER``) for a corrected entry; Arrived late is when the server received the scan
+  (local ``YYYY-MM-DD HH:MM:SS``) for a mark that reached it long after it was seen
+  (``punctuality.ARRIVED_LATE_AFTER``: a queued scan sent late, or a capture time set back),
+  empty otherwise.
 * ``Days`` (the workbook's second sheet): one row per student, ``Student, External ID`` then
   one column per day of the range (``YYYY-MM-DD``). A cell holds the day's statuses in period
   order, one letter each, separated by spaces: ``P`` Present, ``L`` Late, ``A`` Absent,
@@ -41,6 +44,7 @@ REGISTER_HEADER = (
     "Time",
     "Source",
     "Reason",
+    "Arrived late",
 )
 DAYS_HEADER = ("Student", "External ID")
 LETTERS = {STATUS_PRESENT: "P", STATUS_LATE: "L", STATUS_ABSENT: "A", STATUS_EXCUSED: "E"}
@@ -76,6 +80,7 @@ def register_rows(entries: Iterable[Entry], students: Iterable[StudentRow]) -> l
             e.time or "",
             e.source,
             e.reason,
+            e.received if e.arrived_late else "",
         ]
         for e in _order(entries)
     ]

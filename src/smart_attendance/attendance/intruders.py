@@ -10,22 +10,36 @@ sealed at rest like every stored photo: ``privacy.sealing``):
 * ``blurred``: a JPEG of the frame reduced to a few blurred blocks, so that it shows that
   someone was there but no face can be recognised, with the time and camera drawn on it;
 * ``off``: no photo, only the event (its ``path`` is "").
+
+Floods are bounded. The same stranger at the same camera is captured once per
+``ATTENDANCE_INTRUDER_COOLDOWN_S``: a capture's descriptors (in memory only, never stored,
+forgotten after the cooldown) are compared with the camera's recent captures under the
+match threshold. The photos use at most ``ATTENDANCE_INTRUDER_MAX_MB`` in all (the folder's size
+is counted once, kept up to date as photos are written, and counted again every few minutes);
+beyond it a capture keeps only its event. Saving never fails the scan: a full disk or a folder
+that cannot be written is logged, and the scan is answered as usual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import os
 import threading
+import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..config import Settings
 from ..db.store import Store
 from ..engine import imaging
+from ..errors import AttendanceError
 from ..models import Clock, Sealer
 from .files import write_private
 
@@ -34,12 +48,15 @@ log = logging.getLogger(__name__)
 BLUR_CELLS = 12  # the longer side is reduced to this many blocks: a face is a blob or two
 BLUR_MAX_SIDE = 480  # pixels of the blurred photo's longer side (at most)
 JPEG_QUALITY = 80
+RECENT_PER_CAMERA = 64  # strangers remembered per camera during the cooldown (at most)
+DISK_RECOUNT_S = 300.0  # the photos' folder is counted again this often (deletions, purges)
 
 
 def blurred_jpeg(frame: bytes, when: datetime, camera: str, max_pixels: int) -> bytes:
     """``frame`` as a JPEG in which nobody can be recognised (reduced to ``BLUR_CELLS``
     blocks on its longer side, then smoothed), with ``when`` and ``camera`` drawn on it."""
-    image = Image.fromarray(imaging.decode(frame, max_pixels))
+    # Decoded at most 4x the output's size: a JPEG by its codec at a reduced scale.
+    image = Image.fromarray(imaging.decode(frame, max_pixels, max_side=4 * BLUR_MAX_SIDE))
     width, height = image.size
     longer = max(width, height)
     scale = min(1.0, BLUR_MAX_SIDE / longer)
@@ -75,6 +92,10 @@ class IntruderService:
         self.clock = clock
         self.sealer = sealer
         self._streaks: dict[str, int] = {}
+        # camera -> (when, descriptor or None) of its captures within the cooldown
+        self._recent: dict[str, list[tuple[float, np.ndarray | None]]] = {}
+        self._disk_bytes: int | None = None  # the photos' size in all, when last counted
+        self._disk_counted_at = 0.0
         self._lock = threading.Lock()
 
     def known(self, camera: str) -> None:
@@ -82,38 +103,125 @@ class IntruderService:
         with self._lock:
             self._streaks[camera] = 0
 
-    def unknown(self, camera: str, data: bytes) -> Path | None:
-        """An unknown face at ``camera`` (``data``: the frame); the saved photo's path when this
-        frame completes a streak and a photo is kept (``ATTENDANCE_INTRUDER_PHOTOS``)."""
+    def unknown(
+        self, camera: str, data: bytes, strangers: Sequence[np.ndarray] = ()
+    ) -> Path | None:
+        """An unknown face at ``camera`` (``data``: the frame; ``strangers``: the unknown
+        faces' descriptors); the saved photo's path when this frame completes a streak and a
+        photo is kept (``ATTENDANCE_INTRUDER_PHOTOS``, the cooldown, the disk cap). Never
+        raises for a photo or event that cannot be saved: that is logged."""
         with self._lock:
             count = self._streaks.get(camera, 0) + 1
             capture = count >= self.settings.intruder_threshold
             self._streaks[camera] = 0 if capture else count
-        return self._save(camera, data) if capture else None
+            if capture and self._seen_lately(camera, strangers):
+                log.info("intruder at camera %s seen again within the cooldown", camera)
+                return None
+        if not capture:
+            return None
+        try:
+            return self._save(camera, data)
+        except (OSError, AttendanceError) as exc:
+            log.error("intruder at camera %s not saved: %s", camera, exc)
+            return None
+
+    def _seen_lately(self, camera: str, strangers: Sequence[np.ndarray]) -> bool:
+        """Whether one of ``strangers`` was captured at ``camera`` within the cooldown; if
+        not, they are remembered as captured now. Without descriptors, any capture of the
+        camera without descriptors counts."""
+        cooldown = self.settings.intruder_cooldown_s
+        if cooldown <= 0:
+            return False
+        now = self.clock().timestamp()
+        recent = [(t, d) for t, d in self._recent.get(camera, ()) if 0 <= now - t < cooldown]
+        for cam in [c for c, items in self._recent.items() if c != camera and items]:
+            if now - self._recent[cam][-1][0] >= cooldown:  # forget a quiet camera's strangers
+                del self._recent[cam]
+        vectors = [np.asarray(v, np.float32) for v in strangers]
+        if vectors:
+            seen = [d for _t, d in recent if d is not None]
+            threshold = self.settings.match_threshold
+            same = bool(seen) and any(
+                float(np.min(np.linalg.norm(np.stack(seen) - v, axis=1))) <= threshold
+                for v in vectors
+            )
+        else:
+            same = any(d is None for _t, d in recent)
+        if not same:
+            recent += [(now, v) for v in vectors] if vectors else [(now, None)]
+        self._recent[camera] = recent[-RECENT_PER_CAMERA:]
+        return same
 
     def _save(self, camera: str, data: bytes) -> Path | None:
+        """Record the event, with its photo when one is kept and there is room for it; a
+        photo that cannot be written (disk full, folder not writable) leaves the event
+        without a photo."""
         local_now = self.clock().astimezone(self.settings.zone)
         seen_at = local_now.replace(tzinfo=None)
+        path = self._write_photo(camera, data, local_now)
+        try:
+            self.store.record_intruder(local_now.date(), seen_at, camera, str(path or ""))
+        except BaseException:
+            if path is not None:
+                path.unlink(missing_ok=True)
+            raise
+        if path is None:
+            log.warning("intruder seen at camera %s (no photo kept)", camera)
+        else:
+            log.warning("intruder photo saved from camera %s: %s", camera, path.name)
+        return path
+
+    def _write_photo(self, camera: str, data: bytes, local_now: datetime) -> Path | None:
+        """The photo ``ATTENDANCE_INTRUDER_PHOTOS`` keeps, sealed and written (0600); None
+        when none is kept, there is no room under the disk cap, or writing failed."""
         mode = self.settings.intruder_photos
         if mode == "off":
-            self.store.record_intruder(local_now.date(), seen_at, camera, "")
-            log.warning("intruder seen at camera %s (no photo kept)", camera)
             return None
         max_pixels = self.settings.max_image_pixels
         if mode == "blurred":
+            seen_at = local_now.replace(tzinfo=None)
             suffix, photo = ".jpg", blurred_jpeg(data, seen_at, camera, max_pixels)
         else:
             suffix, photo = imaging.probe(data, max_pixels).suffix, data
+        sealed = self.sealer.seal(photo)
+        if not self._room_for(len(sealed)):
+            log.warning(
+                "intruder photo from camera %s not kept: the intruder photos use "
+                "ATTENDANCE_INTRUDER_MAX_MB=%d already",
+                camera,
+                self.settings.intruder_max_mb,
+            )
+            return None
         root = self.settings.intruders_dir
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = root / local_now.date().isoformat()
-        folder.mkdir(mode=0o700, exist_ok=True)
-        path = folder / f"intruder_{local_now:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}{suffix}"
-        write_private(path, self.sealer.seal(photo))
+        name = f"intruder_{local_now:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}{suffix}"
+        path = root / local_now.date().isoformat() / name
         try:
-            self.store.record_intruder(local_now.date(), seen_at, camera, str(path))
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        log.warning("intruder photo saved from camera %s: %s", camera, path.name)
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            write_private(path, sealed)
+        except OSError as exc:
+            log.error("intruder photo from camera %s not saved: %s", camera, exc.strerror or exc)
+            return None
+        with self._lock:
+            if self._disk_bytes is not None:
+                self._disk_bytes += len(sealed)
         return path
+
+    def _room_for(self, size: int) -> bool:
+        """Whether a photo of ``size`` bytes keeps the photos under the disk cap."""
+        with self._lock:
+            stale = time.monotonic() - self._disk_counted_at >= DISK_RECOUNT_S
+            if self._disk_bytes is None or stale:
+                self._disk_bytes = folder_bytes(self.settings.intruders_dir)
+                self._disk_counted_at = time.monotonic()
+            return self._disk_bytes + size <= self.settings.intruder_max_mb * 1024 * 1024
+
+
+def folder_bytes(root: Path) -> int:
+    """The size of the files under ``root`` in all (0 when it does not exist)."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):  # deleted meanwhile
+                total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
+    return total

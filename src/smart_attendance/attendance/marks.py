@@ -13,13 +13,13 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 from ..config import Settings
 from ..db.store import Store
-from ..errors import BadRequestError
+from ..errors import BadRequestError, CaptureTimeError
 from ..models import Clock, Mark, MarkOutcome, MarkResult, StudentStats
-from .punctuality import parse_capture_time, plausible
+from .punctuality import check_window, parse_capture_time
 from .register import Register
 from .timetable import Slot, Timetable, from_row, minutes_text
 
@@ -58,16 +58,20 @@ class AttendanceService:
 
     def seen_at(self, captured_at: str | None) -> datetime:
         """When the face was seen, in the class's zone: the client's capture time when it is
-        trusted and plausible (not in the future, at most 7 days old), else now."""
+        trusted (ATTENDANCE_TRUST_CLIENT_CLOCK), else now. A trusted capture time older than
+        ATTENDANCE_CLOCK_WINDOW_HOURS, or in the future, is a ``CaptureTimeError``: the scan
+        is refused, never marked at another time than the one it claims."""
         now = self.local_now()
         if not captured_at:
             return now
         stamp = parse_capture_time(captured_at)
         if not self.settings.trust_client_clock:
             return now
-        if not plausible(stamp, now):
-            log.warning("ignoring an implausible capture time from a client")
-            return now
+        try:
+            check_window(stamp, now, self.settings.clock_window_hours)
+        except CaptureTimeError as exc:
+            log.warning("scan refused: %s", exc)
+            raise
         return stamp.astimezone(self.settings.zone)
 
     def mark(
@@ -77,13 +81,19 @@ class AttendanceService:
         camera: str,
         event_id: str | None,
         source: str | None = None,
+        key_name: str = "",
+        received_at: datetime | None = None,
     ) -> list[MarkResult]:
         """Mark each student in every class period the sighting counts for (the first
-        sighting in a period wins); ``event_id`` makes a resend of the same scan harmless.
+        sighting in a period wins); ``event_id`` makes a resend of the same scan harmless:
+        the same student with the same event id is marked once, whatever the day; another
+        student with that id is marked all the same (an id never stands for a student).
         ``source``: how the mark is signed (default ``camera:CAMERA``; a reviewed photo:
-        ``review:USER``)."""
+        ``review:USER``); ``key_name``: the camera key that sent the scan ("": the master
+        key); ``received_at``: when the scan reached the server (default now)."""
+        received = (received_at or self.clock()).astimezone(timezone.utc).replace(tzinfo=None)
         results = []
-        for number, name in enumerate(names, start=1):
+        for name in names:
             slots = self.slots(name, seen_at)
             if not slots:
                 self.store.record_sighting(name, seen_at.replace(tzinfo=None), camera)
@@ -92,7 +102,9 @@ class AttendanceService:
                 continue
             for slot in slots:
                 results.append(
-                    self._mark_slot(name, slot, seen_at, camera, event_id, number, source)
+                    self._mark_slot(
+                        name, slot, seen_at, camera, event_id, received, source, key_name
+                    )
                 )
         return results
 
@@ -120,8 +132,9 @@ class AttendanceService:
         seen_at: datetime,
         camera: str,
         event_id: str | None,
-        number: int,
+        received_at: datetime,
         source: str | None = None,
+        key_name: str = "",
     ) -> MarkResult:
         period = slot.period
         mark = Mark(
@@ -135,15 +148,15 @@ class AttendanceService:
             minutes_text(period.end),
             minutes_text(period.late_from),
             source or f"camera:{camera}",
+            key_name=key_name,
+            received_at=received_at,
         )
         default = self.timetable.is_default
+        # Unique per student in the store (event id, student): a scan naming several students
+        # marks each of them, and a resend marks none again.
         mark_event = None
         if event_id:
-            mark_event = (
-                f"{event_id}/{number}"
-                if default
-                else (f"{event_id}/{number}/{slot.class_name}@{period.label}")
-            )
+            mark_event = event_id if default else f"{event_id}/{slot.class_name}@{period.label}"
         outcome = self._known(name, slot) or self.store.record_mark(mark, mark_event)
         self._remember(outcome.mark)
         if outcome.new:

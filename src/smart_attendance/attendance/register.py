@@ -10,13 +10,17 @@ Marks and corrections whose period is no longer in the timetable keep their plac
 change never rewrites history.
 
 Statistics count expected periods, not "days on which anybody was marked".
+
+A mark keeps when the server received its scan beside when it was seen; an entry whose mark
+reached the server more than ``punctuality.ARRIVED_LATE_AFTER`` after it was seen *arrived
+late* (a queued scan sent much later, or a capture time set back) and says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from ..db.store import Store, StudentRow
 from ..models import (
@@ -29,6 +33,7 @@ from ..models import (
     Mark,
     StudentStats,
 )
+from .punctuality import arrived_late
 from .timetable import Timetable, minutes_text
 
 SlotKey = tuple[date, str, str, str]  # day, class, period, student
@@ -48,6 +53,13 @@ class Entry:
     source: str = ""
     reason: str = ""
     corrected: bool = False
+    received_at: datetime | None = None  # when the mark's scan reached the server (local)
+    arrived_late: bool = False  # received long after it was seen (ARRIVED_LATE_AFTER)
+
+    @property
+    def received(self) -> str:
+        """``YYYY-MM-DD HH:MM:SS``, local, when the mark's scan reached the server ("")."""
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S}" if self.received_at else ""
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"name": self.student, "status": self.status}
@@ -57,6 +69,9 @@ class Entry:
             body["source"] = self.source
         if self.reason:
             body["reason"] = self.reason
+        if self.arrived_late and self.received_at is not None:
+            body["arrived_late"] = True
+            body["received_at"] = self.received_at.isoformat(timespec="seconds")
         return body
 
 
@@ -81,6 +96,7 @@ class Register:
     def entries(self, first: date, last: date, class_name: str | None = None) -> list[Entry]:
         """Every expected student and every recorded mark or correction in the range."""
         now = self.local_now()
+        zone = now.tzinfo or timezone.utc
         marks = {_key(m): m for m in self.store.marks_between(first, last, class_name)}
         history: dict[SlotKey, list[Correction]] = {}
         for fix in self.store.corrections_between(first, last, class_name):
@@ -96,13 +112,18 @@ class Register:
                     key = (day, cls.name, slot.period.label, student)
                     ended = slot.period.has_ended(day, now)
                     out[key] = _entry(
-                        key, minutes_text(slot.period.end), marks.get(key), fixes.get(key), ended
+                        key,
+                        minutes_text(slot.period.end),
+                        marks.get(key),
+                        fixes.get(key),
+                        ended,
+                        zone,
                     )
         for key in set(marks) | set(fixes):  # history outside today's timetable
             if key not in out:
                 mark = marks.get(key)
                 end = mark.period_end if mark else "24:00"
-                out[key] = _entry(key, end, mark, fixes.get(key), ended=True)
+                out[key] = _entry(key, end, mark, fixes.get(key), True, zone)
         return sorted(out.values(), key=lambda e: (e.day, e.period, e.class_name, e.student))
 
     @staticmethod
@@ -170,7 +191,12 @@ def _key(mark: Mark) -> SlotKey:
 
 
 def _entry(
-    key: SlotKey, period_end: str, mark: Mark | None, fix: Correction | None, ended: bool
+    key: SlotKey,
+    period_end: str,
+    mark: Mark | None,
+    fix: Correction | None,
+    ended: bool,
+    zone: tzinfo = timezone.utc,
 ) -> Entry:
     day, class_name, period, student = key
     time = mark.seen_at.strftime("%H:%M:%S") if mark else None
@@ -189,5 +215,21 @@ def _entry(
             corrected=True,
         )
     if mark is not None:
-        return Entry(day, class_name, period, period_end, student, mark.status, time, source)
+        received = (
+            mark.received_at.replace(tzinfo=timezone.utc).astimezone(zone)
+            if mark.received_at is not None
+            else None
+        )
+        return Entry(
+            day,
+            class_name,
+            period,
+            period_end,
+            student,
+            mark.status,
+            time,
+            source,
+            received_at=received,
+            arrived_late=arrived_late(mark.seen_at, mark.received_at, zone),
+        )
     return Entry(day, class_name, period, period_end, student, STATUS_ABSENT if ended else None)

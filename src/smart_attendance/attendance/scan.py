@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..engine import imaging
 from ..errors import BadRequestError
 from ..models import LIVENESS_FAILED, RECOGNISED, UNKNOWN, Recognition
 from ..people.service import EnrolmentService
@@ -74,8 +75,10 @@ class ScanService:
         event_id: str | None = None,
         fps: float | None = None,
         captured_at: str | None = None,
+        key_name: str = "",
     ) -> Recognition:
-        """Recognise every face in the frames, mark known students, watch for intruders.
+        """Recognise every face in the frames, mark known students, watch for intruders
+        (``key_name``: the camera key that sent the scan, kept with its marks).
 
         Several frames are a burst in time order (``fps`` frames a second, default 25); with
         ``ATTENDANCE_REQUIRE_LIVENESS`` only students whose face blinks in the burst are marked.
@@ -85,22 +88,27 @@ class ScanService:
         camera = check_camera(camera)
         event_id = check_event_id(event_id)
         fps = check_fps(fps)
-        seen_at = self.attendance.seen_at(captured_at)
+        received_at = self.attendance.clock()  # kept with the marks beside the capture time
+        seen_at = self.attendance.seen_at(captured_at)  # out of the window: 422, nothing kept
         if not frames:
             raise BadRequestError("send at least one image")
         if len(frames) > MAX_BURST:
             raise BadRequestError(f"a burst has at most {MAX_BURST} frames")
+        settings = self.attendance.settings  # the request's pixel budget, from headers only
+        imaging.request_pixels(frames, settings.max_image_pixels, settings.max_request_pixels)
         sighting = self.recognition.look(frames, self.enrolment.current(), fps)
         if sighting.uncertain:
             self.review.record(camera, seen_at, frames[sighting.best], sighting.uncertain)
         if sighting.status == UNKNOWN:
             if sighting.reason == "unknown_face" and sighting.stranger:
-                self.intruders.unknown(camera, frames[sighting.best])
+                self.intruders.unknown(camera, frames[sighting.best], sighting.strangers)
             return Recognition(UNKNOWN, sighting.faces, reason=sighting.reason)
         self.intruders.known(camera)
         if sighting.status == LIVENESS_FAILED:
             return Recognition(LIVENESS_FAILED, sighting.faces, reason=sighting.reason)
-        marks = self.attendance.mark(sighting.names, seen_at, camera, event_id)
+        marks = self.attendance.mark(
+            sighting.names, seen_at, camera, event_id, key_name=key_name, received_at=received_at
+        )
         if any(mark.new for mark in marks):
             self.files.update(seen_at.date())
         return Recognition(RECOGNISED, sighting.faces, tuple(marks))

@@ -25,12 +25,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..config import Settings, load_settings
-from ..errors import AttendanceError, MissingExtraError
+from ..errors import AttendanceError, ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
     from ..app import AnalyzerKind, Services
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MIN_API_KEY = 24  # characters of API_SECRET_KEY, the admin key
 
 # The modules each optional part of the product needs (pyproject's extras).
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -86,7 +88,20 @@ def _settings(env_file: str | None, extra: str | None = "server") -> Settings:
     if extra:
         require_extra(extra)
     with friendly_errors():
-        return load_settings(env_file=env_file or ".env")
+        settings = load_settings(env_file=env_file or ".env")
+    _private_from_now(settings)
+    return settings
+
+
+def _private_from_now(settings: Settings) -> None:
+    """Whatever a command creates is its user's only (files 0600, folders 0700: the umask),
+    and so is the data folder (biometric data: the database, photos, logs)."""
+    os.umask(0o077)
+    try:
+        if settings.data_dir.is_dir():
+            settings.data_dir.chmod(0o700)
+    except OSError as exc:  # another user's folder: `attendance serve` logs it
+        logging.getLogger(__name__).debug("data folder mode unchanged: %s", exc.strerror)
 
 
 def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
@@ -172,18 +187,43 @@ def _kept_key(key_file: Path, nbytes: int) -> tuple[str, bool]:
     return key, False
 
 
-def ensure_api_key(settings: Settings, echo: Callable[[str], None] = click.echo) -> Settings:
-    """The configured key, else the one kept in DATA_DIR/api_key, else a new one (printed once)."""
+def _check_api_key(key: str, where: str) -> None:
+    """Refuse a master key shorter than ``MIN_API_KEY`` characters (one line naming it)."""
+    if len(key) < MIN_API_KEY:
+        raise ConfigError(
+            f"{where} is too short ({len(key)} characters; at least {MIN_API_KEY}): set a long "
+            "random key, such as the output of `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`, or leave it empty to have one generated"
+        )
+
+
+def ensure_api_key(
+    settings: Settings,
+    echo: Callable[[str], None] = click.echo,
+    terminal: bool | None = None,
+) -> Settings:
+    """The configured key (at least ``MIN_API_KEY`` characters, else a ``ConfigError``), else
+    the one kept in DATA_DIR/api_key, else a new one written there. A new key is printed only
+    on a terminal (``terminal``, default: whether standard output is one); printed into a log
+    it would be readable by whoever reads the log, so otherwise only the file is named."""
     if settings.api_key:
+        _check_api_key(settings.api_key, "API_SECRET_KEY")
         return settings
     key_file = settings.data_dir / "api_key"
     key, kept = _kept_key(key_file, 32)
     if kept:
+        _check_api_key(key, f"the API key kept in {key_file}")
         echo(f"Using the API key kept in {key_file} (set API_SECRET_KEY to choose your own).")
-    else:
+    elif terminal if terminal is not None else sys.stdout.isatty():
         echo("No API_SECRET_KEY was set, so one was generated. Give it to your camera clients;")
         echo(f"it is shown only this once and kept in {key_file}:")
         echo(f"\n    API_SECRET_KEY={key}\n")
+    else:
+        echo(
+            f"No API_SECRET_KEY was set, so one was generated and written to {key_file} "
+            "(readable by this user only; not shown here, as this output is not a terminal). "
+            "Give cameras their own keys: `attendance keys add NAME`."
+        )
     return replace(settings, api_key=key)
 
 
@@ -249,11 +289,11 @@ def _folders(settings: Settings) -> None:
 @env_file_option
 def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     """Run the attendance server (enrols the dataset first, in the background)."""
-    from waitress import create_server
-
+    from ..attendance.files import private_data_folder
     from ..privacy.retention import PurgeScheduler
     from ..reports.scheduler import ReportScheduler
     from ..web import create_app
+    from ..web.serving import limits, make_server
 
     settings = _settings(env_file)
     _logging(settings)
@@ -268,9 +308,11 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
             )
     with friendly_errors():
         settings = ensure_session_secret(ensure_api_key(settings))
+        private_data_folder(settings.data_dir, existing=True)  # older files too: 0600, 0700
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
         _folders(settings)
         services = _services(settings, analyzer="pool")
+        services.files.sync()  # a mark recorded just before a crash reaches its day file
         app = create_app(services)
 
     if not settings.dataset_dir.is_dir():
@@ -285,19 +327,16 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
             report = _progress_enroll(services)
             _print_report(report, verbose=False)
             click.echo("Ready: enrolment finished, recognising.")
-        except AttendanceError as exc:
-            click.echo(f"Error: enrolment failed: {exc}", err=True)
+        except Exception as exc:  # enroll() keeps it for /health (503, the reason) and logs it
+            error = services.enrolment.error or f"enrolment failed: {type(exc).__name__}"
+            click.echo(f"Error: {error}", err=True)
 
+    # Connection, slow-client and body limits; the open-file limit raised to fit (web/serving.py).
+    server_limits = limits(settings)
+    if server_limits.note:
+        click.echo(f"Warning: {server_limits.note}", err=True)
     try:
-        server = create_server(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            # Waitress refuses far larger bodies itself (plain 413); Flask answers JSON below.
-            max_request_body_size=2 * settings.max_upload_bytes + 1024 * 1024,
-            ident="smart-attendance",
-        )
+        server = make_server(app, settings, server_limits)
     except OSError as exc:
         services.close()
         raise click.ClickException(
@@ -772,6 +811,7 @@ if __name__ == "__main__":  # pragma: no cover
 # Command groups kept in their own modules register themselves on ``main``.
 from . import badges as _badges  # noqa: E402,F401
 from . import db as _db  # noqa: E402,F401
+from . import keys as _keys  # noqa: E402,F401
 from . import privacy as _privacy  # noqa: E402,F401
 from . import purge as _purge  # noqa: E402,F401
 from . import register as _register  # noqa: E402,F401  (import for its commands)

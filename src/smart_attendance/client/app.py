@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,15 @@ class Scanner:
     """Per-frame state: the face track, its blink detector, the frame buffer, cool-downs."""
 
     def __init__(
-        self, options: ClientOptions, outbox: Outbox, uploader: Uploader, fps: float
+        self,
+        options: ClientOptions,
+        outbox: Outbox,
+        uploader: Uploader,
+        fps: float,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.options = options
+        self.clock = clock or (lambda: datetime.now(timezone.utc))  # stamps capture times
         self.outbox = outbox
         self.uploader = uploader
         self.fps = fps
@@ -90,7 +97,7 @@ class Scanner:
 
     def process(self, frame: np.ndarray, t: float) -> np.ndarray:
         self.index += 1
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         self.buffer.append((self.index, frame, now))
         grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = self.encoder.detect(grey, DetectParams(max_side=self.options.detect_side))
@@ -140,12 +147,14 @@ class Scanner:
             if ok:
                 jpegs.append(data.tobytes())
         captured = frames[len(frames) // 2][2]
-        self.outbox.put(jpegs, self.options.camera, self.fps, captured)
+        put = partial(self.outbox.put, jpegs, self.options.camera, self.fps, captured)
+        if not self._keep(put, t):
+            return
         self.uploader.wake()
         if self.uploader.state != "online":
             self.state.result = {
                 "title": "Queued",
-                "detail": "server offline: will send later",
+                "detail": f"server {self.uploader.state}: will send later",
                 "kind": "queued",
             }
             self.state.result_until = t + 3.0
@@ -160,7 +169,8 @@ class Scanner:
                 continue
             self.badge_until = {k: v for k, v in self.badge_until.items() if v > t}
             self.badge_until[token] = t + self.options.cooldown_s
-            self.outbox.put_badge(token, self.options.camera, now)
+            if not self._keep(partial(self.outbox.put_badge, token, self.options.camera, now), t):
+                continue
             self.uploader.wake()
             online = self.uploader.state == "online"
             self.state.result = {
@@ -171,6 +181,21 @@ class Scanner:
             self.state.result_until = t + 3.0
             self.scans += 1
             log.info("badge read: check-in queued")
+
+    def _keep(self, put: Callable[[], Scan], t: float) -> bool:
+        """Queue a scan; a queue that cannot be written (a full disk) is said, not fatal."""
+        try:
+            put()
+        except OSError as exc:
+            log.error("cannot queue the scan in %s: %s", self.options.queue_dir, exc)
+            self.state.result = {
+                "title": "Not saved",
+                "detail": "queue disk full?",
+                "kind": "unknown",
+            }
+            self.state.result_until = t + 3.0
+            return False
+        return True
 
     def on_answer(self, _scan: Scan, answer: Recognition) -> None:
         self.state.result = hud.result_card(answer)
@@ -221,9 +246,11 @@ def run(
     options: ClientOptions,
     echo: Callable[[str], None] = print,
     session: requests.Session | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
     """Run until the source ends (files, folders) or the window is closed / Ctrl-C.
-    ``session``: the HTTP session to send scans with (default: a new one)."""
+    ``session``: the HTTP session to send scans with (default: a new one); ``clock``: the
+    time that stamps each scan's capture time (default: this machine's clock)."""
     outbox = Outbox(options.queue_dir)
     scanner_ref: list[Scanner] = []
 
@@ -254,7 +281,7 @@ def run(
             delay = 1.0
             fps = options.fps or fps
             if not scanner_ref:
-                scanner_ref.append(Scanner(options, outbox, uploader, fps))
+                scanner_ref.append(Scanner(options, outbox, uploader, fps, clock))
             scanner = scanner_ref[0]
             last = time.monotonic()
             for frame in frames:
@@ -296,10 +323,26 @@ def run(
         return 0
     finally:
         uploader.stop()
+        _log_summary(outbox, uploader)
         if writer is not None:
             writer.release()
         if window is not None:
             window.close()
+
+
+def summary(outbox: Outbox, uploader: Uploader) -> str:
+    """What became of this run's scans, said when the client stops."""
+    return (
+        f"client stopped: {uploader.sent} sent, {uploader.rejected} rejected, "
+        f"{outbox.quarantined} quarantined, {len(outbox)} still queued (queue: {outbox.root})"
+    )
+
+
+def _log_summary(outbox: Outbox, uploader: Uploader) -> None:
+    # Logged, not printed: the printed lines are the answers. A warning (shown by the command)
+    # when a scan was set aside or is left behind.
+    notable = uploader.rejected or outbox.quarantined or len(outbox)
+    log.log(logging.WARNING if notable else logging.INFO, "%s", summary(outbox, uploader))
 
 
 def _describe(answer: Recognition) -> str:

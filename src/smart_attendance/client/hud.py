@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..models import LIVENESS_FAILED, RECOGNISED, STATUS_LATE, Box, Recognition
+from ..models import LIVENESS_FAILED, RECOGNISED, STATUS_LATE, UNKNOWN, Box, Recognition
 
 CYAN = (255, 220, 0)
 GREEN = (80, 200, 60)
@@ -38,8 +38,40 @@ class HudState:
     result_until: float = 0.0
 
 
+# The server's reasons for refusing a scan, in a few plain words for the result card.
+PLAIN_REASONS = {
+    "captured_at_out_of_window": "too old, or the clock is wrong",
+    "bad_image": "an unreadable image",
+    "unsupported_image": "an image type not taken",
+    "too_large": "too large for the server",
+    "forbidden": "not allowed for this camera",
+    "conflict": "in conflict with the server",
+}
+# Bad request messages by their start (the server words the field it did not take).
+PLAIN_PREFIXES = {
+    "camera id": "camera id not accepted",
+    "event id": "event id not accepted",
+    "fps": "frame rate not accepted",
+    "captured_at": "capture time not accepted",
+    "capture time": "capture time not accepted",
+}
+
+
+def plain_reason(answer: Recognition) -> str:
+    """Why the server refused a scan, in plain words (short enough for the card)."""
+    for key in (answer.reason or "", answer.status):
+        if key in PLAIN_REASONS:
+            return PLAIN_REASONS[key]
+    reason = answer.reason or ""
+    for start, words in PLAIN_PREFIXES.items():
+        if reason.lower().startswith(start):
+            return words
+    return (reason or answer.status).replace("_", " ")
+
+
 def result_card(answer: Recognition) -> dict[str, str]:
-    """The result card (title, detail, kind) for the server's answer to a scan."""
+    """The result card (title, detail, kind) for the server's answer to a scan; a scan the
+    server refused (anything but an answer) is "Refused" with the reason in plain words."""
     first = answer.first
     if answer.status == RECOGNISED and first is not None:
         if first.attendance is None:  # seen outside every class period
@@ -51,7 +83,9 @@ def result_card(answer: Recognition) -> dict[str, str]:
         return {"title": "Please blink", "detail": answer.reason or "", "kind": "unknown"}
     if answer.status.startswith("badge_"):  # badge_unknown, badge_revoked, badge_inactive
         return {"title": "Badge refused", "detail": answer.reason or "", "kind": "unknown"}
-    return {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
+    if answer.status == UNKNOWN:
+        return {"title": "Unknown", "detail": answer.reason or "", "kind": "unknown"}
+    return {"title": "Refused", "detail": plain_reason(answer), "kind": "unknown"}
 
 
 def guidance_for(grey: np.ndarray, boxes: list[Box], width: int) -> str:
@@ -114,7 +148,9 @@ def draw(frame: np.ndarray, state: HudState) -> np.ndarray:
 
     # Status panel.
     _panel(out, 0, 0, int(250 * scale / 0.58), int(78 * scale / 0.58))
-    server_color = {"online": GREEN, "offline": RED, "denied": RED}.get(state.server, AMBER)
+    server_color = {"online": GREEN, "offline": RED, "denied": RED, "wrong url": RED}.get(
+        state.server, AMBER
+    )
     lines = [
         (f"SMART ATTENDANCE  {state.camera}", WHITE),
         (f"server: {state.server}", server_color),

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome, Sealer
 from .badges import BadgeQueries
+from .keys import KeyQueries
 from .privacy import PrivacyQueries
 from .retention import RetentionQueries
 from .review import ReviewQueries
@@ -116,7 +117,7 @@ def _describe(exc: SQLAlchemyError) -> str:
     return text[:160]
 
 
-class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQueries):
+class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQueries, KeyQueries):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool).
     ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one
     refuses to write or read a descriptor."""
@@ -239,8 +240,10 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
     # --- marks --------------------------------------------------------------------------------
 
     def record_mark(self, mark: Mark, event_id: str | None = None) -> MarkOutcome:
-        """Insert the mark unless the student already has one for that class period (or the
-        event was recorded before); race-safe across threads and processes."""
+        """Insert the mark unless the student already has one for that class period (or this
+        student's mark of the same event was recorded before: event ids are unique per
+        student, so one student's scan never stands for another's); race-safe across threads
+        and processes."""
         values = {
             "student": mark.name,
             "day": mark.day,
@@ -252,7 +255,9 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             "status": mark.status,
             "camera": mark.camera,
             "source": mark.source,
+            "key_name": mark.key_name,
             "event_id": event_id,
+            "received_at": mark.received_at,
         }
         try:
             with self._begin() as conn:
@@ -262,7 +267,7 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             pass
         existing = self.mark_for(mark.name, mark.day, mark.class_name, mark.period)
         if existing is None and event_id is not None:
-            existing = self.mark_for_event(event_id)
+            existing = self.mark_for_event(event_id, mark.name)
         if existing is None:  # pragma: no cover - a conflict always leaves a row behind
             raise StoreError("could not record the mark (conflicting write); please retry")
         return MarkOutcome(existing, False)
@@ -280,6 +285,8 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             row.period_end,
             row.late_after,
             row.source,
+            key_name=row.key_name,
+            received_at=row.received_at,
         )
 
     def mark_for(
@@ -296,9 +303,12 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             ).first()
         return self._mark(row) if row else None
 
-    def mark_for_event(self, event_id: str) -> Mark | None:
+    def mark_for_event(self, event_id: str, student: str) -> Mark | None:
+        """The mark of ``student`` recorded with ``event_id`` (unique per student)."""
         with self._begin() as conn:
-            row = conn.execute(select(marks).where(marks.c.event_id == event_id)).first()
+            row = conn.execute(
+                select(marks).where(marks.c.event_id == event_id, marks.c.student == student)
+            ).first()
         return self._mark(row) if row else None
 
     def marks_on(self, day: date) -> list[Mark]:
@@ -319,6 +329,41 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             first_fix = conn.execute(select(func.min(corrections.c.day))).scalar_one_or_none()
         days = [d for d in (first_mark, first_fix) if isinstance(d, date)]
         return min(days) if days else None
+
+    def change_ids(self) -> tuple[int, int]:
+        """The highest mark id and correction id (0 when none): how far the register grew."""
+        with self._begin() as conn:
+            last_mark = conn.execute(select(func.max(marks.c.id))).scalar_one_or_none()
+            last_fix = conn.execute(select(func.max(corrections.c.id))).scalar_one_or_none()
+        return int(last_mark or 0), int(last_fix or 0)
+
+    def change_stamps(self, mark_id: int, correction_id: int) -> tuple[str, str]:
+        """When the mark ``mark_id`` was seen and the correction ``correction_id`` made (ISO
+        8601; "" when there is no such row): with ``change_ids``, tells a row deleted and its
+        id used again (SQLite reuses the highest id) from the row that was there."""
+        with self._begin() as conn:
+            seen = conn.execute(select(marks.c.seen_at).where(marks.c.id == mark_id)).scalar()
+            at = conn.execute(
+                select(corrections.c.at).where(corrections.c.id == correction_id)
+            ).scalar()
+        return (
+            seen.isoformat() if isinstance(seen, datetime) else "",
+            at.isoformat() if isinstance(at, datetime) else "",
+        )
+
+    def days_changed(self, after_mark: int = 0, after_correction: int = 0) -> set[date]:
+        """The days with a mark whose id is above ``after_mark`` or a correction whose id is
+        above ``after_correction`` (every day on record by default)."""
+        with self._begin() as conn:
+            found = conn.execute(
+                select(marks.c.day).where(marks.c.id > after_mark).distinct()
+            ).scalars()
+            days = set(found)
+            fixes = conn.execute(
+                select(corrections.c.day).where(corrections.c.id > after_correction).distinct()
+            ).scalars()
+            days.update(fixes)
+        return {d for d in days if isinstance(d, date)}
 
     # --- corrections --------------------------------------------------------------------------
 
@@ -598,6 +643,18 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
                 select(report_attempts).order_by(report_attempts.c.id.desc()).limit(limit)
             ).all()
         return [dict(row._mapping) for row in rows]
+
+    def sends_since(self, kind: str, since: datetime) -> list[datetime]:
+        """When each send of ``kind`` after ``since`` (UTC) started, oldest first: the
+        messages of one send share its time, so each send counts once."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(report_attempts.c.at)
+                .where(report_attempts.c.kind == kind, report_attempts.c.at > since)
+                .distinct()
+                .order_by(report_attempts.c.at)
+            ).all()
+        return [row.at for row in rows]
 
     # --- shared values (meta) ------------------------------------------------------------------
 

@@ -117,10 +117,13 @@ marks = Table(
     Column("status", String(16), nullable=False),
     Column("camera", String(64), nullable=False, default=""),
     Column("source", String(128), nullable=False, default=""),  # camera:ID | user:NAME | import
-    Column("event_id", String(160), nullable=True, unique=True),
+    # A scan's event id (with the class period under a timetable): unique per student, so a
+    # resend marks nobody twice and one student's scan never stands for another's.
+    Column("event_id", String(192), nullable=True),
     Column("received_at", DateTime, nullable=True),  # UTC, when the server got the scan
     Column("key_name", String(64), nullable=False, default=""),  # the camera key that made it
     UniqueConstraint("student", "day", "class_name", "period", name="uq_marks_student_period"),
+    UniqueConstraint("event_id", "student", name="uq_marks_event_student"),
 )
 
 corrections = Table(

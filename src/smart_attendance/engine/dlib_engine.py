@@ -8,7 +8,7 @@ faster) or by dlib itself. It works on decoded arrays; the ``Analyzer`` implemen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -186,25 +186,31 @@ class FaceEngine:
         return self._describe(list(chips))
 
     def analyze_arrays(
-        self, images: Sequence[np.ndarray], params: DetectParams, describe: int | None = None
+        self, images: Iterable[np.ndarray], params: DetectParams, describe: int | None = None
     ) -> list[Frame]:
         """Find and align the faces of every RGB image; describe those of at most
         ``describe`` images (all when None), in one network call. A face too small to trust
         has no descriptor. Without ``params.mirror`` each described face keeps its chip, so
         a borderline decision can ask for the mirrored descriptor later.
 
+        ``images`` is read once, in order, and no image is kept after its faces are aligned:
+        a generator that decodes each frame when asked holds one decoded frame at a time.
+
         A burst around a blink needs every frame's faces and eye ratios to see the blink, but
         only a few good frames to know who it is: those with the most faces, eyes the most
         open, faces the largest. The other frames' faces come back ``skipped``.
         """
         found = []
+        sizes = []
         for rgb in images:
             boxes = self.detect(rgb, params)
             usable = [box for box in boxes if min(box.width, box.height) >= params.min_face_px]
             found.append((boxes, {box: self.align_face(rgb, box) for box in usable}))
-        chosen = set(range(len(images)))
-        if describe is not None and describe < len(images):
-            ranked = sorted(range(len(images)), key=lambda i: _frame_quality(found[i][1]))
+            sizes.append((rgb.shape[1], rgb.shape[0]))
+            del rgb  # the next frame is decoded only now
+        chosen = set(range(len(found)))
+        if describe is not None and describe < len(found):
+            ranked = sorted(range(len(found)), key=lambda i: _frame_quality(found[i][1]))
             chosen = set(ranked[-describe:])
         chips = [
             (i, box, chip)
@@ -215,7 +221,7 @@ class FaceEngine:
         vectors = self.describe_chips([chip for _, _, chip in chips], params.mirror)
         vector_of = {(i, box): vectors[n] for n, (i, box, _chip) in enumerate(chips)}
         frames = []
-        for i, (rgb, (boxes, aligned)) in enumerate(zip(images, found, strict=True)):
+        for i, ((width, height), (boxes, aligned)) in enumerate(zip(sizes, found, strict=True)):
             faces = []
             for box in boxes:
                 face = aligned.get(box)
@@ -234,7 +240,6 @@ class FaceEngine:
                         yaw=face.yaw,
                     )
                 )
-            height, width = rgb.shape[:2]
             frames.append(Frame(width=width, height=height, faces=tuple(faces)))
         return frames
 

@@ -18,6 +18,7 @@ from ..models import DetectParams, Frame
 from . import imaging
 from .dlib_engine import FaceEngine
 from .model_files import prepare_embedder
+from .pool import AnalyzeBurst, analyze_burst
 
 Tag = TypeVar("Tag")
 
@@ -33,8 +34,9 @@ class InProcessAnalyzer:
     def analyze(
         self, images: Sequence[bytes], params: DetectParams, describe: int | None = None
     ) -> list[Frame]:
-        decoded = [imaging.decode(data, self._max_pixels) for data in images]
-        return self._engine.analyze_arrays(decoded, params, describe)
+        # Like a worker: one frame decoded at a time, shrunk as it is decoded.
+        call = AnalyzeBurst(list(images), params, self._max_pixels, describe)
+        return analyze_burst(self._engine, call)
 
     def analyze_many(
         self, items: Iterable[tuple[Tag, bytes]], params: DetectParams

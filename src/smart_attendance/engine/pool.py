@@ -3,8 +3,10 @@
 dlib holds the GIL, so the work needs processes. Each worker has its own pipe; the calling
 thread borrows idle workers, sends a typed call (``AnalyzeBurst``, ``AnalyzePhoto``,
 ``DescribeMirrored``, ``Ping``), and reads the answer itself: no queue threads between a
-request and its worker. Workers decode the uploaded bytes too. A worker that dies is replaced
-and its call fails with ``WorkerCrashedError``.
+request and its worker. Workers decode the uploaded bytes too, a burst's frames one at a time,
+each shrunk to at most ``WORK_MAX_SIDE`` pixels as it is decoded. A worker that dies is replaced
+and its call fails with ``WorkerCrashedError``; a call that takes longer than the pool's
+``timeout_s`` kills its worker (replaced) and fails with ``WorkerTimeoutError``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import WorkerCrashedError
+from ..errors import WorkerCrashedError, WorkerTimeoutError
 from ..models import DetectParams, Frame
 from . import imaging
 from .dlib_engine import FaceEngine
@@ -32,6 +35,11 @@ from .model_files import models_dir, prepare_embedder
 log = logging.getLogger(__name__)
 
 Tag = TypeVar("Tag")
+
+# A burst's frames are analysed at most this large (longer side, pixels): a full HD camera frame
+# is untouched. Detection works on a copy of at most ``ATTENDANCE_DETECT_MAX_SIDE`` (320) or
+# twice that, so it finds the same faces; alignment still has several times the 150 px chip.
+WORK_MAX_SIDE = 1920
 
 
 # --- the messages a worker answers ------------------------------------------------------------
@@ -71,11 +79,36 @@ class Ping:
 Call = AnalyzeBurst | AnalyzePhoto | DescribeMirrored | Ping
 
 
+def analyze_burst(engine: FaceEngine, call: AnalyzeBurst) -> list[Frame]:
+    """A burst's frames, decoded one at a time as the engine asks for them (a JPEG at a
+    reduced scale by its codec), each at most ``WORK_MAX_SIDE``; the faces' boxes and the
+    frames' sizes are answered in the images' own pixels."""
+    sizes: list[tuple[int, int]] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for data in call.images:
+            array, size = imaging.decode_sized(data, call.max_pixels, WORK_MAX_SIDE)
+            sizes.append(size)
+            yield array
+
+    found = engine.analyze_arrays(frames(), call.params, call.describe)
+    return [_at_size(frame, size) for frame, size in zip(found, sizes, strict=True)]
+
+
+def _at_size(frame: Frame, size: tuple[int, int]) -> Frame:
+    """``frame`` (analysed on a shrunk copy) in the pixels of an image of ``size``."""
+    width, height = size
+    if (frame.width, frame.height) == size:
+        return frame
+    factor = width / frame.width
+    faces = tuple(replace(f, box=f.box.scaled(factor, height, width)) for f in frame.faces)
+    return Frame(width=width, height=height, faces=faces)
+
+
 def answer(engine: FaceEngine, call: Call) -> Any:
     """What a face engine answers to ``call`` (in a worker, or in the calling process)."""
     if isinstance(call, AnalyzeBurst):
-        decoded = [imaging.decode(data, call.max_pixels) for data in call.images]
-        return engine.analyze_arrays(decoded, call.params, call.describe)
+        return analyze_burst(engine, call)
     if isinstance(call, AnalyzePhoto):
         return engine.analyze_arrays([imaging.decode(call.image, call.max_pixels)], call.params)[0]
     if isinstance(call, DescribeMirrored):
@@ -157,6 +190,10 @@ class _Worker:
         with contextlib.suppress(OSError, ValueError):
             self.conn.send(None)
         self.process.join(timeout_s)
+        self.kill(timeout_s)
+
+    def kill(self, timeout_s: float = 5.0) -> None:
+        """Stop the process now, whatever it is doing (a stuck call)."""
         if self.process.is_alive():
             self.process.kill()
             self.process.join(timeout_s)
@@ -170,7 +207,9 @@ class WorkerPool:
     calling thread borrows idle workers, sends, and reads the answers itself: no queue
     threads between a request and its worker (ProcessPoolExecutor's cost about 0.7 ms of
     server CPU a request). A worker that dies is replaced and its call fails with
-    ``WorkerCrashedError``.
+    ``WorkerCrashedError``. A call that takes longer than ``timeout_s`` (None: no limit)
+    fails with ``WorkerTimeoutError``: its worker is killed and replaced, so a request that
+    would hold a worker for minutes (huge images, a hung native library) gives it back.
     """
 
     def __init__(
@@ -179,9 +218,11 @@ class WorkerPool:
         max_pixels: int,
         embedder: str = "dlib",
         cache_dir: Path | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         models_dir()  # fail early, in the parent, with a clear message
         self.embedder = embedder
+        self.timeout_s = timeout_s
         self._onnx_model = prepare_embedder(embedder, cache_dir or Path("data/models"))
         self._max_pixels = max_pixels
         self.workers = max(1, workers)
@@ -194,11 +235,33 @@ class WorkerPool:
         for _ in range(self.workers):
             self._start_worker()
 
-    def _start_worker(self) -> None:
+    def _start_worker(self, loaded_first: bool = False) -> None:
+        """Start a worker; it takes calls at once, or (``loaded_first``: a replacement) once
+        its models are loaded, so that no call's time limit pays for the loading."""
         worker = _Worker(self._context, self._onnx_model)
         with self._lock:
             self._all.append(worker)
-        self._idle.put(worker)
+        if not loaded_first:
+            self._idle.put(worker)
+            return
+        threading.Thread(
+            target=self._enlist_when_loaded, args=(worker,), name="worker-start", daemon=True
+        ).start()
+
+    def _enlist_when_loaded(self, worker: _Worker) -> None:
+        try:
+            worker.conn.send(Ping())
+            ok, _value = worker.conn.recv()
+        except (EOFError, OSError, ValueError):
+            ok = False
+        if self._closed:
+            return
+        if ok:
+            self._idle.put(worker)
+            return
+        log.error("a new recognition worker did not start; trying again")
+        time.sleep(1.0)
+        self._replace(worker)
 
     def _acquire(self, block: bool) -> _Worker | None:
         while not self._closed:
@@ -209,14 +272,35 @@ class WorkerPool:
                     return None
         raise WorkerCrashedError("the recognition workers are shutting down; retry")
 
-    def _replace(self, worker: _Worker) -> None:
-        log.error("a recognition worker died; starting a new one")
+    def _replace(self, worker: _Worker, stuck: bool = False) -> None:
+        if stuck:
+            log.error(
+                "a recognition worker call took longer than %g s; stopping it and starting "
+                "a new worker (ATTENDANCE_WORKER_TIMEOUT_S)",
+                self.timeout_s,
+            )
+        else:
+            log.error("a recognition worker died; starting a new one")
         with self._lock:
             if worker in self._all:
                 self._all.remove(worker)
-        worker.stop(timeout_s=1.0)
+        if stuck:
+            worker.kill()
+        else:
+            worker.stop(timeout_s=1.0)
         if not self._closed:
-            self._start_worker()
+            self._start_worker(loaded_first=True)
+
+    def _deadline(self, call: Call) -> float | None:
+        """When ``call``, sent now, is given up (monotonic seconds); None: never (a worker
+        loading its models answers ``Ping`` when it is done, however long that takes)."""
+        if self.timeout_s is None or isinstance(call, Ping):
+            return None
+        return time.monotonic() + self.timeout_s
+
+    @staticmethod
+    def _left(deadline: float | None) -> float | None:
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
 
     def _stream(self, calls: Iterable[tuple[Tag, Call]]) -> Iterator[tuple[Tag, bool, Any]]:
         """Run ``(tag, call)`` pairs on as many idle workers as there are (at least
@@ -226,7 +310,7 @@ class WorkerPool:
         long enrolment and live requests share the workers.
         """
         source = iter(calls)
-        busy: dict[Connection, tuple[_Worker, Tag]] = {}
+        busy: dict[Connection, tuple[_Worker, Tag, float | None]] = {}  # with its deadline
         exhausted = False
         try:
             while True:
@@ -246,16 +330,30 @@ class WorkerPool:
                         self._replace(worker)
                         yield tag, False, self._crashed()
                         continue
-                    busy[worker.conn] = (worker, tag)
+                    busy[worker.conn] = (worker, tag, self._deadline(call))
                 if not busy:
                     return
-                for conn in wait(list(busy)):
-                    worker, tag = busy.pop(conn)  # type: ignore[call-overload]
+                deadlines = [d for _w, _t, d in busy.values() if d is not None]
+                timeout = self._left(min(deadlines)) if deadlines else None
+                for conn in wait(list(busy), timeout):
+                    worker, tag, _deadline = busy.pop(conn)  # type: ignore[call-overload]
                     ok, value = self._receive(worker)
                     yield tag, ok, value
+                now = time.monotonic()
+                for conn in [c for c, (_w, _t, d) in busy.items() if d is not None and d <= now]:
+                    worker, tag, _deadline = busy.pop(conn)
+                    if conn.poll():  # answered at the last moment
+                        ok, value = self._receive(worker)
+                        yield tag, ok, value
+                        continue
+                    self._replace(worker, stuck=True)
+                    yield tag, False, self._timed_out()
         finally:  # stopped early: collect the answers still due, so no pipe holds a stale one
-            for worker, _tag in busy.values():
-                self._receive(worker)
+            for worker, _tag, deadline in busy.values():
+                if worker.conn.poll(self._left(deadline)):
+                    self._receive(worker)
+                else:
+                    self._replace(worker, stuck=True)
 
     def _receive(self, worker: _Worker) -> tuple[bool, Any]:
         try:
@@ -269,6 +367,12 @@ class WorkerPool:
     @staticmethod
     def _crashed() -> WorkerCrashedError:
         return WorkerCrashedError("the recognition worker stopped unexpectedly; retry")
+
+    def _timed_out(self) -> WorkerTimeoutError:
+        return WorkerTimeoutError(
+            f"recognition took longer than {self.timeout_s:g} s and was stopped "
+            "(ATTENDANCE_WORKER_TIMEOUT_S); send fewer or smaller frames, or retry"
+        )
 
     def _call(self, call: Call) -> Any:
         ((_tag, ok, value),) = list(self._stream([(0, call)]))

@@ -63,6 +63,7 @@ class Register(Protocol):
         camera: str,
         event_id: str | None,
         source: str | None = None,
+        key_name: str = "",
     ) -> list[MarkResult]: ...
 
 
@@ -179,16 +180,20 @@ class BadgeService:
         camera: str,
         event_id: str | None = None,
         captured_at: str | None = None,
+        key_name: str = "",
     ) -> Recognition:
         """Mark the badge's student as a recognised face would be (``camera`` and
-        ``event_id`` already checked by the caller), signed ``badge:CAMERA``."""
+        ``event_id`` already checked by the caller), signed ``badge:CAMERA`` (``key_name``:
+        the camera key that sent it)."""
         seen_at = self.register.seen_at(captured_at)  # a bad capture time: 400 first
         try:
             name, row = self.student_of(text)
         except BadgeRefusedError as exc:
             log.warning("badge refused at camera %s: %s", camera, exc.reason)
             raise
-        marks = self.register.mark([name], seen_at, camera, event_id, source=f"badge:{camera}")
+        marks = self.register.mark(
+            [name], seen_at, camera, event_id, source=f"badge:{camera}", key_name=key_name
+        )
         if any(mark.new for mark in marks):
             self.on_marked(seen_at.date())
         log.info("badge #%d checked in at camera %s", row.id, camera)

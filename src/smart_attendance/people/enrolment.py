@@ -132,14 +132,21 @@ class DatasetEntry:
 
 
 def scan_dataset(root: Path) -> tuple[list[DatasetEntry], list[Skipped]]:
-    """List the usable photo files under ``root`` and what was passed over."""
+    """List the usable photo files under ``root`` and what was passed over: a student folder
+    that cannot be read (permissions, I/O error) is skipped with the reason, never the end of
+    the enrolment. The dataset folder itself that cannot be read is an ``OSError``."""
     entries: list[DatasetEntry] = []
     skipped: list[Skipped] = []
     if not root.is_dir():
         return entries, skipped
     real_root = root.resolve()
     for folder in sorted(root.iterdir(), key=lambda p: p.name):
-        if not folder.is_dir():
+        try:
+            is_folder = folder.is_dir()
+        except OSError as exc:  # pragma: no cover - is_dir() answers False for most errors
+            skipped.append(Skipped(folder.name + "/", f"cannot read the folder ({exc.strerror})"))
+            continue
+        if not is_folder:
             continue
         problem = check_student_name(folder.name)
         if problem:
@@ -149,7 +156,13 @@ def scan_dataset(root: Path) -> tuple[list[DatasetEntry], list[Skipped]]:
         if folder.is_symlink() and not _inside(folder, real_root):
             skipped.append(Skipped(folder.name + "/", "link to a folder outside the dataset"))
             continue
-        for photo in sorted(folder.iterdir(), key=lambda p: p.name):
+        try:
+            photos = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError as exc:
+            skipped.append(Skipped(folder.name + "/", f"cannot read the folder ({exc.strerror})"))
+            log.warning("a student folder of the dataset cannot be read: %s", exc.strerror)
+            continue
+        for photo in photos:
             rel = f"{folder.name}/{photo.name}"
             if photo.name.startswith(".") or photo.suffix.lower() not in PHOTO_SUFFIXES:
                 continue

@@ -156,7 +156,9 @@ class EnrolmentService:
         on_total: Callable[[int], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> EnrolmentReport:
-        """(Re)build the gallery from the dataset folder; the server is ready afterwards."""
+        """(Re)build the gallery from the dataset folder; the server is ready afterwards. Any
+        failure is kept in ``error`` (``GET /health`` answers it, 503) and logged, then
+        raised: the server never stays "starting" without saying why."""
         with self._lock:
             return self._enroll(on_total, on_progress, keep_error=True)
 
@@ -179,9 +181,10 @@ class EnrolmentService:
                 on_total=on_total,
                 on_progress=on_progress,
             )
-        except AttendanceError as exc:
+        except Exception as exc:
             if keep_error:
-                self.error = str(exc)
+                self.error = f"enrolment failed: {_failure(exc)}"
+                log.error("%s", self.error, exc_info=not isinstance(exc, AttendanceError))
             raise
         # Every student folder is a student of the registry, expected in class from the day
         # it was first seen.
@@ -540,6 +543,16 @@ class EnrolmentService:
     def _require_ready(self) -> None:
         if not self.ready.is_set():
             raise NotReadyError("the server is still enrolling the dataset; try again shortly")
+
+
+def _failure(exc: Exception) -> str:
+    """One line on an enrolment's failure, for ``/health``: the message of our errors; for
+    others their kind and, for a file, the reason without the path (it may name a student)."""
+    if isinstance(exc, AttendanceError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({type(exc).__name__}; the server's log has the file)"
+    return f"{type(exc).__name__} (the server's log has the details)"
 
 
 def _check_name(name: str) -> None:

@@ -8,8 +8,8 @@ server (``RecognitionService``) and by ``attendance eval`` alike.
   unknown face still close to the threshold or the margin after the second look keeps its
   nearest student as ``candidate`` (an *uncertain* face, for a person to review: the rule
   itself never changes).
-* ``uncertain_faces``, ``stranger_seen``: a frame's uncertain faces; whether it has an
-  unknown face with no student near.
+* ``uncertain_faces``, ``stranger_seen``, ``stranger_descriptors``: a frame's uncertain
+  faces; whether it has an unknown face with no student near, and those faces' descriptors.
 * ``best_frame``: the frame of a burst to answer for.
 * ``unknown_reason``: why a frame names nobody (``no_face``, ``face_too_small``,
   ``unknown_face``).
@@ -113,6 +113,18 @@ def stranger_seen(decision: FrameDecision) -> bool:
     camera's intruder streak, an uncertain face does not."""
     return any(
         r.name is None and r.candidate is None and r.reason != TOO_SMALL for r in decision.results
+    )
+
+
+def stranger_descriptors(decision: FrameDecision) -> tuple[np.ndarray, ...]:
+    """The descriptors of the frame's strangers (the faces ``stranger_seen`` counts that were
+    described): the intruder service tells one stranger from another with them, in memory
+    only."""
+    return tuple(
+        np.asarray(face.descriptor)
+        for face, r in zip(decision.frame.faces, decision.results, strict=True)
+        if r.name is None and r.candidate is None and r.reason is None
+        if face.descriptor is not None
     )
 
 

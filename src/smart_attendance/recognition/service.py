@@ -9,7 +9,9 @@ the register and the review queue is the attendance service's business.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..models import (
     LIVENESS_FAILED,
@@ -23,6 +25,7 @@ from .decisions import (
     best_frame,
     blinked,
     decide_frame,
+    stranger_descriptors,
     stranger_seen,
     uncertain_faces,
     unknown_reason,
@@ -38,7 +41,8 @@ class Sighting:
     ``uncertain``: faces of the best frame left unknown although a student was near (each
     with its ``candidate``; with liveness required, only faces that blink), for a person to
     confirm or reject; ``stranger``: the best frame has an unknown face with no student near
-    (what counts toward a camera's intruder streak)."""
+    (what counts toward a camera's intruder streak); ``strangers``: those faces' descriptors
+    (biometric data: kept in memory by the intruder service, never stored)."""
 
     status: str
     faces: tuple[FaceResult, ...]
@@ -47,6 +51,7 @@ class Sighting:
     reason: str | None = None
     uncertain: tuple[FaceResult, ...] = ()
     stranger: bool = False
+    strangers: tuple[np.ndarray, ...] = field(default=(), repr=False, compare=False)
 
 
 class RecognitionService:
@@ -74,11 +79,19 @@ class RecognitionService:
         if self.require_liveness:
             near = [r for r in near if blinked(decisions, r, fps)]
         uncertain, stranger = tuple(near), stranger_seen(chosen)
+        strangers = stranger_descriptors(chosen)
         known = sorted(chosen.known, key=lambda r: -(r.box.width * r.box.height))
         if not known:
             reason = unknown_reason(chosen)
             return Sighting(
-                UNKNOWN, chosen.results, best, (), reason, uncertain=uncertain, stranger=stranger
+                UNKNOWN,
+                chosen.results,
+                best,
+                (),
+                reason,
+                uncertain=uncertain,
+                stranger=stranger,
+                strangers=strangers,
             )
         if self.require_liveness:
             known = [r for r in known if blinked(decisions, r, fps)]

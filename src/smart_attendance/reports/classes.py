@@ -9,10 +9,12 @@ who changed what, and why). ``RegisterReport`` holds one of them; ``render_text`
 
 * A class's report: its periods of the day, each student's status in each (a grid on the phone:
   one row per student, one column per period), absent and excused students with their periods
-  and reasons, the day's corrections of the class, a chart of the class's last two weeks, its
+  and reasons, the marks that arrived late (received long after they were seen), the day's
+  corrections of the class, a chart of the class's last two weeks, its
   students' statistics so far, and the class's register of the day as a CSV file.
 * The whole school's: a line per class period (present, late, absent, excused), absent and
-  excused students with their classes and periods, every correction of the day, the chart,
+  excused students with their classes and periods, the marks that arrived late, every
+  correction of the day, the chart,
   every student's statistics, the intruder photos, and the day file, the statistics file and
   the day's register as CSV files. On a closure day it says the school is closed.
 
@@ -46,6 +48,7 @@ from ..models import (
 from .content import (
     CSS,
     HISTORY_DAYS,
+    LATE_ARRIVALS,
     as_stored,
     assemble,
     bar_chart,
@@ -53,6 +56,8 @@ from .content import (
     correction_text,
     corrections_html,
     intruders_card,
+    late_arrival,
+    late_arrivals_html,
     new_cid,
     thumbnails,
 )
@@ -163,6 +168,15 @@ class RegisterReport:
         return ", ".join(parts)
 
     @property
+    def late_arrivals(self) -> list[str]:
+        """The marks of the day that arrived late, as ``content.late_arrival`` writes them."""
+        return [
+            late_arrival(e.student, e.time or "", e.received_at, self.day, self.place(e))
+            for e in sorted(self.entries, key=lambda e: (e.time or "", e.class_name, e.student))
+            if e.arrived_late and e.received_at is not None
+        ]
+
+    @property
     def summary(self) -> str:
         """``5/6 present, 1 late, 1 absent, 0 excused`` (per student and period)."""
         c = self.counts
@@ -243,6 +257,10 @@ def render_text(report: RegisterReport) -> str:
         listing = report.listing(status)
         if listing:
             lines += [f"{label}: {listing}", ""]
+    if report.late_arrivals:
+        lines.append(f"Arrived late ({LATE_ARRIVALS}):")
+        lines += [f"  {text}" for text in report.late_arrivals]
+        lines.append("")
     if report.corrections:
         lines.append("Corrections today:")
         lines += [
@@ -332,6 +350,8 @@ def render_html(
         listed = report.by_student(status)
         if listed:
             parts.append(f"<p><b>{label} ({len(listed)}):</b> {e(report.listing(status))}</p>")
+    if report.late_arrivals:
+        parts.append(late_arrivals_html(report.late_arrivals))
     if report.corrections:
         parts.append(corrections_html(report.corrections, report.zone, report.scope))
     parts.append("</div>")

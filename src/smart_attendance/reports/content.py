@@ -5,10 +5,13 @@ reads on a phone (with a timetable, ``classes`` writes one per class and the who
 ``EmailMessage``: a plain-text part, an HTML part with a chart and intruder thumbnails as
 inline images, and the day's CSV files attached. Every name and other student-controlled text is
 escaped in HTML and neutralised in CSV. A day with no marks is a report that says everyone was
-absent, not an error. Students excused by a correction are listed as excused, and the day's
-corrections (who changed what, and why) close the day's section.
+absent, not an error. Students excused by a correction are listed as excused, marks that
+arrived late (received by the server long after they were seen: a queued scan, or a capture
+time set back) are listed as such, and the day's corrections (who changed what, and why) close
+the day's section.
 
-``assemble``, ``chart_png``, ``thumbnail`` and ``correction_text`` are shared with ``classes``.
+``assemble``, ``chart_png``, ``thumbnail``, ``correction_text`` and ``late_arrival`` are shared
+with ``classes``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from zoneinfo import ZoneInfo
 from PIL import Image
 
 from ..attendance import files as csvfiles
+from ..attendance.punctuality import ARRIVED_LATE_AFTER, arrived_late
 from ..config import Settings
 from ..db.store import Store
 from ..errors import AttendanceError
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 14
 MAX_THUMBNAILS = 12
+LATE_ARRIVALS = (
+    f"received more than {int(ARRIVED_LATE_AFTER.total_seconds() // 60)} minutes after they "
+    "were seen"
+)
 
 
 def as_stored(data: bytes) -> bytes:
@@ -75,6 +83,17 @@ class DayReport:
     @property
     def day_rows(self) -> list[Mark]:
         return self.marks if self.rows is None else self.rows
+
+    @property
+    def late_arrivals(self) -> list[str]:
+        """The day's marks that arrived late, as ``late_arrival`` writes them."""
+        zone = self.zone or timezone.utc
+        out = []
+        for m in self.marks:
+            if m.received_at is not None and arrived_late(m.seen_at, m.received_at, zone):
+                received = m.received_at.replace(tzinfo=timezone.utc).astimezone(zone)
+                out.append(late_arrival(m.name, f"{m.seen_at:%H:%M:%S}", received, self.day))
+        return out
 
     @property
     def subject(self) -> str:
@@ -131,6 +150,14 @@ def correction_text(fix: Correction, zone: ZoneInfo | None, scope: str = "") -> 
 
 def excused_text(excused: Sequence[tuple[str, str]]) -> str:
     return ", ".join(f"{name} ({reason})" if reason else name for name, reason in excused)
+
+
+def late_arrival(name: str, seen: str, received: datetime, day: date, place: str = "") -> str:
+    """``ana_lima: seen 08:50, received 11:40`` (``place``: where, e.g. ``7b 08:30``; the
+    received date too when it is not ``day``): a mark that arrived late. Plain text."""
+    when = f"{received:%H:%M}" if received.date() == day else f"{received:%Y-%m-%d %H:%M}"
+    where = f", {place}" if place else ""
+    return f"{name}{where}: seen {seen[:5]}, received {when}"
 
 
 # --- chart -------------------------------------------------------------------------------------
@@ -224,6 +251,10 @@ def render_text(report: DayReport) -> str:
         lines.append("")
     if report.excused:
         lines.append("Excused: " + excused_text(report.excused))
+        lines.append("")
+    if report.late_arrivals:
+        lines.append(f"Arrived late ({LATE_ARRIVALS}):")
+        lines += [f"  {text}" for text in report.late_arrivals]
         lines.append("")
     if report.corrections:
         lines.append("Corrections today:")
@@ -330,6 +361,8 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
         parts.append(
             f"<p><b>Excused ({len(report.excused)}):</b> {e(excused_text(report.excused))}</p>"
         )
+    if report.late_arrivals:
+        parts.append(late_arrivals_html(report.late_arrivals))
     if report.corrections:
         parts.append(corrections_html(report.corrections, report.zone))
     parts.append("</div>")
@@ -352,6 +385,12 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
         "CSV files. Sent by Smart Attendance.</div></div></body></html>"
     )
     return "\n".join(parts)
+
+
+def late_arrivals_html(arrivals: Sequence[str]) -> str:
+    """The paragraph of the marks that arrived late."""
+    items = "; ".join(html.escape(text) for text in arrivals)
+    return f"<p><b>Arrived late ({len(arrivals)}):</b> {items} <small>({LATE_ARRIVALS})</small></p>"
 
 
 def corrections_html(

@@ -13,11 +13,18 @@ message's ``MailError`` only when nothing could be sent. So the scheduler retrie
 when nothing went out: a class whose email failed while others were delivered is not sent
 again by itself (its failure is in the log; ``attendance report send`` sends every message of
 the day again).
+
+Sends asked over the API (``send_requested``) are limited to ``ATTENDANCE_REPORT_SENDS_PER_HOUR``,
+counted across servers from the attempt log (every manual send counts, sent or failed, the
+command's too); more raise ``RateLimitedError`` with the seconds until the oldest leaves the hour.
+A report's day is one of ``models.FIRST_DAY`` to ``LAST_DAY``; another is a ``BadRequestError``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
@@ -28,12 +35,22 @@ from ..attendance.marks import AttendanceService
 from ..attendance.timetable import Timetable
 from ..config import Settings
 from ..db.store import Store
-from ..errors import AttendanceError, MailError
-from ..models import STATUS_EXCUSED, Clock, ReportSent, StudentStats
+from ..errors import AttendanceError, BadRequestError, MailError, RateLimitedError
+from ..models import FIRST_DAY, LAST_DAY, STATUS_EXCUSED, Clock, ReportSent, StudentStats
 from . import classes, mailer
 from .content import HISTORY_DAYS, build_message, collect
 
 log = logging.getLogger(__name__)
+
+
+def _check_day(day: date) -> date:
+    """``day``, or a ``BadRequestError`` when it is out of ``FIRST_DAY``..``LAST_DAY`` (the
+    report's 30-day history and ranges would overflow near ``date.min`` and ``date.max``)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequestError(
+            f"a report's day is from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
+        )
+    return day
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,7 @@ class ReportService:
         self.attendance = attendance
         self.names = names
         self.clock = clock
+        self._requested = threading.Lock()  # one requested send at a time in this process
 
     def today(self) -> date:
         return self.clock().astimezone(self.settings.zone).date()
@@ -76,7 +94,7 @@ class ReportService:
     def message(self, day: date | None = None) -> tuple[date, EmailMessage]:
         """The day's report for ``TEACHER_EMAIL`` (today by default): without a timetable the
         original's report, with one the whole school's."""
-        day = day or self.today()
+        day = _check_day(day or self.today())
         if self.timetable.is_default:
             return day, self._default_message(day)
         return day, self._school_message(day)
@@ -174,6 +192,28 @@ class ReportService:
         return classes.build_message(report, self.settings, teachers, self.clock())
 
     # --- sending ------------------------------------------------------------------------------
+
+    def send_requested(self, day: date | None = None) -> ReportSent:
+        """``send_report`` asked by someone (``POST /send_report``): at most
+        ``ATTENDANCE_REPORT_SENDS_PER_HOUR`` manual sends in the last hour across servers, or
+        ``RateLimitedError``. Requests to this server wait for each other, so two at once
+        cannot both take the last send of the hour."""
+        if day is not None:
+            _check_day(day)  # a bad day is a 400 before it counts as a send
+        with self._requested:
+            limit = self.settings.report_sends_per_hour
+            now = self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+            sends = self.store.sends_since("manual", now - timedelta(hours=1))
+            if len(sends) >= limit:
+                free_at = sends[-limit] + timedelta(hours=1)
+                wait_s = max(1, math.ceil((free_at - now).total_seconds()))
+                log.warning("report send refused: %d manual sends in the last hour", len(sends))
+                raise RateLimitedError(
+                    f"the report was sent by hand {len(sends)} times in the last hour (at most "
+                    f"{limit}: ATTENDANCE_REPORT_SENDS_PER_HOUR); try again in {wait_s} s",
+                    wait_s,
+                )
+            return self.send_report(day, kind="manual")
 
     def send_report(self, day: date | None = None, kind: str = "manual") -> ReportSent:
         """Build and send the day's emails now; every attempt is recorded with its outcome.

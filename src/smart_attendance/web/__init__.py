@@ -7,10 +7,17 @@ Routes (compatible with the original project's clients):
 * ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
 * ``GET /health``      no key, no personal data; 503 until enrolment has finished
+* ``GET /openapi.json`` no key: this API as an OpenAPI 3.1 document (``web/openapi.py``)
 
 and the register's and the registry's routes (``web/register.py``: ``GET /attendance``,
 ``POST /attendance/corrections``, ``GET /export.csv|.xlsx``; ``web/students.py``:
 ``GET|POST /students``, ``PATCH /students/<name>``, ``POST /students/<name>/photos``).
+
+``X-API-KEY`` is the admin key (``API_SECRET_KEY``: every route) or a camera key
+(``people/keys.py``: ``CAMERA_ROUTES`` only, else 403). A missing or wrong key is a 401, logged
+with the client's address (never the key) and counted in the database; an address with
+``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets 429 with ``Retry-After``
+before its key is even looked at (docs/api.md#keys).
 
 Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
 mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
@@ -19,7 +26,6 @@ results, turned into the original project's JSON by their ``to_json``.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from datetime import date
@@ -34,6 +40,7 @@ from ..attendance.export import ExportFile
 from ..errors import (
     AttendanceError,
     BadRequestError,
+    CaptureTimeError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -46,29 +53,40 @@ from ..errors import (
     MailUnavailableError,
     NotFoundError,
     NotReadyError,
+    RateLimitedError,
     StoreError,
     TooManyAttemptsError,
     UnsupportedImageError,
     WorkerCrashedError,
+    WorkerTimeoutError,
 )
+from ..models import FIRST_DAY, LAST_DAY
 
 log = logging.getLogger(__name__)
 
 UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")  # replaced in a downloaded file's name
+
+# Routes without a key; and what a camera key opens (people/keys.py). Every other route of the
+# API needs the admin key (API_SECRET_KEY): a camera key there is a 403.
+OPEN_ROUTES = frozenset({"health", "static", "openapi"})  # openapi: GET /openapi.json
+CAMERA_ROUTES = frozenset({"recognize", "badges.checkin"})
 
 # (exception type, HTTP status, "status" field); the first matching row wins.
 ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
     (ImageTooLargeError, 413, "too_large"),
     (UnsupportedImageError, 415, "unsupported_image"),
     (ImageError, 400, "bad_image"),
+    (CaptureTimeError, 422, "error"),  # with "reason": "captured_at_out_of_window"
     (BadRequestError, 400, "bad_request"),
     (NotFoundError, 404, "not_found"),
     (ConflictError, 409, "conflict"),
     (ForbiddenError, 403, "forbidden"),
     (TooManyAttemptsError, 429, "too_many_attempts"),
+    (RateLimitedError, 429, "too_many_requests"),  # with Retry-After
     (LoginError, 401, "login_refused"),
     (NotReadyError, 503, "starting"),
     (StoreError, 503, "database_unavailable"),
+    (WorkerTimeoutError, 503, "worker_timeout"),
     (WorkerCrashedError, 503, "busy"),
     (ConfigError, 500, "misconfigured"),
     (MailNotConfiguredError, 503, "mail_not_configured"),
@@ -79,16 +97,19 @@ ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
 
 
 def _day(raw: str | None, name: str = "date") -> date | None:
-    """A date of a request (``YYYY-MM-DD``, from 1900 on), None when left out; a
-    ``BadRequestError`` naming the field ``name`` otherwise."""
+    """A date of a request (``YYYY-MM-DD``, from 1900 to 2999: ``models.FIRST_DAY`` and
+    ``LAST_DAY``), None when left out; a ``BadRequestError`` naming the field ``name``
+    otherwise."""
     if not raw:
         return None
     try:
         day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequestError(f"{name} must be a date as YYYY-MM-DD") from None
-    if day.year < 1900:
+    if day < FIRST_DAY:
         raise BadRequestError(f"{name} is too far in the past")
+    if day > LAST_DAY:
+        raise BadRequestError(f"{name} is too far in the future")
     return day
 
 
@@ -135,22 +156,39 @@ def create_app(services: Services) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["attendance"] = services
-    expected_key = settings.api_key.encode("utf-8")
-
-    def authorised() -> bool:
-        given = request.headers.get("X-API-KEY", "")
-        return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected_key)
+    keys = services.keys
 
     @app.before_request
     def check_key() -> Any:
         # The dashboard signs its users in with sessions and never takes the API key.
-        if request.endpoint in {"health", "static"} or request.endpoint is None:
+        if request.endpoint in OPEN_ROUTES or request.endpoint is None:
             return None
         if request.blueprint == "dashboard":
             return None
-        if not authorised():
+        address = request.remote_addr or "unknown"
+        wait = keys.throttled(address)  # before the key is even looked at
+        if wait is not None:
+            response, code = _error(
+                "too_many_attempts",
+                f"too many wrong API keys from this address; try again in {wait} s",
+                429,
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response, code
+        holder = keys.check(request.headers.get("X-API-KEY", ""))
+        if holder is None:
+            keys.refused(address)
+            log.warning("api key refused from %s", address)
             return jsonify({"status": "denied", "error": "missing or wrong X-API-KEY"}), 401
+        if not holder.is_admin and request.endpoint not in CAMERA_ROUTES:
+            return _error(
+                "forbidden",
+                "a camera key opens the camera's routes only (POST /recognize, POST /checkin); "
+                "this one needs the admin key",
+                403,
+            )
         g.authorised = True
+        g.key_name = holder.name  # "" for the admin key; kept with the marks it makes
         return None
 
     @app.post("/recognize")
@@ -170,7 +208,12 @@ def create_app(services: Services) -> Flask:
             return _error("bad_request", "fps must be a number", 400)
         captured_at = request.form.get("captured_at") or request.headers.get("X-Captured-At")
         result = services.scans.recognize(
-            frames, camera=camera, event_id=event_id, fps=fps, captured_at=captured_at
+            frames,
+            camera=camera,
+            event_id=event_id,
+            fps=fps,
+            captured_at=captured_at,
+            key_name=g.get("key_name", ""),
         )
         return jsonify(result.to_json())
 
@@ -199,7 +242,9 @@ def create_app(services: Services) -> Flask:
                 day = date.fromisoformat(str(raw))
             except ValueError:
                 return _error("bad_request", "date must be YYYY-MM-DD", 400)
-        return jsonify(services.reports.send_report(day, kind="manual").to_json())
+        # A day out of FIRST_DAY..LAST_DAY is a 400, and at most ATTENDANCE_REPORT_SENDS_PER_HOUR
+        # sends an hour across servers (429 with Retry-After): the report service says so.
+        return jsonify(services.reports.send_requested(day).to_json())
 
     @app.get("/enrolment")
     def enrolment() -> Any:
@@ -221,6 +266,12 @@ def create_app(services: Services) -> Flask:
         health = services.health()
         return jsonify(health.to_json()), 200 if health.status == "ok" else 503
 
+    @app.get("/openapi.json")  # the API described (web/openapi.py); no key, like /health
+    def openapi() -> Any:
+        from .openapi import document
+
+        return jsonify(document())
+
     from . import badges, dashboard, register, students  # they import this module's helpers
 
     app.register_blueprint(register.blueprint(services))
@@ -236,7 +287,14 @@ def create_app(services: Services) -> Flask:
     def attendance_error(exc: AttendanceError) -> Any:
         for kind, code, status in ERROR_STATUS:
             if isinstance(exc, kind):
-                return _error(status, str(exc), code)
+                body: dict[str, object] = {"status": status, "error": str(exc)}
+                reason = getattr(exc, "reason", None)  # a stable code for cameras
+                if isinstance(reason, str):
+                    body["reason"] = reason
+                response = jsonify(body)
+                if isinstance(exc, RateLimitedError):
+                    response.headers["Retry-After"] = str(exc.retry_after_s)
+                return response, code
         return _error("error", str(exc), 400)
 
     @app.errorhandler(RequestEntityTooLarge)

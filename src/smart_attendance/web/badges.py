@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from ..app import Services
 from ..attendance.scan import check_camera, check_event_id
@@ -51,7 +51,11 @@ def blueprint(services: Services) -> Blueprint:
         event_id = check_event_id(fields["event_id"] or request.headers.get("X-Event-Id"))
         try:
             result = services.badges.check_in(
-                fields["badge"] or "", camera, event_id, fields["captured_at"]
+                fields["badge"] or "",
+                camera,
+                event_id,
+                fields["captured_at"],
+                key_name=g.get("key_name", ""),
             )
         except BadgeRefusedError as exc:  # the reason is the status, for the camera's card
             return jsonify({"status": exc.reason, "error": str(exc)}), 403

@@ -1,12 +1,17 @@
-"""Admin (``/admin``, admin only): the dashboard's accounts, the timetable as loaded and its
-history, the effective settings (secrets never shown: only whether they are set) and the
-server's health.
+"""Admin (``/admin``, admin only): the dashboard's accounts, the camera keys, the timetable as
+loaded and its history, the effective settings (secrets never shown: only whether they are set)
+and the server's health.
 
 * ``POST /admin/users``: add an account (``name``, ``role``, ``classes`` for a teacher,
   ``password`` and ``confirm``);
 * ``POST /admin/users/<name>`` with ``action``: ``disable`` or ``enable`` (a disabled user's
   sessions end at their next request), ``password`` (``password`` and ``confirm``; every session
-  of the user ends, except the admin's own current one), ``classes`` (a teacher's ``classes``).
+  of the user ends, except the admin's own current one), ``classes`` (a teacher's ``classes``);
+* ``POST /admin/cameras``: add a camera key (``name``); the answer is the Admin page with the
+  new key shown once (never in a redirect's flash message, which would carry it in the session
+  cookie), not cached;
+* ``POST /admin/cameras/<name>/revoke``: revoke a camera key (it opens nothing from its next
+  request on).
 
 Office and teachers get 403 on every route here."""
 
@@ -16,15 +21,17 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any
 
-from flask import Blueprint, request, session, url_for
+from flask import Blueprint, jsonify, make_response, request, session, url_for
+from werkzeug.wrappers import Response
 
 from ...app import Services
 from ...attendance.timetable import Period, Timetable, minutes_text
 from ...config import SPECS, Settings, Spec
 from ...db.store import TimetableRow
-from ...errors import BadRequestError
+from ...errors import AttendanceError, BadRequestError, ForbiddenError
 from ...people.accounts import ROLES, TEACHER
-from .common import access, act, render, require
+from ...people.keys import NewCameraKey
+from .common import access, act, render, require, wants_json
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ATTEMPTS_SHOWN = 10
@@ -134,14 +141,14 @@ def _form_passwords() -> str:
 def register(routes: Blueprint, services: Services) -> None:
     accounts = services.accounts
 
-    @routes.get("/admin")
-    def admin() -> Any:
-        require_admin()
+    def admin_page(new_key: NewCameraKey | None = None) -> tuple[str, int]:
         timetable: Timetable = services.attendance.timetable
         report = services.enrolment.report
         return render(
             "admin.html",
             "Admin",
+            camera_keys=services.keys.camera_keys(),
+            new_key=new_key,
             users=accounts.users(),
             roles=ROLES,
             teacher=TEACHER,
@@ -157,6 +164,42 @@ def register(routes: Blueprint, services: Services) -> None:
             attempts=services.store.attempts(ATTEMPTS_SHOWN),
             me=access().name,
         )
+
+    @routes.get("/admin")
+    def admin() -> Any:
+        require_admin()
+        return admin_page()
+
+    @routes.post("/admin/cameras")
+    def admin_add_camera_key() -> Any:
+        require_admin()
+        try:
+            made = services.keys.add(request.form.get("name", ""), actor=access().by)
+        except ForbiddenError:
+            raise
+        except AttendanceError as exc:
+            failure = exc
+
+            def failed() -> str:
+                raise failure
+
+            return act(failed, url_for("dashboard.admin") + "#cameras")
+        if wants_json():
+            response: Response = jsonify({"status": "success", "name": made.name, "key": made.key})
+        else:
+            response = make_response(admin_page(new_key=made))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @routes.post("/admin/cameras/<name>/revoke")
+    def admin_revoke_camera_key(name: str) -> Any:
+        require_admin()
+
+        def run() -> str:
+            row = services.keys.revoke(name, actor=access().by)
+            return f"Camera key {row.name} revoked: it opens nothing from now on."
+
+        return act(run, url_for("dashboard.admin") + "#cameras")
 
     @routes.post("/admin/users")
     def admin_add_user() -> Any:

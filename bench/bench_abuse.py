@@ -1,0 +1,282 @@
+"""Hostile and broken clients: what they cost the server, and whether cameras are still answered.
+
+Starts ``attendance serve`` (2 workers, no student enrolled) and measures:
+
+* **Pixel bursts**: one ``POST /recognize`` whose frames are tiny PNGs of 40 megapixels (about
+  115 KB each) or large JPEGs. Prints the answer, its time, the resident memory of the server
+  and its workers before and at the peak of the request (VmHWM, reset before each case through
+  /proc/PID/clear_refs), and the slowest answer another camera got meanwhile (one 640x480
+  frame after another).
+* **Slow connections**: N sockets from one address (127.0.0.2) that send a request line and then
+  one header line every second, never finishing. Prints how many the server held and refused,
+  the latency of real requests (from 127.0.0.1) while they are held, and how long the server
+  took to close them all.
+
+    .venv/bin/python bench/bench_abuse.py [--slow 400] [--frames 60] [--src PATH]
+
+``--src`` runs the server from another checkout's ``src`` folder (``PYTHONPATH``), e.g. the
+last commit's: ``mkdir /tmp/old && git archive HEAD src | tar -x -C /tmp/old`` then
+``--src /tmp/old/src``: the numbers before a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import socket
+import statistics
+import struct
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from common import FRAMES, Server, machine, multipart, our_server, require, table
+
+KEY = "bench-abuse-key-0123456789abcdef"  # long enough for any key check
+SLOW_ADDRESS = "127.0.0.2"  # the slow clients' address (loopback; the cameras use 127.0.0.1)
+
+
+def big_png(width: int, height: int) -> bytes:
+    """A valid black RGB PNG of ``width`` x ``height``: 40 megapixels is about 115 KB."""
+    row = b"\x00" + bytes(width * 3)
+    packer = zlib.compressobj(6)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+def big_jpeg(width: int, height: int) -> bytes:
+    """A smooth JPEG (a gradient) of ``width`` x ``height``."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((width, height)).convert("RGB").save(out, "JPEG")
+    return out.getvalue()
+
+
+def _status(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def memory_mb(server: Server, field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of the server and its workers, summed, in MB."""
+    return sum(_status(pid, field) for pid in server.tree_pids()) / 1024
+
+
+def reset_peaks(server: Server) -> None:
+    for pid in server.tree_pids():
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+
+
+def recognize(url: str, body: bytes, timeout_s: float = 120) -> tuple[int | str, float]:
+    headers = {
+        "X-API-KEY": KEY,
+        "Content-Type": "multipart/form-data; boundary=bench-boundary-7f3a9c",
+    }
+    started = time.perf_counter()
+    try:
+        status: int | str = requests.post(
+            url + "/recognize", data=body, headers=headers, timeout=timeout_s
+        ).status_code
+    except requests.RequestException as exc:
+        status = type(exc).__name__
+    return status, time.perf_counter() - started
+
+
+class Camera(threading.Thread):
+    """Another camera: one frame after another, recording each answer's latency."""
+
+    def __init__(self, url: str, body: bytes) -> None:
+        super().__init__(daemon=True)
+        self.url, self.body = url, body
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            status, seconds = recognize(self.url, self.body, timeout_s=60)
+            self.latencies.append(seconds)
+            self.failures += status != 200
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join()
+
+
+def pixel_case(server: Server, label: str, body: bytes, frame: bytes) -> list[object]:
+    time.sleep(0.5)
+    before = memory_mb(server, "VmRSS")
+    reset_peaks(server)
+    camera = Camera(server.url, multipart(frame))
+    camera.start()
+    status, seconds = recognize(server.url, body)
+    time.sleep(0.3)
+    camera.stop()
+    peak = memory_mb(server, "VmHWM")
+    slowest = max(camera.latencies) * 1000 if camera.latencies else float("nan")
+    return [
+        label,
+        f"{len(body) / 1e6:.1f}",
+        status,
+        f"{seconds:.2f}",
+        f"{before:.0f}",
+        f"{peak:.0f} (+{peak - before:.0f})",
+        f"{slowest:.0f}" + (f" ({camera.failures} failed)" if camera.failures else ""),
+    ]
+
+
+class SlowClients:
+    """``count`` connections from ``address`` that never finish their request."""
+
+    def __init__(self, port: int, count: int, address: str = SLOW_ADDRESS) -> None:
+        self.sockets: list[socket.socket] = []
+        self.refused = 0
+        self.opened_at = time.monotonic()
+        for i in range(count):
+            sock = socket.socket()
+            sock.bind((address, 0))
+            sock.settimeout(5)
+            try:
+                sock.connect(("127.0.0.1", port))
+                sock.sendall(f"POST /recognize HTTP/1.1\r\nHost: x\r\nX-Slow: {i}\r\n".encode())
+            except OSError:
+                self.refused += 1
+                sock.close()
+                continue
+            sock.setblocking(False)  # checked and fed without waiting
+            self.sockets.append(sock)
+
+    def open(self) -> list[socket.socket]:
+        """The sockets the server has not closed (nor answered) yet."""
+        alive = []
+        for sock in self.sockets:
+            try:
+                if sock.recv(1) == b"":
+                    continue  # closed by the server
+            except BlockingIOError:
+                alive.append(sock)  # nothing to read: still waiting for the rest
+            except OSError:
+                continue  # reset by the server
+        return alive
+
+    def trickle(self) -> None:
+        """One more header line on every open connection."""
+        for sock in self.open():
+            with contextlib.suppress(OSError):
+                sock.send(b"X-More: 1\r\n")
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def slow_case(server: Server, count: int, frame: bytes, wait_s: float) -> list[object]:
+    body = multipart(frame)
+    slow = SlowClients(server.port, count)
+    time.sleep(1.0)  # the server accepts them (and refuses those over its caps)
+    slow.trickle()
+    held = len(slow.open())
+    latencies = []
+    for _ in range(5):
+        status, seconds = recognize(server.url, body, timeout_s=10)
+        latencies.append(seconds if status == 200 else float("inf"))
+        slow.trickle()
+        time.sleep(0.5)
+    while slow.open() and time.monotonic() - slow.opened_at < wait_s:
+        slow.trickle()
+        time.sleep(1.0)
+    left = len(slow.open())
+    closed_in = time.monotonic() - slow.opened_at  # since they were opened
+    slow.close()
+    shown = [f"{s * 1000:.0f}" if s != float("inf") else "timeout" for s in latencies]
+    return [
+        count,
+        held,
+        count - held,
+        f"{statistics.median(latencies) * 1000:.0f}" if max(latencies) < 1e9 else " / ".join(shown),
+        shown[-1] if max(latencies) < 1e9 else "-",
+        f"all in {closed_in:.0f} s" if not left else f"{left} still open after {closed_in:.0f} s",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slow", type=int, default=400, help="slow connections from one address")
+    parser.add_argument("--frames", type=int, default=60, help="40 MP PNG frames in the burst")
+    parser.add_argument("--src", default=None, help="run the server from this src folder")
+    parser.add_argument("--wait", type=float, default=40.0, help="seconds to wait for closing")
+    args = parser.parse_args()
+    frame = sorted(require(FRAMES).glob("*.jpg"))[0].read_bytes()
+    png = big_png(6324, 6324)  # 39.99 MP: under the 40 MP per image
+    jpeg = big_jpeg(4000, 3000)
+    settings = {"ATTENDANCE_WORKERS": "2", "API_SECRET_KEY": KEY}
+    if args.src:
+        settings["PYTHONPATH"] = os.path.abspath(args.src)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "dataset").mkdir()
+        server = our_server(tmp / "dataset", tmp / "data", tmp / "server.log", settings)
+        try:
+            server.wait_ready()
+            for _ in range(3):  # models loaded in both workers
+                recognize(server.url, multipart(frame, frame))
+            pixel_rows = [
+                pixel_case(server, "1 x 640x480 JPEG", multipart(frame), frame),
+                pixel_case(
+                    server, f"{args.frames} x 40 MP PNG", multipart(*[png] * args.frames), frame
+                ),
+                pixel_case(server, "2 x 40 MP PNG", multipart(png, png), frame),
+                pixel_case(server, "8 x 12 MP JPEG", multipart(*[jpeg] * 8), frame),
+            ]
+            slow_row = slow_case(server, args.slow, frame, args.wait)
+        finally:
+            server.stop()
+    source = f"server from {args.src}" if args.src else "this checkout"
+    print(f"POST /recognize under abuse ({source}); {machine()}")
+    print()
+    header = [
+        "request",
+        "body MB",
+        "answer",
+        "seconds",
+        "RSS before (MB)",
+        "peak RSS (MB)",
+        "other camera, slowest (ms)",
+    ]
+    print(table(header, pixel_rows))
+    print()
+    header = [
+        "slow connections (one address)",
+        "held",
+        "refused",
+        "real request, median (ms)",
+        "last (ms)",
+        "slow connections closed",
+    ]
+    print(table(header, [slow_row]))
+
+
+if __name__ == "__main__":
+    main()

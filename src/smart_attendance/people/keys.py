@@ -1,0 +1,169 @@
+"""``CameraKeyService``: the API's keys. The master key (``API_SECRET_KEY``) opens every route;
+a camera key opens the camera's routes only, so a stolen camera is revoked alone.
+
+A camera key is ``secrets.token_urlsafe(32)`` (256 bits), shown once by ``add`` and kept as its
+SHA-256 only (``camera_keys``); ``revoke`` makes it open nothing, on every server at once. A
+mark keeps the name of the camera key that made it (``marks.key_name``; "" for the master key).
+
+Wrong keys are throttled per address, in the database (every server counts the same
+attempts): once ``failures_per_minute`` wrong or missing keys came from one address within
+``WINDOW``, ``throttled`` says how long that address waits, whatever key it sends, the right
+one included, until the oldest of them ages out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from ..db.keys import CameraKeyRow
+from ..db.store import Store
+from ..errors import BadRequestError, ConflictError, NotFoundError
+from ..models import Clock
+
+log = logging.getLogger(__name__)
+
+ADMIN, CAMERA = "admin", "camera"
+KEY_BYTES = 32  # secrets.token_urlsafe(32): 43 characters
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_KEY = 256  # a longer header is no key of ours (and is not hashed)
+WINDOW = timedelta(minutes=1)  # wrong keys are counted over the last minute
+TOUCH_EVERY = timedelta(minutes=1)  # a key's last use is written at most once a minute
+
+
+class Trail(Protocol):
+    """The audit log (``privacy.audit.AuditLog``)."""
+
+    def record(self, actor: str, action: str, subject: str = "", detail: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class NewCameraKey:
+    """A key just made: ``key`` exists here and on the camera only."""
+
+    name: str
+    key: str = field(repr=False)
+    created_at: datetime = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who sent a request: the master key (``admin``) or the camera key ``name``."""
+
+    role: str
+    name: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN
+
+
+MASTER = KeyHolder(ADMIN)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def check_key_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise BadRequestError(
+            "a camera key's name is 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+class CameraKeyService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        master_key: str,
+        failures_per_minute: int,
+        audit: Trail | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._master = master_key.encode("utf-8")
+        self.failures_per_minute = failures_per_minute
+        self.audit = audit
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(UTC).replace(tzinfo=None)
+
+    def _record(self, actor: str, detail: str) -> None:
+        if self.audit is not None:
+            self.audit.record(actor, "settings", "", detail)
+
+    # --- camera keys ----------------------------------------------------------------------------
+
+    def add(self, name: str, actor: str = "server") -> NewCameraKey:
+        """A new key for the camera ``name``; the only time the key itself is seen."""
+        name = check_key_name(name)
+        key = secrets.token_urlsafe(KEY_BYTES)
+        row = self.store.add_camera_key(name, digest(key), self._now())
+        if row is None:
+            raise ConflictError(
+                f"a camera key named {name} exists already (a revoked key keeps its name: "
+                f"choose another, such as {name}-2)"
+            )
+        log.info("camera key %s added", name)
+        self._record(actor, f"camera key {name} added")
+        return NewCameraKey(name, key, row.created_at)
+
+    def camera_keys(self) -> list[CameraKeyRow]:
+        """Every camera key (revoked ones too), by name."""
+        return self.store.camera_keys()
+
+    def revoke(self, name: str, actor: str = "server") -> CameraKeyRow:
+        """Revoke the key ``name``: from its next request on, on every server, it opens
+        nothing (revoking it again changes nothing)."""
+        row = self.store.revoke_camera_key(name, self._now())
+        if row is None:
+            raise NotFoundError(f"no camera key named {name[:64]!r}")
+        log.info("camera key %s revoked", name)
+        self._record(actor, f"camera key {name} revoked")
+        return row
+
+    def check(self, key: str) -> KeyHolder | None:
+        """Who holds ``key``: the master key (compared in constant time), a camera key that
+        is not revoked (looked up by its SHA-256), else None."""
+        if not key or len(key) > MAX_KEY:
+            return None
+        if self._master and hmac.compare_digest(
+            key.encode("utf-8", "surrogateescape"), self._master
+        ):
+            return MASTER
+        row = self.store.camera_key_by_digest(digest(key))
+        if row is None or not row.valid:
+            return None
+        now = self._now()
+        if row.last_used_at is None or row.last_used_at < now - TOUCH_EVERY:
+            self.store.touch_camera_key(row.name, now, now - TOUCH_EVERY)
+        return KeyHolder(CAMERA, row.name)
+
+    # --- wrong keys -----------------------------------------------------------------------------
+
+    def throttled(self, address: str) -> int | None:
+        """Seconds ``address`` waits before a key is looked at again (None: it may try)."""
+        now = self._now()
+        failures = self.store.key_failures_since(address, now - WINDOW)
+        limit = self.failures_per_minute
+        if len(failures) < limit:
+            return None
+        oldest = failures[len(failures) - limit]
+        return max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+
+    def refused(self, address: str) -> None:
+        """Keep a wrong or missing key from ``address`` (the key itself is never kept)."""
+        now = self._now()
+        self.store.record_key_failure(address, now, now - WINDOW)

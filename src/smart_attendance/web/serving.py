@@ -1,0 +1,254 @@
+"""The HTTP server of ``attendance serve``: waitress, with limits for idle, slow and greedy
+clients.
+
+Waitress reads requests in its event loop and hands a request to a thread only once it has
+arrived whole, so a held connection costs a socket, not a thread. What is added here:
+
+* **Connections**: up to ``ATTENDANCE_MAX_CONNECTIONS`` at once (waitress's default, 100, was
+  filled by a hundred idle sockets), watched with ``poll`` (no 1024-descriptor ceiling), and
+  the process's open-file limit (``RLIMIT_NOFILE``) raised to fit them at start, up to the
+  hard limit (when the hard limit is lower, the connection limit is lowered to fit, and said).
+* **Slow senders**: a request's headers and body must arrive within
+  ``ATTENDANCE_CHANNEL_TIMEOUT_S`` in all, however steadily they trickle in; an idle
+  connection is closed after as long. Checked every ``cleanup_interval_s`` seconds.
+* **One address**: without a proxy in front (``ATTENDANCE_PROXY_HOPS`` 0), one client address
+  holds at most half of the connections; more are answered 503 at once and closed. Behind a
+  proxy every connection comes from the proxy, so there is no such cap (the proxy's own
+  limits apply).
+* **Bodies**: the largest body is the upload limit (``ATTENDANCE_MAX_UPLOAD_MB``). A larger
+  ``Content-Length`` is refused as soon as the headers are in, before any of the body is read
+  (and before the key is checked); a chunked body as soon as it passes the limit. Waitress's
+  own refusals are JSON like the app's: ``{"status": "too_large", "error": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
+
+from ..config import Settings
+
+log = logging.getLogger(__name__)
+
+# Descriptors kept for everything but client connections: the listening socket, waitress's
+# trigger, the database, logs, worker pipes, temporary files of uploads in flight.
+RESERVED_FILES = 128
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers (waitress's default: 256 KB)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server is built with (the connection limit after the open-file limit)."""
+
+    connections: int
+    per_address: int | None  # None: no cap per address (behind a proxy)
+    open_files: int | None  # the soft RLIMIT_NOFILE now (None: not known on this system)
+    channel_timeout_s: int
+    cleanup_interval_s: int
+    max_body_bytes: int
+    note: str = ""  # why the connection limit is lower than asked, if it is
+
+
+def raise_open_files(wanted: int) -> int | None:
+    """Raise this process's soft open-file limit to ``wanted`` (at most the hard limit);
+    the soft limit now in effect, or None where there is no such limit (Windows)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return wanted if soft == resource.RLIM_INFINITY else soft
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-file limit to %d: %s", new, exc)
+        return soft
+    return new
+
+
+def limits(settings: Settings) -> Limits:
+    """The server's limits from ``settings``, raising the open-file limit to fit (a side
+    effect on this process, meant for ``attendance serve``)."""
+    wanted = settings.max_connections
+    open_files = raise_open_files(wanted + RESERVED_FILES)
+    connections, note = wanted, ""
+    if open_files is not None and open_files < wanted + RESERVED_FILES:
+        connections = max(10, open_files - RESERVED_FILES)
+        note = (
+            f"the open-file limit is {open_files} (ulimit -n, hard limit): accepting at most "
+            f"{connections} connections, not ATTENDANCE_MAX_CONNECTIONS={wanted}"
+        )
+    timeout_s = max(1, round(settings.channel_timeout_s))
+    return Limits(
+        connections=connections,
+        per_address=None if settings.proxy_hops else max(1, connections // 2),
+        open_files=open_files,
+        channel_timeout_s=timeout_s,
+        cleanup_interval_s=max(1, min(5, timeout_s // 4)),
+        max_body_bytes=settings.max_upload_bytes,
+        note=note,
+    )
+
+
+class _Addresses:
+    """Open connections per client address (the event loop opens them; closing may happen in
+    a request thread, hence the lock)."""
+
+    def __init__(self, cap: int | None) -> None:
+        self.cap = cap
+        self._open: Counter[str] = Counter()
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def opened(self, host: str) -> bool:
+        """Count one more connection from ``host``; False when it is over the cap."""
+        with self._lock:
+            self._open[host] += 1
+            if self.cap is None or self._open[host] <= self.cap:
+                return True
+            first = host not in self._warned
+            self._warned.add(host)
+        if first:
+            log.warning(
+                "address %s holds %d connections (at most half of the limit): refusing more",
+                host,
+                self.cap,
+            )
+        return False
+
+    def closed(self, host: str) -> None:
+        with self._lock:
+            left = self._open[host] - 1
+            if left > 0:
+                self._open[host] = left
+            else:
+                del self._open[host]
+            if self.cap is not None and left < self.cap // 2:
+                self._warned.discard(host)
+
+    def count(self, host: str) -> int:
+        with self._lock:
+            return self._open.get(host, 0)
+
+
+_BUSY_BODY = json.dumps(
+    {"status": "busy", "error": "too many connections from this address; retry later"}
+).encode()
+BUSY_ANSWER = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(_BUSY_BODY)
+) + _BUSY_BODY
+
+
+class JsonErrorTask(ErrorTask):  # type: ignore[misc]
+    """Waitress's own refusals (body too large, bad request line, headers too large) as the
+    app's JSON errors."""
+
+    upload_mb: ClassVar[float] = 0.0
+
+    def execute(self) -> None:
+        error = self.request.error
+        if error.code == 413:
+            status, message = "too_large", f"upload larger than {self.upload_mb:g} MB"
+        else:
+            status, message = "bad_request", str(error.body)
+        body = json.dumps({"status": status, "error": message}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class GuardedChannel(HTTPChannel):  # type: ignore[misc]
+    """A connection whose request must arrive whole within the channel timeout, counted
+    against its address's cap."""
+
+    error_task_class = JsonErrorTask
+    addresses: ClassVar[_Addresses] = _Addresses(None)
+
+    def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        self.host = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
+        self.request_started: float | None = None
+        self.counted = True
+        if not self.addresses.opened(self.host):
+            self.refuse()
+
+    def refuse(self) -> None:
+        """Answer 503 without reading anything, then close."""
+        with self.outbuf_lock:
+            self.outbufs[-1].append(BUSY_ANSWER)
+            self.current_outbuf_count += len(BUSY_ANSWER)
+            self.total_outbufs_len += len(BUSY_ANSWER)
+        self.close_when_flushed = True
+
+    def received(self, data: bytes) -> bool:
+        result: bool = super().received(data)
+        if self.request is None:  # nothing half-received
+            self.request_started = None
+        else:
+            # A request is on its way: the idle clock runs from its first bytes, so waitress's
+            # own check (every cleanup interval) closes it at the channel timeout, however
+            # steadily it trickles in.
+            if self.request_started is None:
+                self.request_started = time.time()
+            self.last_activity = self.request_started
+        return result
+
+    def del_channel(self, map: Any = None) -> None:
+        super().del_channel(map)
+        if self.counted:
+            self.counted = False
+            self.addresses.closed(self.host)
+
+
+def _servers(server: Any) -> list[Any]:
+    """The listening servers of what ``create_server`` answered (one, or several)."""
+    if isinstance(server, BaseWSGIServer):
+        return [server]
+    return [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]
+
+
+def make_server(app: Any, settings: Settings, found: Limits | None = None) -> Any:
+    """Waitress serving ``app`` on ``settings.host``/``port`` with ``limits(settings)``;
+    raises ``OSError`` when it cannot listen."""
+    found = found or limits(settings)
+    error_task = type("Errors", (JsonErrorTask,), {"upload_mb": settings.max_upload_mb})
+    channel = type(
+        "Channel",
+        (GuardedChannel,),
+        {"addresses": _Addresses(found.per_address), "error_task_class": error_task},
+    )
+    server = create_server(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        connection_limit=found.connections,
+        channel_timeout=found.channel_timeout_s,
+        cleanup_interval=found.cleanup_interval_s,
+        # ">=" in waitress: a body of exactly the upload limit is still read (Flask's limit).
+        max_request_body_size=found.max_body_bytes + 1,
+        max_request_header_size=MAX_HEADER_BYTES,
+        asyncore_use_poll=True,  # select() cannot watch descriptors past 1024
+        # Behind a proxy the app reads X-Forwarded-For/-Proto (ProxyFix, ATTENDANCE_PROXY_HOPS
+        # hops); waitress would otherwise delete them first (its default since 2.0).
+        clear_untrusted_proxy_headers=not settings.proxy_hops,
+        ident="smart-attendance",
+    )
+    for listener in _servers(server):
+        listener.channel_class = channel
+    return server

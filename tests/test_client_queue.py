@@ -1,0 +1,340 @@
+"""The camera client's offline queue: what each answer of the server does to a queued scan.
+
+In process: the client's outbox and uploader against the real app of ``make_kit`` through the
+``AppTransport`` of test_client (no socket); ``Canned`` answers chosen scans itself (a 503 for
+one scan only). The uploader's clock is a number the test moves, so back-off is not waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from conftest import API_KEY, MONDAY_0855, Kit
+from smart_attendance.client import app as client_app
+from smart_attendance.client import hud
+from smart_attendance.client.outbox import Outbox, Scan
+from smart_attendance.client.uploader import Uploader
+from smart_attendance.models import MarkResult, Recognition
+from test_client import SERVER, AppTransport, NoFaceEngine, _local, _wall, session_to
+
+MONDAY = MONDAY_0855.date()
+
+
+class Canned(AppTransport):
+    """The app, except for the scans whose event id is in ``answers``: those get that status
+    and JSON body, as a server in trouble with that one scan would answer."""
+
+    def __init__(self, kit: Kit) -> None:
+        super().__init__(kit.client)
+        self.answers: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        body = request.body or b""
+        raw = body.encode() if isinstance(body, str) else body
+        for event_id, (code, answer) in self.answers.items():
+            if event_id.encode() in raw:
+                self.attempts += 1
+                response = requests.Response()
+                response.status_code = code
+                response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+                response._content = json.dumps(answer).encode()
+                response.request = request
+                return response
+        return super().send(request, *args, **kwargs)
+
+
+class Door:
+    """A door machine's queue and uploader on ``kit``'s app, with a clock the test moves."""
+
+    def __init__(self, kit: Kit, queue: Path, key: str = API_KEY) -> None:
+        self.kit = kit
+        self.now = 1_800_000_000.0
+        self.transport = Canned(kit)
+        self.outbox = Outbox(queue, clock=lambda: self.now)
+        self.answers: list[tuple[Scan, Recognition]] = []
+        self.uploader = Uploader(
+            self.outbox,
+            SERVER,
+            key,
+            lambda scan, answer: self.answers.append((scan, answer)),
+            session=session_to(self.transport),
+        )
+
+    def queue(self, *frames: bytes, minute: int, camera: str = "door-9") -> Scan:
+        return self.outbox.put(list(frames), camera, 10, _local(8, minute))
+
+    def close(self) -> None:
+        self.uploader.stop()
+
+
+@pytest.fixture
+def door(kit: Kit, tmp_path: Path) -> Iterator[Door]:
+    made = Door(kit, tmp_path / "queue")
+    yield made
+    made.close()
+
+
+def _names(root: Path) -> list[str]:
+    return [name for _, dirs, files in os.walk(root) for name in dirs + files]
+
+
+def _reason(folder: Path) -> dict[str, Any]:
+    data = json.loads((folder / "reason.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_a_refused_scan_is_kept_in_rejected_with_the_reason_and_the_next_is_sent(
+    door: Door, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = door.kit
+    bad = door.queue(kit.probe("ben_ito"), kit.probe("ben_ito", seed=1), minute=50, camera="door 9")
+    good = door.queue(kit.probe("ana_lima"), minute=51)
+    door.uploader.start()  # the loop, as the camera client runs it
+    assert door.outbox.wait_empty(10)
+    door.uploader.stop()
+    # The refused scan is kept, whole, with what the server said; the next one was sent.
+    [kept] = door.outbox.rejected()
+    assert kept.name == bad.folder.name
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "000.jpg",
+        "001.jpg",
+        "reason.json",
+        "scan.json",
+    ]
+    assert (kept / "000.jpg").read_bytes() == kit.probe("ben_ito")
+    reason = _reason(kept)
+    assert (reason["http_status"], reason["status"], reason["endpoint"]) == (
+        400,
+        "bad_request",
+        "/recognize",
+    )
+    assert reason["reason"].startswith("camera id must be")
+    assert reason["answer"]["error"] == reason["reason"]  # the server's JSON, as it came
+    assert reason["rejected_at"] == "2027-01-15T08:00:00+00:00"  # the client's clock
+    assert [(scan.event_id, answer.status) for scan, answer in door.answers] == [
+        (bad.event_id, "bad_request"),
+        (good.event_id, "success"),
+    ]
+    assert (door.uploader.sent, door.uploader.rejected) == (1, 1)
+    [mark] = kit.services.store.marks_on(MONDAY)
+    assert (mark.name, f"{mark.seen_at:%H:%M}") == ("ana_lima", "08:51")
+    # The HUD says it in plain words; the log names the reason and where the scan is.
+    assert hud.result_card(door.answers[0][1]) == {
+        "title": "Refused",
+        "detail": "camera id not accepted",
+        "kind": "unknown",
+    }
+    [line] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert f"scan {bad.event_id} (HTTP 400 bad_request: camera id must be" in line
+    assert str(kept) in line and "probe:" not in caplog.text  # never the image bytes
+
+    # Resent by hand: the camera id corrected in scan.json, the folder moved back.
+    meta = json.loads((kept / "scan.json").read_text(encoding="utf-8"))
+    (kept / "scan.json").write_text(json.dumps({**meta, "camera": "door-9"}), encoding="utf-8")
+    kept.rename(door.outbox.root / kept.name)
+    [again] = door.outbox.pending()
+    assert again.event_id == bad.event_id and door.uploader.send(again)
+    assert door.answers[-1][1].first == MarkResult("ben_ito", "Present", True, "08:50:00")
+    assert door.outbox.pending() == [] and door.outbox.rejected() == []
+
+
+def test_a_scan_outside_the_servers_capture_window_is_kept_aside(door: Door) -> None:
+    kit = door.kit
+    old = door.outbox.put([kit.probe("ana_lima")], "door-9", 10, MONDAY_0855 - timedelta(days=2))
+    door.queue(kit.probe("ben_ito"), minute=52)
+    assert door.uploader.send_next() == "rejected"
+    assert door.uploader.send_next() == "answered"
+    [kept] = door.outbox.rejected()
+    assert kept.name == old.folder.name
+    reason = _reason(kept)
+    assert (reason["http_status"], reason["reason"]) == (422, "captured_at_out_of_window")
+    assert reason["captured_at"] == old.captured_at
+    refused = door.answers[0][1]
+    assert hud.result_card(refused) == {
+        "title": "Refused",
+        "detail": "too old, or the clock is wrong",
+        "kind": "unknown",
+    }
+    assert [m.name for m in kit.services.store.marks_on(MONDAY)] == ["ben_ito"]
+    assert door.outbox.pending() == []
+
+
+def test_a_refused_badge_is_kept_aside_and_shown_as_before(door: Door) -> None:
+    badge = door.outbox.put_badge("SA1:not-a-card-of-this-school", "door-9", _local(8, 50))
+    assert door.uploader.send_next() == "rejected"
+    [kept] = door.outbox.rejected()
+    assert kept.name == badge.folder.name
+    reason = _reason(kept)
+    assert (reason["http_status"], reason["status"], reason["endpoint"]) == (
+        403,
+        "badge_unknown",
+        "/checkin",
+    )
+    assert hud.result_card(door.answers[0][1]) == {
+        "title": "Badge refused",
+        "detail": "not a badge of this school",
+        "kind": "unknown",
+    }
+
+
+def test_a_truncated_metadata_file_is_quarantined_and_the_rest_sent(
+    door: Door, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = door.kit
+    first = door.queue(kit.probe("ana_lima"), minute=50)
+    cut = door.queue(kit.probe("ben_ito"), minute=51)
+    meta = (cut.folder / "scan.json").read_bytes()
+    (cut.folder / "scan.json").write_bytes(meta[: len(meta) // 2])  # a power cut mid-write
+    lost = door.queue(kit.probe("cleo_park"), minute=52)
+    (lost.folder / "scan.json").unlink()
+    # On start: both broken entries go to quarantine/, each with why; the others stay queued.
+    restarted = Outbox(door.outbox.root)
+    assert [s.event_id for s in restarted.pending()] == [first.event_id]
+    assert restarted.quarantined == 2
+    cut_aside, lost_aside = restarted.quarantine()
+    assert (cut_aside.name, lost_aside.name) == (cut.folder.name, lost.folder.name)
+    assert _reason(cut_aside)["reason"] == "scan.json is not valid JSON (cut short?)"
+    assert _reason(lost_aside)["reason"] == "scan.json is missing"
+    assert (cut_aside / "000.jpg").read_bytes() == kit.probe("ben_ito")  # nothing deleted
+    # On a pass: an entry broken while the client runs (a frame gone) is set aside too.
+    later = door.queue(kit.probe("ben_ito", seed=2), minute=53)
+    (later.folder / "000.jpg").unlink()
+    assert door.uploader.send_next() == "answered"
+    assert door.uploader.send_next() is None
+    assert door.outbox.pending() == [] and len(door.outbox) == 0
+    assert _reason(door.outbox.quarantine()[-1])["reason"] == "0 frame(s) on disk, 1 in scan.json"
+    assert [m.name for m in kit.services.store.marks_on(MONDAY)] == ["ana_lima"]
+    assert "cannot be sent (scan.json is missing)" in caplog.text
+
+
+def test_a_503_on_one_scan_backs_it_off_while_the_next_is_sent(door: Door) -> None:
+    kit = door.kit
+    stuck = door.queue(kit.probe("ana_lima"), minute=50)
+    door.queue(kit.probe("ben_ito"), minute=51)
+    door.transport.answers[stuck.event_id] = (503, {"status": "busy", "error": "worker died"})
+    assert door.uploader.send_next() == "retry"
+    assert door.uploader.state == "busy"
+    retry = json.loads((stuck.folder / "retry.json").read_text(encoding="utf-8"))
+    assert retry["attempts"] == 1 and retry["last_error"] == "HTTP 503 busy"
+    waits = door.outbox.retry(stuck).next_attempt_at - door.now
+    assert 1.0 <= waits <= 2.0  # the first back-off, with jitter
+    door.now += 0.5  # the sender's short pause is over; the stuck scan is still backing off
+    assert door.uploader.send_next() == "answered"
+    assert door.answers[-1][1].first == MarkResult("ben_ito", "Present", True, "08:51:00")
+    assert door.uploader.send_next() is None  # nothing due
+    # It fails again: a longer back-off. Then the server takes it.
+    door.now += 2.0
+    assert door.uploader.send_next() == "retry"
+    assert 2.0 <= door.outbox.retry(stuck).next_attempt_at - door.now <= 4.0
+    assert door.outbox.retry(stuck).attempts == 2
+    del door.transport.answers[stuck.event_id]
+    door.now += 4.0
+    assert door.uploader.send_next() == "answered"
+    assert door.answers[-1][1].first == MarkResult("ana_lima", "Present", True, "08:50:00")
+    assert door.outbox.pending() == [] and door.outbox.rejected() == []
+
+
+def test_the_sending_loop_goes_on_past_a_scan_the_server_keeps_failing(door: Door) -> None:
+    kit = door.kit
+    door.outbox.clock = door.uploader.clock = time.time
+    stuck = door.queue(kit.probe("ana_lima"), minute=50)
+    door.transport.answers[stuck.event_id] = (500, {"status": "error", "error": "internal"})
+    nxt = door.queue(kit.probe("ben_ito"), minute=51)
+    door.uploader.start()
+    deadline = time.monotonic() + 10
+    while not door.answers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    door.uploader.stop()
+    assert [scan.event_id for scan, _ in door.answers] == [nxt.event_id]
+    assert door.outbox.pending() == [stuck] and door.outbox.retry(stuck).attempts >= 1
+
+
+def test_a_wrong_key_keeps_every_scan_and_pauses_sending(kit: Kit, tmp_path: Path) -> None:
+    wrong = Door(kit, tmp_path / "queue", key="not-the-key")
+    try:
+        scans = [
+            wrong.queue(kit.probe("ben_ito"), minute=50, camera="door 9"),  # would be refused
+            wrong.queue(kit.probe("ana_lima"), minute=51),
+        ]
+        assert wrong.uploader.send_next() == "paused"
+        assert wrong.uploader.state == "denied"
+        wrong.now += 30
+        assert wrong.uploader.send_next() is None  # paused: the key must be fixed first
+        assert wrong.transport.attempts == 1
+        assert wrong.outbox.pending() == scans and wrong.answers == []
+        assert [wrong.outbox.retry(s).attempts for s in scans] == [0, 0]  # no back-off charged
+        assert wrong.outbox.rejected() == [] and wrong.outbox.quarantine() == []
+        wrong.now += 31
+        assert wrong.uploader.send_next() == "paused"  # tried again a minute later
+    finally:
+        wrong.close()
+    fixed = Door(kit, tmp_path / "queue")  # the key is corrected, the client restarted
+    try:
+        assert [fixed.uploader.send_next() for _ in range(2)] == ["rejected", "answered"]
+        assert [m.name for m in kit.services.store.marks_on(MONDAY)] == ["ana_lima"]
+    finally:
+        fixed.close()
+
+
+def test_a_camera_id_with_a_colon_never_names_a_file(door: Door) -> None:
+    kit = door.kit
+    sent = door.queue(kit.probe("ana_lima"), minute=50, camera="door:1")
+    refused = door.outbox.put_badge("SA1:unknown", "door:1", _local(8, 51))
+    broken = door.queue(kit.probe("ben_ito"), minute=52, camera="door:1")
+    (broken.folder / "scan.json").write_text('{"camera": "door:1", "event_', encoding="utf-8")
+    assert door.uploader.send_next() == "answered"
+    assert door.uploader.send_next() == "rejected"
+    assert door.uploader.send_next() is None
+    names = _names(door.outbox.root)
+    assert len(door.outbox.rejected()) == len(door.outbox.quarantine()) == 1
+    assert refused.folder.name in names and broken.folder.name in names
+    assert not [name for name in names if ":" in name or "door" in name]
+    [mark] = kit.services.store.marks_on(MONDAY)
+    assert (mark.name, mark.camera) == ("ana_lima", "door:1")  # sent as it is
+    assert not sent.folder.exists()
+
+
+def test_the_client_says_what_became_of_its_scans_when_it_stops(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(client_app, "FaceEngine", NoFaceEngine)
+    queue = tmp_path / "queue"
+    before = Outbox(queue)
+    before.put([kit.probe("ana_lima")], "door-9", 10, _local(8, 50))
+    before.put([kit.probe("ben_ito")], "door 9", 10, _local(8, 51))
+    broken = before.put([kit.probe("cleo_park")], "door-9", 10, _local(8, 52))
+    (broken.folder / "scan.json").write_text("", encoding="utf-8")
+    said: list[str] = []
+    options = client_app.ClientOptions(
+        source=str(_wall(tmp_path / "wall")),
+        server=SERVER,
+        key=API_KEY,
+        camera="door-9",
+        queue_dir=queue,
+        window=False,
+        drain_s=10,
+    )
+    session = session_to(AppTransport(kit.client))
+    assert client_app.run(options, echo=said.append, session=session) == 0
+    assert said[0] == "2 queued scan(s) from before will be sent."
+    assert sorted(said[1:]) == [
+        "ana_lima: Present (new)",
+        "bad_request: camera id must be 1-64 letters, digits, '.', '_', ':' or '-'",
+    ]
+    [summary] = [r for r in caplog.records if r.getMessage().startswith("client stopped")]
+    assert summary.levelno == logging.WARNING  # something was set aside: the command shows it
+    assert summary.getMessage() == (
+        f"client stopped: 1 sent, 1 rejected, 1 quarantined, 0 still queued (queue: {queue})"
+    )

@@ -1,0 +1,385 @@
+"""API keys: one key per camera, wrong keys logged and throttled, the admin key's length, and
+the generated key kept out of logs.
+
+In process (``make_kit``): camera keys (shown once, stored hashed, the camera's routes only,
+revoked at once, the key's name on its marks), throttling per address in the database (shared
+by two apps on one database), the dashboard's Camera keys section, the ``attendance keys``
+commands. Real processes (marked ``real``): ``attendance serve`` refusing a short key, keeping a
+generated key out of its output, and throttling wrong keys (guesses per second measured).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from click.testing import Result
+from PIL import Image
+from werkzeug.test import TestResponse
+
+from conftest import API_KEY, Kit, ServerProcess, make_kit, run_cli
+from dashboard_kit import post_form, sign_in
+from smart_attendance.app import build_services
+from smart_attendance.web import CAMERA_ROUTES, OPEN_ROUTES, create_app
+
+Cli = Callable[..., Result]
+WRONG = "wrong-key-0123456789-abcdefghij"
+REFUSED = "api key refused from "
+
+
+@pytest.fixture
+def kit(tmp_path: Path) -> Iterator[Kit]:
+    made = make_kit(tmp_path, key_failures_per_minute=5)
+    yield made
+    made.services.close()
+
+
+def call(kit: Kit, method: str, path: str, key: str | None, address: str = "127.0.0.1") -> Any:
+    headers = {"X-API-KEY": key} if key is not None else {}
+    return kit.client.open(
+        path, method=method, headers=headers, environ_base={"REMOTE_ADDR": address}
+    )
+
+
+def key_rows(kit: Kit) -> list[Any]:
+    from sqlalchemy import select
+
+    from smart_attendance.db.tables import camera_keys
+
+    with kit.services.store.engine.connect() as conn:
+        return list(conn.execute(select(camera_keys)).all())
+
+
+# --- camera keys ----------------------------------------------------------------------------------
+
+
+def test_a_camera_key_is_shown_once_and_only_its_hash_is_kept(kit: Kit) -> None:
+    made = kit.services.keys.add("door-1")
+    assert len(made.key) >= 43 and made.key not in repr(made)
+    [row] = key_rows(kit)
+    assert row.name == "door-1"
+    assert row.key_sha256 == hashlib.sha256(made.key.encode()).hexdigest()
+    database = (kit.settings.data_dir / "attendance.db").read_bytes()
+    wal = kit.settings.data_dir / "attendance.db-wal"
+    database += wal.read_bytes() if wal.exists() else b""
+    assert made.key.encode() not in database
+    assert [k.name for k in kit.services.keys.camera_keys()] == ["door-1"]
+    with pytest.raises(Exception, match="exists already"):
+        kit.services.keys.add("door-1")
+    with pytest.raises(Exception, match="name is 1-64"):
+        kit.services.keys.add("door 1; drop")
+
+
+def test_a_camera_key_marks_and_its_name_is_kept_with_the_mark(kit: Kit) -> None:
+    door = kit.services.keys.add("door-1").key
+    answer = kit.recognize(kit.probe("ana_lima"), key=door, camera="cam-7")
+    assert answer.status_code == 200 and answer.get_json()["name"] == "ana_lima"
+    assert kit.recognize(kit.probe("ben_ito"), key=API_KEY).status_code == 200
+    # A printed badge read by the same camera.
+    [card] = kit.services.badges.prepare(["cleo_park"])
+    kit.services.badges.issue([card], "test")
+    checkin = kit.client.post(
+        "/checkin", json={"badge": card.payload, "camera": "cam-7"}, headers={"X-API-KEY": door}
+    )
+    assert checkin.status_code == 200, checkin.get_json()
+    marks = {m.name: m for m in kit.services.store.marks_on(kit.clock().date())}
+    assert (marks["ana_lima"].key_name, marks["ana_lima"].source) == ("door-1", "camera:cam-7")
+    assert (marks["ben_ito"].key_name, marks["ben_ito"].source) == ("", "camera:default")
+    assert (marks["cleo_park"].key_name, marks["cleo_park"].source) == ("door-1", "badge:cam-7")
+
+
+def _path(rule: str) -> str:
+    return re.sub(r"<[^>]+>", "ana_lima", rule)
+
+
+def test_a_camera_key_opens_the_camera_routes_only(kit: Kit) -> None:
+    door = kit.services.keys.add("door-1").key
+    api = [
+        (method, rule.rule)
+        for rule in kit.client.application.url_map.iter_rules()
+        if rule.endpoint not in OPEN_ROUTES and not rule.endpoint.startswith("dashboard.")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
+    assert ("DELETE", "/students/<name>") in api and len(api) > 10
+    for method, rule in api:
+        endpoint = kit.client.application.url_map.bind("x").match(_path(rule), method)[0]
+        answer = call(kit, method, _path(rule), door)
+        if endpoint in CAMERA_ROUTES:
+            assert answer.status_code not in (401, 403), (method, rule)
+        else:
+            assert answer.status_code == 403, (method, rule)
+            assert answer.get_json()["status"] == "forbidden"
+    assert kit.services.store.student("ana_lima") is not None  # DELETE was refused
+    assert call(kit, "GET", "/health", None).status_code == 200
+    assert call(kit, "GET", "/statistics", API_KEY).status_code == 200  # the admin key: all
+
+
+def test_a_revoked_key_opens_nothing_at_once(kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+    door = kit.services.keys.add("door-1").key
+    assert kit.recognize(kit.probe("ana_lima"), key=door).status_code == 200
+    # A second server on the same database revokes it: this one refuses it at the next request.
+    other = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
+    try:
+        other.keys.revoke("door-1")
+    finally:
+        other.close()
+    caplog.set_level(logging.WARNING)
+    answer = kit.recognize(kit.probe("ben_ito"), key=door)
+    assert answer.status_code == 401
+    assert answer.get_json() == {"status": "denied", "error": "missing or wrong X-API-KEY"}
+    assert f"{REFUSED}127.0.0.1" in caplog.text and door not in caplog.text
+    [row] = kit.services.keys.camera_keys()
+    assert row.revoked_at is not None and not row.valid
+
+
+def test_last_use_is_written_at_most_once_a_minute(kit: Kit) -> None:
+    door = kit.services.keys.add("door-1").key
+    assert kit.services.keys.camera_keys()[0].last_used_at is None
+    first = kit.services.keys.camera_keys()[0].created_at
+    call(kit, "POST", "/recognize", door)
+    assert kit.services.keys.camera_keys()[0].last_used_at == first
+    kit.clock.advance(seconds=50)
+    call(kit, "POST", "/recognize", door)
+    assert kit.services.keys.camera_keys()[0].last_used_at == first
+    kit.clock.advance(seconds=20)
+    call(kit, "POST", "/recognize", door)
+    assert (kit.services.keys.camera_keys()[0].last_used_at - first).total_seconds() == 70
+
+
+# --- wrong keys -----------------------------------------------------------------------------------
+
+
+def test_wrong_keys_are_logged_without_the_key_and_throttled_per_address(
+    kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    limit = kit.settings.key_failures_per_minute  # 5 in this kit
+    for n in range(limit):
+        key = None if n == 0 else f"{WRONG}-{n}"
+        assert call(kit, "GET", "/statistics", key, "10.0.0.7").status_code == 401
+        kit.clock.advance(seconds=1)
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith(REFUSED)]
+    assert refused == [f"{REFUSED}10.0.0.7"] * limit
+    assert WRONG not in caplog.text
+    # Throttled: the key is not even looked at, the right one neither.
+    for key in (f"{WRONG}-x", API_KEY):
+        answer = call(kit, "GET", "/statistics", key, "10.0.0.7")
+        assert answer.status_code == 429
+        assert answer.headers["Retry-After"] == str(60 - limit)
+        assert answer.get_json()["status"] == "too_many_attempts"
+    assert len(refused) == limit  # a throttled attempt is neither logged nor counted
+    assert call(kit, "GET", "/statistics", API_KEY, "10.0.0.8").status_code == 200
+    assert call(kit, "POST", "/recognize", API_KEY, "10.0.0.7").status_code == 429
+    assert call(kit, "GET", "/health", None, "10.0.0.7").status_code == 200  # no key needed
+    kit.clock.advance(seconds=56)  # the oldest failure is now more than a minute old
+    assert call(kit, "GET", "/statistics", API_KEY, "10.0.0.7").status_code == 200
+
+
+def test_the_throttle_is_shared_by_every_server_on_the_database(kit: Kit) -> None:
+    other_services = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
+    try:
+        other = create_app(other_services).test_client()
+        for _ in range(kit.settings.key_failures_per_minute):
+            assert other.get("/statistics", headers={"X-API-KEY": WRONG}).status_code == 401
+        assert call(kit, "GET", "/statistics", API_KEY).status_code == 429
+    finally:
+        other_services.close()
+
+
+def test_behind_a_proxy_the_forwarded_address_is_throttled(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path, enrol=False, proxy_hops=1, key_failures_per_minute=2)
+    try:
+
+        def get(key: str, forwarded: str) -> TestResponse:
+            return kit.client.get(
+                "/statistics", headers={"X-API-KEY": key, "X-Forwarded-For": forwarded}
+            )
+
+        assert [get(WRONG, "192.0.2.1").status_code for _ in range(3)] == [401, 401, 429]
+        assert get(API_KEY, "192.0.2.2").status_code == 200  # same proxy, another client
+    finally:
+        kit.services.close()
+
+
+# --- the dashboard --------------------------------------------------------------------------------
+
+
+def test_the_admin_page_adds_shows_once_and_revokes_camera_keys(kit: Kit) -> None:
+    token = sign_in(kit)
+    assert "Not available yet" not in kit.client.get("/admin").get_data(as_text=True)
+    added = post_form(kit, "/admin/cameras", token, name="door-1")
+    assert added.status_code == 200 and added.headers["Cache-Control"] == "no-store"
+    found = re.search(r'id="new-key-value">([^<]+)<', added.get_data(as_text=True))
+    assert found
+    key = found[1]
+    assert hashlib.sha256(key.encode()).hexdigest() == key_rows(kit)[0].key_sha256
+    app = kit.client.application
+    cookie = kit.client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    session = app.session_interface.get_signing_serializer(app).loads(cookie.value)  # type: ignore[attr-defined,union-attr]
+    assert key not in str(session)  # not in a flash message carried by the cookie
+    page = kit.client.get("/admin").get_data(as_text=True)
+    assert "door-1" in page and key not in page  # shown once only
+    assert kit.recognize(kit.probe("ana_lima"), key=key).status_code == 200
+    assert "door-1" in kit.client.get("/admin").get_data(as_text=True)
+    revoked = post_form(kit, "/admin/cameras/door-1/revoke", token)
+    assert revoked.status_code == 303
+    assert kit.recognize(kit.probe("ben_ito"), key=key).status_code == 401
+    again = post_form(kit, "/admin/cameras", token, name="door-1")
+    assert again.status_code == 303  # the name is kept by the revoked key: an error message
+
+
+def test_only_an_admin_manages_camera_keys(kit: Kit) -> None:
+    token = sign_in(kit, "olga", "office")
+    assert post_form(kit, "/admin/cameras", token, name="door-1").status_code == 403
+    kit.services.keys.add("door-2")
+    assert post_form(kit, "/admin/cameras/door-2/revoke", token).status_code == 403
+    assert key_rows(kit)[0].revoked_at is None
+    assert [r.name for r in key_rows(kit)] == ["door-2"]
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_the_keys_commands_print_the_key_once(kit: Kit, cli: Cli) -> None:
+    env = {
+        "ATTENDANCE_DATA_DIR": str(kit.settings.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(kit.settings.dataset_dir),
+    }
+    empty = cli("keys", "list", env=env)
+    assert empty.stdout == "No camera keys yet. Add one per camera: attendance keys add NAME\n"
+    added = cli("keys", "add", "door-1", env=env)
+    assert added.exit_code == 0
+    [key] = added.stdout.splitlines()  # the key alone on standard output
+    assert "shown only this once" in added.stderr and key not in added.stderr
+    assert kit.recognize(kit.probe("ana_lima"), key=key).status_code == 200
+    listed = cli("keys", "list", env=env)
+    assert key not in listed.output
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d"
+    assert re.search(rf"^door-1  {stamp}  {stamp}  -$", listed.stdout, re.M), listed.stdout
+    revoked = cli("keys", "revoke", "door-1", env=env)
+    assert revoked.exit_code == 0 and revoked.stdout.startswith("Camera key door-1 revoked at ")
+    assert kit.recognize(kit.probe("ben_ito"), key=key).status_code == 401
+    missing = cli("keys", "revoke", "door-9", env=env)
+    assert missing.exit_code == 1 and missing.stderr == "Error: no camera key named 'door-9'\n"
+    taken = cli("keys", "add", "door-1", env=env)
+    assert taken.exit_code == 1 and "exists already" in taken.stderr and taken.stdout == ""
+
+
+# --- real processes -------------------------------------------------------------------------------
+
+
+@pytest.mark.real
+def test_serve_refuses_a_short_key_in_one_line(tmp_path: Path) -> None:
+    short = "only-23-characters-long"
+    result = run_cli(
+        "serve",
+        env={
+            "API_SECRET_KEY": short,
+            "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
+            "ATTENDANCE_DATASET_DIR": str(tmp_path / "dataset"),
+            "ATTENDANCE_PORT": "9",
+        },
+        timeout_s=120,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: API_SECRET_KEY is too short (23 characters; at least 24)")
+    assert short not in result.stdout + result.stderr
+    assert not (tmp_path / "data" / "attendance.db").exists()
+
+
+@pytest.fixture(scope="module")
+def keyless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real server started without API_SECRET_KEY (its output going to a file, not a
+    terminal), on an empty dataset."""
+    base = tmp_path_factory.mktemp("keys")
+    (base / "dataset").mkdir()
+    proc = ServerProcess(base / "dataset", base / "data", env={"API_SECRET_KEY": ""}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.real
+def test_a_generated_key_is_not_printed_when_the_output_is_not_a_terminal(
+    keyless_server: ServerProcess,
+) -> None:
+    key_file = keyless_server.data_dir / "api_key"
+    key = key_file.read_text().strip()
+    assert len(key) >= 43 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    output = keyless_server.output()
+    assert key not in output
+    assert f"one was generated and written to {key_file}" in output
+
+
+@pytest.mark.real
+def test_a_real_server_takes_camera_keys_and_throttles_guesses(
+    keyless_server: ServerProcess,
+) -> None:
+    server = keyless_server
+    master = (server.data_dir / "api_key").read_text().strip()
+    env = {
+        "ATTENDANCE_DATA_DIR": str(server.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(server.dataset),
+    }
+    added = run_cli("keys", "add", "door-1", env=env, cwd=server.data_dir, timeout_s=120)
+    assert added.returncode == 0, added.stderr
+    door = added.stdout.strip()
+    # The running server takes the new key at once: the camera's routes only.
+    blank = io.BytesIO()
+    Image.new("RGB", (64, 64), "grey").save(blank, format="JPEG")
+    scan = server.recognize(blank.getvalue(), key=door)
+    assert scan.status_code == 200 and scan.json()["status"] == "unknown", scan.text
+    card = requests.post(
+        server.url + "/checkin",
+        json={"badge": "SA1:" + "x" * 32, "camera": "door-1"},
+        headers={"X-API-KEY": door},
+        timeout=30,
+    )
+    assert (card.status_code, card.json()["status"]) == (403, "badge_unknown")
+    assert server.get("/statistics", key=door).status_code == 403
+    assert server.get("/statistics", key=master).status_code == 200
+
+    # Guessing: as fast as one client can, until the server says 429.
+    session = requests.Session()
+    answers = []
+    throttled_after, retry_after = 0.0, 0
+    started = time.perf_counter()
+    while len(answers) < 100:
+        answer = session.get(
+            server.url + "/statistics", headers={"X-API-KEY": f"{WRONG}{len(answers)}"}, timeout=10
+        )
+        answers.append(answer.status_code)
+        if answer.status_code == 429:
+            throttled_after = time.perf_counter() - started
+            retry_after = int(answer.headers["Retry-After"])
+            break
+    limit = 10  # ATTENDANCE_KEY_FAILURES_PER_MINUTE's default
+    assert answers == [401] * limit + [429]
+    assert 1 <= retry_after <= 60
+    # Throttled: for two seconds no guess gets an answer, nor does the right key.
+    during = []
+    until = time.perf_counter() + 2
+    while time.perf_counter() < until:
+        during.append(
+            session.get(server.url + "/statistics", headers={"X-API-KEY": WRONG}, timeout=10)
+        )
+    assert {r.status_code for r in during} == {429}
+    assert server.get("/statistics", key=master).status_code == 429
+    log = server.output()
+    assert log.count(f"{REFUSED}127.0.0.1") == limit
+    assert WRONG not in log and master not in log and door not in log
+    print(
+        f"\nguesses before throttling: {limit} in {throttled_after:.3f} s "
+        f"({limit / throttled_after:.0f} guesses/s); then {len(during)} guesses in 2 s all "
+        f"refused unread (429, Retry-After {retry_after} s): at most {limit} guesses a minute "
+        f"({limit / 60:.2f}/s)"
+    )
