@@ -464,3 +464,15 @@ def test_photos_are_served_only_from_the_data_folder(school: Kit, tmp_path: Path
         f"/review/uncertain/{row_id}/photo", headers={"X-API-KEY": API_KEY}
     )
     assert keyed.status_code == 302
+
+
+def test_a_camera_id_with_a_colon_is_not_used_raw_in_file_names(school: Kit) -> None:
+    """Camera ids may hold ':' (allowed by the API), which some file systems refuse in names."""
+    row = intruder(school, intruder_photo(school, at(23, 8, 50), camera="gate:north"))
+    scan(school, face_of(school, "ana_lima", BORDERLINE, 7), at(23, 8, 51), camera="door:1")
+    [crop] = queued(school)
+    for stored in (row.path, crop.path):
+        name = Path(stored).name
+        assert ":" not in name and ("gate-north" in name or "door-1" in name)
+        assert Path(stored).is_file()
+    assert (row.camera, crop.camera) == ("gate:north", "door:1")  # the records keep the id

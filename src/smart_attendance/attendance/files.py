@@ -27,6 +27,7 @@ import csv
 import io
 import logging
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -156,6 +157,12 @@ def _make_private(path: Path) -> int:
         log.warning("could not make %s private: %s", path, exc.strerror)
         return 0
     return 1
+
+
+def file_safe(text: str) -> str:
+    """``text`` (a camera id) as a part of a file name on any common file system: characters
+    other than letters, digits, '.', '_' and '-' (such as ':') become '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:64] or "-"
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -41,7 +41,7 @@ from ..db.store import Store
 from ..engine import imaging
 from ..errors import AttendanceError
 from ..models import Clock, Sealer
-from .files import write_private
+from .files import file_safe, write_private
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class IntruderService:
             )
             return None
         root = self.settings.intruders_dir
-        name = f"intruder_{local_now:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}{suffix}"
+        name = f"intruder_{local_now:%H%M%S}_{file_safe(camera)}_{uuid.uuid4().hex[:8]}{suffix}"
         path = root / local_now.date().isoformat() / name
         try:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)

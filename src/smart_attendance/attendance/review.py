@@ -34,7 +34,7 @@ from ..engine import imaging
 from ..errors import BadRequestError, ConfigError, ConflictError, NotFoundError
 from ..models import Box, Clock, FaceResult, MarkResult
 from ..people.service import EnrolmentService
-from .files import CsvFiles, write_private
+from .files import CsvFiles, file_safe, write_private
 from .marks import AttendanceService
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,9 @@ class ReviewService:
             data = face_jpeg(frame, face.box, self.settings.max_image_pixels)
             folder = self.folder / local.date().isoformat()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path = folder / f"uncertain_{local:%H%M%S}_{camera}_{uuid.uuid4().hex[:8]}.jpg"
+            path = (
+                folder / f"uncertain_{local:%H%M%S}_{file_safe(camera)}_{uuid.uuid4().hex[:8]}.jpg"
+            )
             write_private(path, self.enrolment.sealer.seal(data))
             try:
                 row_id = self.store.record_uncertain(
