@@ -118,6 +118,7 @@ def fuzz(kit: Kit, key: str | None) -> dict[str, set[int]]:
     return answered
 
 
+@pytest.mark.slow  # 14 s: run by make test (and CI), not by make test-fast
 def test_fuzz_with_the_key(school: Kit) -> None:
     answered = fuzz(school, API_KEY)
     assert school.get("/health").status_code == 200

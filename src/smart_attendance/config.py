@@ -163,8 +163,10 @@ SPECS: tuple[Spec, ...] = (
         "api_key",
         "",
         _parse_str,
-        "Key every client sends in the X-API-KEY header. Empty: `attendance serve` generates "
-        "one on first start, prints it once and keeps it in DATA_DIR/api_key.",
+        "The admin key, sent in the X-API-KEY header: every API route (door cameras should "
+        "get their own keys: `attendance keys add`). At least 24 characters. Empty: `attendance "
+        "serve` generates one on first start into DATA_DIR/api_key (0600) and prints it only "
+        "on a terminal.",
         secret=True,
     ),
     Spec(
