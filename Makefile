@@ -10,11 +10,14 @@ install: $(STAMP)
 
 # System packages the tests use: libfaketime (the midnight test runs a server on a shifted
 # clock), Xvfb (the client's window is opened on a virtual screen), Chromium and its driver
-# (the dashboard's browser tests), nginx (the reverse proxy of deploy/, tests/test_nginx.py).
+# (the dashboard's browser tests), nginx (the reverse proxy of deploy/, tests/test_nginx.py),
+# PostgreSQL (the store, migration and service tests also run on a server the tests start,
+# tests/pg.py; Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin).
 # Installed with apt-get when we are root on a Debian-like machine; otherwise those tests are
 # skipped.
-SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver nginx
-SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver /usr/sbin/nginx
+SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver nginx postgresql
+SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver /usr/sbin/nginx \
+	/usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl
 system-deps:
 	@missing=0; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing=1; done; \
 	if [ $$missing = 0 ]; then :; \

@@ -32,6 +32,7 @@ from flask.testing import FlaskClient
 from jinja2.bccache import Bucket, BytecodeCache
 from werkzeug.test import TestResponse
 
+from pg import PostgresServer, start_server
 from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
 from smart_attendance.app import Services, build_services
 from smart_attendance.config import Settings
@@ -364,7 +365,8 @@ def make_kit(
     enrol: bool = True,
     **overrides: Any,
 ) -> Kit:
-    """Services on a real SQLite file in ``base``, students enrolled from a dataset folder of
+    """Services on a real SQLite file in ``base`` (or on ``database_url=``, a PostgreSQL
+    database of ``pg_url``/``db_url``), students enrolled from a dataset folder of
     scripted photos (two each), the app and its test client."""
     settings = make_settings(base, **overrides)
     scripted = analyzer or ScriptedAnalyzer(settings.max_image_pixels)
@@ -377,7 +379,8 @@ def make_kit(
             scripted.add(photo, ScriptedFace(near(face, 0.1, n)))
             (folder / f"{n}.jpg").write_bytes(photo)
     clock = FixedClock(now)
-    _copy_empty_database(settings.data_dir)
+    if not settings.database_url:  # SQLite: a copy of an empty database (PostgreSQL: as given)
+        _copy_empty_database(settings.data_dir)
     services = build_services(settings, clock=clock, analyzer=scripted)
     # Argon2id still, with the cost turned down: tests sign in hundreds of times.
     services.accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -463,6 +466,35 @@ def kit(tmp_path: Path) -> Iterator[Kit]:
 
 
 # --- real components ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this session (or this xdist worker), stopped at its end;
+    skipped without PostgreSQL, a failure in CI (``tests/pg.py``)."""
+    server = start_server(free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg: PostgresServer) -> Iterator[str]:
+    """A new empty database on the session's PostgreSQL server, dropped after the test."""
+    url = pg.database()
+    yield url
+    pg.drop(url)
+
+
+# Tests of the database run on both: ``db_url`` (the PostgreSQL half is marked ``real``).
+BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.real))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a new SQLite file in ``tmp_path``, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'attendance.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Schema migrations (Alembic, ``db/schema.py``): a database made by release 0.1's code
 (``tests/data/release-0.1.db``) upgrades with every row kept, a new database gets exactly the
-schema of ``tables.py``, and starts that race upgrade once."""
+schema of ``tables.py``, and starts that race upgrade once. The same on a real PostgreSQL server
+(``tests/pg.py``, marked ``real``): release 0.1's tables and rows copied there from the fixture."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import Result
-from sqlalchemy import create_engine
+from sqlalchemy import MetaData, create_engine, inspect, text
 
 from smart_attendance.db import schema
 from smart_attendance.db.store import Store
@@ -252,9 +253,10 @@ def _structure(path: Path) -> dict[str, Any]:
 
 
 def test_the_migrations_are_plain_sql_on_postgresql() -> None:
-    """No PostgreSQL server here: Alembic's offline mode prints the SQL both revisions run on
-    it. Portable DDL and data (no SQLite table copies, no reads into Python), and the
-    server defaults that filled the old marks dropped again."""
+    """Alembic's offline mode (``--sql``, for a database administrator) prints the SQL the
+    revisions run on PostgreSQL (run for real below). Portable DDL and data (no SQLite table
+    copies, no reads into Python), and the server defaults that filled the old marks dropped
+    again."""
     config = schema.alembic_config(url="postgresql://nobody@localhost/attendance")
     config.output_buffer = io.StringIO()
     command.upgrade(config, "head", sql=True)
@@ -404,3 +406,218 @@ def test_db_upgrade_errors_are_one_line(tmp_path: Path, cli: Callable[..., Resul
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: ") and "revision 0099" in line
     assert "Traceback" not in result.output
+
+
+# --- the same roads on a real PostgreSQL server (tests/pg.py) ----------------------------------
+
+
+def _pg_rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def _pg_structure(url: str) -> dict[str, Any]:
+    """Tables, columns (in any order), keys and indexes, as PostgreSQL reports them."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            return {
+                name: {
+                    "columns": sorted(
+                        (c["name"], str(c["type"]), c["nullable"], c["default"])
+                        for c in found.get_columns(name)
+                        if not str(c["default"] or "").startswith("nextval(")
+                    ),
+                    "serial": sorted(
+                        c["name"]
+                        for c in found.get_columns(name)
+                        if str(c["default"] or "").startswith("nextval(")
+                    ),
+                    "primary": found.get_pk_constraint(name)["constrained_columns"],
+                    "unique": sorted(
+                        (u["name"], tuple(u["column_names"]))
+                        for u in found.get_unique_constraints(name)
+                    ),
+                    "indexes": sorted(
+                        (i["name"], tuple(i["column_names"]), i["unique"])
+                        for i in found.get_indexes(name)
+                    ),
+                    "foreign": sorted(
+                        (f["referred_table"], tuple(f["constrained_columns"]))
+                        for f in found.get_foreign_keys(name)
+                    ),
+                }
+                for name in sorted(found.get_table_names())
+            }
+    finally:
+        engine.dispose()
+
+
+def _release_0_1_on_postgresql(url: str) -> None:
+    """Release 0.1's database on PostgreSQL: revision 0001's tables without alembic_version
+    (0.1 used create_all), holding the rows of the SQLite fixture."""
+    source = create_engine(_url(RELEASE_0_1_DB))
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(schema.alembic_config(conn), "0001")
+            conn.execute(text("DROP TABLE alembic_version"))
+            target = MetaData()
+            target.reflect(conn)
+            with source.connect() as old:
+                old_tables = MetaData()
+                old_tables.reflect(old)
+                for name in sorted(schema.RELEASE_0_1_TABLES):
+                    rows = [dict(r._mapping) for r in old.execute(old_tables.tables[name].select())]
+                    if rows:
+                        conn.execute(target.tables[name].insert(), rows)
+            for name in ("marks", "intruders", "report_attempts"):  # ids given: move on
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "  # noqa: S608
+                        f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+                    )
+                )
+    finally:
+        source.dispose()
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_release(pg_url: str) -> str:
+    _release_0_1_on_postgresql(pg_url)
+    return pg_url
+
+
+@pytest.mark.real
+def test_every_road_leads_to_the_schema_of_tables_py_on_postgresql(
+    pg: Any, pg_release: str
+) -> None:
+    replayed, created = pg.database(), pg.database()
+    try:
+        store = Store(replayed)
+        change = schema.upgrade(store.engine, replay=True)
+        store.close()
+        assert (change.action, change.after) == ("created", "0006")
+        store = Store(created)
+        assert store.create().action == "created"
+        store.close()
+        store = Store(pg_release)
+        change = store.create()
+        store.close()
+        assert (change.before, change.action, change.release_0_1) == ("0001", "upgraded", True)
+        for url in (replayed, created, pg_release):
+            assert _differences(url) == [], url
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0006",)]
+        assert _pg_structure(created) == _pg_structure(replayed) == _pg_structure(pg_release)
+        # 0006 on PostgreSQL: the column's own UNIQUE (marks_event_id_key) is gone.
+        uniques = _pg_structure(pg_release)["marks"]["unique"]
+        assert ("uq_marks_event_student", ("event_id", "student")) in uniques
+        assert all(name != "marks_event_id_key" for name, _ in uniques)
+    finally:
+        pg.drop(replayed)
+        pg.drop(created)
+
+
+@pytest.mark.real
+def test_a_release_0_1_database_upgrades_with_every_row_kept_on_postgresql(
+    pg_release: str,
+) -> None:
+    marks_before = _pg_rows(pg_release, f"SELECT {OLD_MARK_COLUMNS} FROM marks ORDER BY id")  # noqa: S608
+    assert len(marks_before) == 3
+    store = Store(pg_release)
+    try:
+        assert store.create().describe() == (
+            "Upgraded the database from 0001 (release 0.1) to 0006 (head)."
+        )
+        after = _pg_rows(pg_release, f"SELECT {OLD_MARK_COLUMNS} FROM marks ORDER BY id")  # noqa: S608
+        assert after == marks_before
+        assert _pg_rows(pg_release, "SELECT state, student FROM intruders") == [("open", None)]
+        assert _pg_rows(pg_release, "SELECT count(*) FROM face_cache") == [(0,)]
+        marks = store.marks_between(date(2026, 11, 1), date(2026, 11, 30))
+        assert [(m.name, m.class_name, m.source) for m in marks] == [
+            ("ana_lima", "default", "camera:door-1"),
+            ("ben_ito", "default", "camera:door-1"),
+            ("ana_lima", "default", "camera:door-2"),
+        ]
+        assert [s.name for s in store.students()] == ["ana_lima", "ben_ito"]
+        # The event ids still make a resend harmless; a new mark takes a new id.
+        day = date(2026, 11, 25)
+        resent = store.record_mark(_mark("ana_lima", day, "default", "00:00"), "ev1/1")
+        assert not resent.new and resent.mark.day == date(2026, 11, 19)
+        assert store.record_mark(_mark("ana_lima", day, "maths", "10:00")).new
+        assert store.report_status(date(2026, 11, 19)) == "sent"
+    finally:
+        store.close()
+
+
+@pytest.mark.real
+def test_the_migrations_go_back_to_release_0_1_and_forward_again_on_postgresql(
+    pg_release: str,
+) -> None:
+    store = Store(pg_release)
+    try:
+        store.create()
+        with store.engine.begin() as conn:
+            command.downgrade(schema.alembic_config(conn), "0001")
+        tables = {r[0] for r in _pg_rows(pg_release, "SELECT tablename FROM pg_tables")}
+        assert "students" not in tables and "marks" in tables
+        uniques = _pg_structure(pg_release)["marks"]["unique"]
+        assert ("uq_marks_student_day", ("student", "day")) in uniques
+        assert ("marks_event_id_key", ("event_id",)) in uniques
+        assert len(_pg_rows(pg_release, "SELECT * FROM marks")) == 3
+        assert store.create().describe() == "Upgraded the database from 0001 to 0006 (head)."
+        assert _differences(pg_release) == []
+    finally:
+        store.close()
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("source", ["new", "release-0.1"])
+def test_servers_starting_at_once_upgrade_once_on_postgresql(pg: Any, source: str) -> None:
+    expected = "created" if source == "new" else "upgraded"
+    for _attempt in range(3):
+        url = pg.database()
+        try:
+            if source == "release-0.1":
+                _release_0_1_on_postgresql(url)
+            actions, errors = _start_at_once(url)
+            assert errors == []
+            assert sorted(actions) == sorted([expected, "current", "current", "current"])
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0006",)]
+            assert _pg_rows(url, "SELECT count(*) FROM marks") == [(0 if source == "new" else 3,)]
+        finally:
+            pg.drop(url)
+
+
+@pytest.mark.real
+def test_a_failed_upgrade_leaves_the_database_as_it_was_on_postgresql(pg_release: str) -> None:
+    """PostgreSQL's DDL is transactional too: nothing of a failed upgrade stays."""
+    _pg_rows(pg_release, "SELECT 1")
+    engine = create_engine(pg_release)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_sightings_day ON photos (size)"))
+    engine.dispose()
+    before = _pg_structure(pg_release)
+    store = Store(pg_release)
+    try:
+        with pytest.raises(StoreError, match="ix_sightings_day"):
+            store.create()
+    finally:
+        store.close()
+    assert _pg_structure(pg_release) == before
+
+
+@pytest.mark.real
+def test_a_new_database_is_created_at_head_on_postgresql(pg_url: str) -> None:
+    store = Store(pg_url)
+    try:
+        assert store.create().describe() == "Created the database at revision 0006 (head)."
+        assert store.create().action == "current"
+    finally:
+        store.close()

@@ -11,16 +11,16 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sqlite3
 import stat
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import Result
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from conftest import API_KEY, Kit, make_kit
@@ -35,8 +35,12 @@ FORM = {"by": "Ann Lima (mother)", "document": "form 2026-114"}
 
 
 @pytest.fixture
-def school(tmp_path: Path) -> Kit:
-    return make_kit(tmp_path, require_consent=True)
+def school(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """On SQLite (the kit's own file) and on PostgreSQL (``db_url``)."""
+    on = "" if db_url.startswith("sqlite") else db_url
+    kit = make_kit(tmp_path, require_consent=True, database_url=on)
+    yield kit
+    kit.services.close()
 
 
 def consent(kit: Kit, name: str, state: str = "given", **body: str) -> TestResponse:
@@ -51,9 +55,8 @@ def recognised(kit: Kit, name: str, seed: int = 0) -> str | None:
 
 
 def db_rows(kit: Kit, sql: str) -> list[tuple[Any, ...]]:
-    path = kit.settings.data_dir / "attendance.db"
-    with sqlite3.connect(path) as conn:
-        return conn.execute(sql).fetchall()
+    with kit.services.store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql))]
 
 
 def files_naming(folder: Path, name: str) -> list[str]:
@@ -172,6 +175,7 @@ def test_consent_through_the_command_reaches_the_running_server(
     env = {
         "ATTENDANCE_DATA_DIR": str(school.settings.data_dir),
         "ATTENDANCE_DATASET_DIR": str(school.settings.dataset_dir),
+        "ATTENDANCE_DATABASE_URL": school.settings.database_url,
     }
     done = cli("consent", "give", "--all", "--by", "Head teacher", "--document", "forms", env=env)
     assert done.exit_code == 0, done.output
@@ -291,6 +295,7 @@ def test_rotation_seals_everything_with_a_new_key(school: Kit, cli: Callable[...
     env = {
         "ATTENDANCE_DATA_DIR": str(school.settings.data_dir),
         "ATTENDANCE_DATASET_DIR": str(school.settings.dataset_dir),
+        "ATTENDANCE_DATABASE_URL": school.settings.database_url,
     }
     done = cli("encryption", "rotate", env=env)
     assert done.exit_code == 0, done.output
@@ -302,8 +307,13 @@ def test_rotation_seals_everything_with_a_new_key(school: Kit, cli: Callable[...
     with pytest.raises(DataKeyError):
         old.open(photo)
     # A server started with the new key recognises everyone as before.
-    again = make_kit(school.settings.data_dir.parent, require_consent=True)
+    again = make_kit(
+        school.settings.data_dir.parent,
+        require_consent=True,
+        database_url=school.settings.database_url,
+    )
     assert recognised(again, "ben_ito") == "ben_ito"
+    again.services.close()
 
 
 def test_a_bad_data_key_setting_is_one_clear_line(cli: Callable[..., Result]) -> None:
@@ -363,7 +373,10 @@ def test_the_enrol_pages_say_who_awaits_consent(school: Kit) -> None:
 def test_the_audit_command_prints_the_log(school: Kit, cli: Callable[..., Result]) -> None:
     consent(school, "ana_lima")
     school.clock.advance(minutes=5)
-    env = {"ATTENDANCE_DATA_DIR": str(school.settings.data_dir)}
+    env = {
+        "ATTENDANCE_DATA_DIR": str(school.settings.data_dir),
+        "ATTENDANCE_DATABASE_URL": school.settings.database_url,
+    }
     done = cli("audit", "--student", "ana_lima", env=env)
     assert done.exit_code == 0
     [line] = done.output.strip().splitlines()

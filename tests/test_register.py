@@ -65,9 +65,11 @@ def timetable_file(folder: Path, text: str = TIMETABLE) -> Path:
 
 
 @pytest.fixture
-def school(tmp_path: Path) -> Iterator[Kit]:
-    """ana, ben and cleo enrolled on Monday 2026-11-23 at 08:20, with the two classes."""
-    kit = make_kit(tmp_path, now=at(23, 8, 20), timetable=timetable_file(tmp_path))
+def school(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """ana, ben and cleo enrolled on Monday 2026-11-23 at 08:20, with the two classes; on
+    SQLite and on PostgreSQL (``db_url``)."""
+    on = "" if db_url.startswith("sqlite") else db_url  # SQLite: the kit's own file
+    kit = make_kit(tmp_path, now=at(23, 8, 20), timetable=timetable_file(tmp_path), database_url=on)
     yield kit
     kit.services.close()
 
@@ -527,6 +529,7 @@ def command(
         "ATTENDANCE_DATASET_DIR": str(settings.dataset_dir),
         "ATTENDANCE_TIMEZONE": "Europe/Paris",
         "ATTENDANCE_TIMETABLE": str(settings.timetable),
+        "ATTENDANCE_DATABASE_URL": settings.database_url,
     }
 
     def run(*args: str) -> Result:

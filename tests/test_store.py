@@ -1,10 +1,13 @@
-"""The store on a real SQLite file: one mark a day under races, statistics, CSV safety."""
+"""The store on a real SQLite file and on a real PostgreSQL server (``db_url``): one mark a day
+under races, statistics, CSV safety."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime, time, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,19 +21,22 @@ from smart_attendance.models import Mark
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'a.db'}")
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
     s.create()
-    return s
+    yield s
+    s.close()
 
 
 def _mark(name: str, day: date, hh: int, status: str) -> Mark:
     return Mark(name, day, datetime(day.year, day.month, day.day, hh, 0), status, "cam")
 
 
-def test_one_mark_per_student_per_day_under_a_race(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
-    Store(url).create()
+def test_one_mark_per_student_per_day_under_a_race(db_url: str) -> None:
+    url = db_url
+    first = Store(url)
+    first.create()
+    first.close()
     day = date(2026, 11, 23)
     outcomes = []
     barrier = threading.Barrier(12)
@@ -39,6 +45,7 @@ def test_one_mark_per_student_per_day_under_a_race(tmp_path: Path) -> None:
         store = Store(url)  # separate engines, like separate server processes
         barrier.wait()
         outcomes.append(store.record_mark(_mark("ann", day, 8 + i % 3, "Present")))
+        store.close()
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(12)]
     for t in threads:
@@ -47,7 +54,9 @@ def test_one_mark_per_student_per_day_under_a_race(tmp_path: Path) -> None:
         t.join()
     assert sum(o.new for o in outcomes) == 1
     assert len({o.mark.seen_at for o in outcomes}) == 1
-    assert len(Store(url).marks_on(day)) == 1
+    check = Store(url)
+    assert len(check.marks_on(day)) == 1
+    check.close()
 
 
 def test_statistics_count_on_time_days(store: Store) -> None:
@@ -100,3 +109,24 @@ def test_csv_cells_never_start_a_formula(cell: str) -> None:
     assert safe_cell("alice") == "alice"
     text = render(("Name",), [(cell,)])
     assert text.splitlines()[1].lstrip('"').startswith("'")
+
+
+@pytest.mark.real
+def test_the_pool_is_sized_to_the_servers_threads_on_postgresql(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Each request thread and background job keeps a connection; a few more for a moment."""
+    from conftest import make_kit
+
+    kit = make_kit(tmp_path, database_url=pg_url, threads=3)
+    try:
+        pool: Any = kit.services.store.engine.pool
+        assert (pool.size(), pool._max_overflow) == (3 + 4, 4)
+    finally:
+        kit.services.close()
+    store = Store(pg_url)  # a store of its own (attendance db upgrade): the default, 8 threads
+    assert store.engine.pool.size() == 8 + 4  # type: ignore[attr-defined]
+    store.close()
+    sqlite = Store(f"sqlite:///{tmp_path / 'a.db'}", threads=3)
+    assert sqlite.engine.pool.size() == 5  # type: ignore[attr-defined]  # SQLAlchemy's default
+    sqlite.close()

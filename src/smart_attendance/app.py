@@ -163,7 +163,7 @@ def build_services(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         sealer = load_sealer(settings)
     if store is None:
-        store = Store(settings.db_url, sealer)
+        store = Store(settings.db_url, sealer, threads=settings.threads)
         store.create()
     else:
         store.sealer = sealer

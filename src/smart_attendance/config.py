@@ -188,7 +188,9 @@ SPECS: tuple[Spec, ...] = (
         "database_url",
         "",
         _parse_str,
-        "SQLAlchemy database URL. Empty: SQLite file DATA_DIR/attendance.db.",
+        "SQLAlchemy database URL. Empty: SQLite file DATA_DIR/attendance.db. PostgreSQL: "
+        "postgresql+psycopg://user:password@host/database (the postgres extra), shared by "
+        "several servers.",
     ),
     Spec(
         "ATTENDANCE_CLASS_START",
@@ -479,7 +481,14 @@ SPECS: tuple[Spec, ...] = (
         _parse_int(0, 64),
         "Recognition worker processes. 0: one per CPU core.",
     ),
-    Spec("ATTENDANCE_THREADS", "threads", "8", _parse_int(1, 256), "HTTP server threads."),
+    Spec(
+        "ATTENDANCE_THREADS",
+        "threads",
+        "8",
+        _parse_int(1, 256),
+        "HTTP server threads. On PostgreSQL each server keeps this many connections, plus 4 for "
+        "its background jobs (and up to 4 more for a moment).",
+    ),
     Spec(
         "ATTENDANCE_SESSION_SECRET",
         "session_secret",

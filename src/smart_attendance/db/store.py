@@ -117,18 +117,37 @@ def _describe(exc: SQLAlchemyError) -> str:
     return text[:160]
 
 
+BACKGROUND_CONNECTIONS = 4  # the schedulers, the gallery watcher, the enrolment at start
+OVERFLOW_CONNECTIONS = 4  # beyond the pool, for a moment (closed when given back)
+
+
+def pool_options(url: str, threads: int) -> dict[str, Any]:
+    """``create_engine``'s pool for ``url``: on a database server, a connection kept for each
+    of ``threads`` request threads and for the background threads, a few more for a moment.
+    A server process opens at most ``threads + 8`` connections; SQLite needs no pool sizing."""
+    if url.startswith("sqlite"):
+        return {}
+    return {
+        "pool_size": max(threads, 1) + BACKGROUND_CONNECTIONS,
+        "max_overflow": OVERFLOW_CONNECTIONS,
+    }
+
+
 class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQueries, KeyQueries):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool).
     ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one
-    refuses to write or read a descriptor."""
+    refuses to write or read a descriptor. ``threads``: the request threads that share it
+    (the pool's size on a database server, ``pool_options``)."""
 
-    def __init__(self, url: str, sealer: Sealer | None = None) -> None:
+    def __init__(self, url: str, sealer: Sealer | None = None, *, threads: int = 8) -> None:
         self.url = url
         self.sealer = sealer
         try:
             if url.startswith("sqlite:///"):
                 Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            self.engine: Engine = create_engine(
+                url, pool_pre_ping=True, **pool_options(url, threads)
+            )
         except OSError as exc:
             raise StoreError(
                 f"cannot create the database folder: {exc.strerror} ({exc.filename})"
