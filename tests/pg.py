@@ -10,6 +10,7 @@ folder of its own. Durability is turned off (``fsync``, ``synchronous_commit``,
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -101,6 +102,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         began = time.monotonic()
+        (self.base / OWNER_FILE).write_text(str(os.getpid()))  # for reap_stale_servers
         if os.geteuid() == 0:
             user = pwd.getpwnam(RUN_AS)
             os.chown(self.base, user.pw_uid, user.pw_gid)
@@ -177,9 +179,35 @@ class PostgresServer:
             shutil.rmtree(self.base, ignore_errors=True)
 
 
+OWNER_FILE = "owner.pid"  # the test process that started the server
+
+
+def reap_stale_servers(bin_dir: Path) -> None:
+    """Stop and remove the servers of earlier test runs whose process is gone (a run killed
+    by a timeout never reaches its teardown): they would hold memory in /dev/shm for good."""
+    folders = {Path("/dev/shm"), Path(tempfile.gettempdir())}  # where _temporary_folder makes them
+    for base in (b for folder in folders for b in folder.glob("attendance-pg-*")):
+        try:
+            owner = int((base / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+            continue  # still running: a server of another run or worker
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        stale = PostgresServer(bin_dir, 0, base=base)
+        with contextlib.suppress(Exception):
+            stale.stop()
+
+
 def start_server(free_port: int) -> PostgresServer:
     """A started server on ``free_port`` (PostgreSQL's programs found, or the test skipped)."""
-    server = PostgresServer(require_postgres(), free_port)
+    bin_dir = require_postgres()
+    reap_stale_servers(bin_dir)
+    server = PostgresServer(bin_dir, free_port)
     try:
         return server.start()
     except BaseException:
