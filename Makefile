@@ -64,6 +64,7 @@ bench: install
 	$(BIN)/python bench/bench_descriptor.py
 	$(BIN)/python bench/bench_gallery.py
 	$(BIN)/python bench/bench_burst.py
+	$(BIN)/python bench/bench_scale.py
 
 eval: install
 	$(BIN)/attendance eval ../shared/faces

@@ -108,9 +108,9 @@ def test_a_release_0_1_database_upgrades_with_every_row_kept(release_db: Path) -
 
     store = Store(_url(release_db))
     change = store.create()
-    assert (change.before, change.after, change.action) == ("0001", "0006", "upgraded")
-    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0006 (head)."
-    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0006",)]
+    assert (change.before, change.after, change.action) == ("0001", "0007", "upgraded")
+    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0007 (head)."
+    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0007",)]
 
     assert len(marks_before) == 3
     assert _table(release_db, "marks", OLD_MARK_COLUMNS) == marks_before
@@ -215,8 +215,8 @@ def test_upgrading_twice_changes_nothing(release_db: Path) -> None:
     schema_sql, marks = _schema_sql(release_db), _rows(release_db, "SELECT * FROM marks")
     students = _rows(release_db, "SELECT * FROM students")
     change = Store(_url(release_db)).create()
-    assert (change.action, change.before, change.after) == ("current", "0006", "0006")
-    assert change.describe() == "Database at revision 0006 (head)."
+    assert (change.action, change.before, change.after) == ("current", "0007", "0007")
+    assert change.describe() == "Database at revision 0007 (head)."
     assert _schema_sql(release_db) == schema_sql
     assert _rows(release_db, "SELECT * FROM marks") == marks
     assert _rows(release_db, "SELECT * FROM students") == students
@@ -227,13 +227,13 @@ def test_every_road_leads_to_the_schema_of_tables_py(tmp_path: Path, release_db:
     and the shortcut for a new database (create_all + stamp) all give tables.py's schema."""
     replayed = tmp_path / "replayed.db"
     change = schema.upgrade(Store(_url(replayed)).engine, replay=True)
-    assert (change.action, change.after) == ("created", "0006")
+    assert (change.action, change.after) == ("created", "0007")
     created = tmp_path / "created.db"
     Store(_url(created)).create()
     Store(_url(release_db)).create()
     for path in (replayed, created, release_db):
         assert _differences(_url(path)) == [], path.name
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0006",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0007",)]
     # The same tables and indexes, the same columns (in another order where 0002 added
     # them), and no server default left from filling the old marks.
     assert _structure(created) == _structure(replayed) == _structure(release_db)
@@ -280,14 +280,14 @@ def test_the_migrations_are_plain_sql_on_postgresql() -> None:
 
 
 def test_the_revisions_are_one_line_from_release_0_1() -> None:
-    assert schema.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006"]
-    assert schema.head() == "0006"
+    assert schema.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+    assert schema.head() == "0007"
 
 
 def test_a_new_database_is_created_at_head(tmp_path: Path) -> None:
     change = Store(_url(tmp_path / "sub" / "new.db")).create()
-    assert (change.before, change.after, change.action) == (None, "0006", "created")
-    assert change.describe() == "Created the database at revision 0006 (head)."
+    assert (change.before, change.after, change.action) == (None, "0007", "created")
+    assert change.describe() == "Created the database at revision 0007 (head)."
     memory = Store("sqlite://")
     assert memory.create().action == "created"
     assert memory.create().action == "current"
@@ -328,7 +328,7 @@ def test_servers_starting_at_once_upgrade_once(tmp_path: Path, source: str) -> N
         actions, errors = _start_at_once(_url(path))
         assert errors == []
         assert sorted(actions) == sorted([expected, "current", "current", "current"])
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0006",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0007",)]
         assert len(_table(path, "marks")) == (0 if source == "new" else 3)
 
 
@@ -371,7 +371,7 @@ def test_the_migrations_go_back_to_release_0_1_and_forward_again(release_db: Pat
     sql = " ".join(str(r[0]) for r in _rows(release_db, "SELECT sql FROM sqlite_master"))
     assert "uq_marks_student_day" in sql and "students" not in sql
     assert len(_rows(release_db, "SELECT * FROM marks")) == 3
-    assert store.create().describe() == "Upgraded the database from 0001 to 0006 (head)."
+    assert store.create().describe() == "Upgraded the database from 0001 to 0007 (head)."
     assert _differences(_url(release_db)) == []
 
 
@@ -382,16 +382,16 @@ def test_db_upgrade_prints_one_line(tmp_path: Path, cli: Callable[..., Result]) 
     env = {"ATTENDANCE_DATA_DIR": str(data)}
     first = cli("db", "upgrade", env=env)
     assert first.exit_code == 0, first.output
-    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0006 (head).\n"
+    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0007 (head).\n"
     second = cli("db", "upgrade", env=env)
     assert second.exit_code == 0
-    assert second.stdout == "Database at revision 0006 (head).\n"
+    assert second.stdout == "Database at revision 0007 (head).\n"
     assert _rows(data / "attendance.db", "SELECT count(*) FROM marks") == [(3,)]
 
     fresh = tmp_path / "fresh"
     created = cli("db", "upgrade", env={"ATTENDANCE_DATA_DIR": str(fresh)})
     assert created.stdout == (
-        f"Created the database at revision 0006 (head): {(fresh / 'attendance.db').resolve()}\n"
+        f"Created the database at revision 0007 (head): {(fresh / 'attendance.db').resolve()}\n"
     )
 
 
@@ -503,7 +503,7 @@ def test_every_road_leads_to_the_schema_of_tables_py_on_postgresql(
         store = Store(replayed)
         change = schema.upgrade(store.engine, replay=True)
         store.close()
-        assert (change.action, change.after) == ("created", "0006")
+        assert (change.action, change.after) == ("created", "0007")
         store = Store(created)
         assert store.create().action == "created"
         store.close()
@@ -513,7 +513,7 @@ def test_every_road_leads_to_the_schema_of_tables_py_on_postgresql(
         assert (change.before, change.action, change.release_0_1) == ("0001", "upgraded", True)
         for url in (replayed, created, pg_release):
             assert _differences(url) == [], url
-            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0006",)]
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0007",)]
         assert _pg_structure(created) == _pg_structure(replayed) == _pg_structure(pg_release)
         # 0006 on PostgreSQL: the column's own UNIQUE (marks_event_id_key) is gone.
         uniques = _pg_structure(pg_release)["marks"]["unique"]
@@ -533,7 +533,7 @@ def test_a_release_0_1_database_upgrades_with_every_row_kept_on_postgresql(
     store = Store(pg_release)
     try:
         assert store.create().describe() == (
-            "Upgraded the database from 0001 (release 0.1) to 0006 (head)."
+            "Upgraded the database from 0001 (release 0.1) to 0007 (head)."
         )
         after = _pg_rows(pg_release, f"SELECT {OLD_MARK_COLUMNS} FROM marks ORDER BY id")  # noqa: S608
         assert after == marks_before
@@ -571,7 +571,7 @@ def test_the_migrations_go_back_to_release_0_1_and_forward_again_on_postgresql(
         assert ("uq_marks_student_day", ("student", "day")) in uniques
         assert ("marks_event_id_key", ("event_id",)) in uniques
         assert len(_pg_rows(pg_release, "SELECT * FROM marks")) == 3
-        assert store.create().describe() == "Upgraded the database from 0001 to 0006 (head)."
+        assert store.create().describe() == "Upgraded the database from 0001 to 0007 (head)."
         assert _differences(pg_release) == []
     finally:
         store.close()
@@ -589,7 +589,7 @@ def test_servers_starting_at_once_upgrade_once_on_postgresql(pg: Any, source: st
             actions, errors = _start_at_once(url)
             assert errors == []
             assert sorted(actions) == sorted([expected, "current", "current", "current"])
-            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0006",)]
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0007",)]
             assert _pg_rows(url, "SELECT count(*) FROM marks") == [(0 if source == "new" else 3,)]
         finally:
             pg.drop(url)
@@ -617,7 +617,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was_on_postgresql(pg_release
 def test_a_new_database_is_created_at_head_on_postgresql(pg_url: str) -> None:
     store = Store(pg_url)
     try:
-        assert store.create().describe() == "Created the database at revision 0006 (head)."
+        assert store.create().describe() == "Created the database at revision 0007 (head)."
         assert store.create().action == "current"
     finally:
         store.close()

@@ -15,8 +15,11 @@ app (``web.create_app(services)``) only adds routes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -29,7 +32,7 @@ from .attendance.scan import ScanService
 from .attendance.timetable import timetable_for
 from .config import Settings
 from .db.store import Store
-from .errors import NotReadyError
+from .errors import NotReadyError, StoreError
 from .models import Analyzer, Clock, DetectParams, Frame, Health, StudentStats, system_clock
 from .people.accounts import AccountService
 from .people.badges import BadgeService
@@ -47,6 +50,7 @@ from .reports.service import ReportService
 
 Tag = TypeVar("Tag")
 AnalyzerKind = Literal["pool", "local", "none"]
+log = logging.getLogger(__name__)
 
 
 class NoAnalyzer:
@@ -99,6 +103,55 @@ def make_analyzer(settings: Settings, kind: AnalyzerKind = "pool") -> Analyzer:
     )
 
 
+class DatabaseCheck:
+    """Whether the database answers, for ``GET /health``: ``ping`` (``Store.ping``, a
+    ``SELECT 1`` with a short timeout) at most once every ``interval_s`` in this process, the
+    answer kept in between. A request that comes while another checks does not wait for it: it
+    gets the previous answer. A change (unreachable, back) is logged once."""
+
+    def __init__(
+        self,
+        ping: Callable[[], None],
+        interval_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ping = ping
+        self.interval_s = interval_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._error: str | None = None
+
+    def error(self) -> str | None:
+        """None while the database answers; else why not (no URL, no password)."""
+        if self._fresh():
+            return self._error
+        if not self._lock.acquire(blocking=self._checked_at is None):
+            return self._error  # another thread is checking: its previous answer
+        try:
+            if not self._fresh():
+                self._check()
+            return self._error
+        finally:
+            self._lock.release()
+
+    def _fresh(self) -> bool:
+        checked = self._checked_at
+        return checked is not None and self._monotonic() - checked < self.interval_s
+
+    def _check(self) -> None:
+        try:
+            self._ping()
+            error = None
+        except StoreError as exc:
+            error = str(exc)
+        if error and not self._error:
+            log.warning("%s (GET /health answers 503 until it is back)", error)
+        elif self._error and not error:
+            log.info("the database answers again")
+        self._error, self._checked_at = error, self._monotonic()
+
+
 @dataclass
 class Services:
     """Every service of one process, built once by ``build_services``."""
@@ -125,6 +178,10 @@ class Services:
     purge: PurgeService  # the retention purge (daily in `attendance serve`, `attendance purge`)
     badges: BadgeService  # printed QR cards: check-in without a face
     keys: CameraKeyService  # the API's keys: the master key, camera keys, wrong-key throttling
+    database: DatabaseCheck = field(init=False)  # for /health: does the database answer?
+
+    def __post_init__(self) -> None:
+        self.database = DatabaseCheck(self.store.ping)
 
     def statistics(self) -> list[StudentStats]:
         return self.attendance.statistics()
@@ -139,6 +196,7 @@ class Services:
             workers=self.analyzer.workers,
             embedder=self.analyzer.embedder,
             error=self.enrolment.error,
+            database_error=self.database.error(),
         )
 
     def close(self) -> None:

@@ -386,10 +386,13 @@ class Health:
     skipped_photos: int
     workers: int
     embedder: str
-    error: str | None = None
+    error: str | None = None  # the enrolment's failure
+    database_error: str | None = None  # the database cannot be reached (app.DatabaseCheck)
 
     @property
     def status(self) -> str:
+        if self.database_error:
+            return "database_unavailable"
         if self.error:
             return "error"
         return "ok" if self.ready else "starting"
@@ -403,8 +406,8 @@ class Health:
             "workers": self.workers,
             "embedder": self.embedder,
         }
-        if self.error:
-            body["error"] = self.error
+        if self.database_error or self.error:
+            body["error"] = self.database_error or self.error
         return body
 
 

@@ -8,9 +8,9 @@ student the camera missed, or takes a wrong mark back to Absent.
 
 ``correct`` checks the class period against the register (a period of the class on that day,
 and a student expected in it; or a period already on record, even one the timetable no longer
-has), records the row, drops the marks the attendance service remembers and rewrites the day's
-CSV file and the statistics file. Correcting a status to what it already is (same reason too)
-records nothing, so a client may resend a correction safely.
+has), records the row and rewrites the day's CSV file and the statistics file. Correcting a
+status to what it already is (same reason too) records nothing, so a client may resend a
+correction safely.
 """
 
 from __future__ import annotations
@@ -140,8 +140,7 @@ def _record(
     by: str,
 ) -> Corrected:
     """Record the correction of ``entry`` to ``new_status`` (``UNDO`` takes back the one in
-    force), drop the remembered marks, rewrite the day's files and answer the entry as it is
-    now."""
+    force), rewrite the day's files and answer the entry as it is now."""
     at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
     attendance.store.record_correction(
         Correction(

@@ -2,9 +2,11 @@
 
 A camera's streak counts frames answered ``unknown_face``; a known face resets it, frames with
 no face leave it as it is. At ``ATTENDANCE_INTRUDER_THRESHOLD`` an intruder event is recorded in
-the database (day, time, camera) and the streak starts again. ``ATTENDANCE_INTRUDER_PHOTOS``
-says what photo the event keeps, under ``intruders/YYYY-MM-DD/`` (folders 0700, files 0600,
-sealed at rest like every stored photo: ``privacy.sealing``):
+the database (day, time, camera) and the streak starts again. The streak is kept in the
+database (``intruder_streaks``, updated atomically), so a camera whose frames land on several
+servers completes it once, after the same number of frames as on one server.
+``ATTENDANCE_INTRUDER_PHOTOS`` says what photo the event keeps, under ``intruders/YYYY-MM-DD/``
+(folders 0700, files 0600, sealed at rest like every stored photo: ``privacy.sealing``):
 
 * ``full``: the frame as it came (its own format);
 * ``blurred``: a JPEG of the frame reduced to a few blurred blocks, so that it shows that
@@ -12,11 +14,16 @@ sealed at rest like every stored photo: ``privacy.sealing``):
 * ``off``: no photo, only the event (its ``path`` is "").
 
 Floods are bounded. The same stranger at the same camera is captured once per
-``ATTENDANCE_INTRUDER_COOLDOWN_S``: a capture's descriptors (in memory only, never stored,
-forgotten after the cooldown) are compared with the camera's recent captures under the
-match threshold. The photos use at most ``ATTENDANCE_INTRUDER_MAX_MB`` in all (the folder's size
-is counted once, kept up to date as photos are written, and counted again every few minutes);
-beyond it a capture keeps only its event. Saving never fails the scan: a full disk or a folder
+``ATTENDANCE_INTRUDER_COOLDOWN_S``: a capture's descriptors (in this server's memory only, never
+stored: biometric data of strangers is not kept, forgotten after the cooldown) are compared
+with the camera's recent captures under the match threshold. Another server cannot compare
+them, so across servers the guard is coarser: the camera's last capture (when, by which server)
+is in the database, and within the cooldown only the server that made it may capture again
+(a different stranger, by its descriptors): the photos of one camera within a cooldown all come
+from one server, and never show the same stranger twice. The photos use at most
+``ATTENDANCE_INTRUDER_MAX_MB`` in all (the folder's size is counted once, kept up to date as
+photos are written, and counted again every few minutes); beyond it a capture keeps only its
+event. Saving never fails the scan: a full disk or a folder
 that cannot be written is logged, and the scan is answered as usual.
 """
 
@@ -26,11 +33,12 @@ import contextlib
 import io
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +99,21 @@ class IntruderService:
         self.store = store
         self.clock = clock
         self.sealer = sealer
-        self._streaks: dict[str, int] = {}
-        # camera -> (when, descriptor or None) of its captures within the cooldown
+        # who captures, in the database's ``intruder_streaks.captured_by`` (one per process)
+        self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}@{socket.gethostname()}"[:64]
+        # camera -> (when, descriptor or None) of this server's captures within the cooldown
         self._recent: dict[str, list[tuple[float, np.ndarray | None]]] = {}
         self._disk_bytes: int | None = None  # the photos' size in all, when last counted
         self._disk_counted_at = 0.0
         self._lock = threading.Lock()
 
     def known(self, camera: str) -> None:
-        """A student was recognised at ``camera``: its streak starts again."""
-        with self._lock:
-            self._streaks[camera] = 0
+        """A student was recognised at ``camera``: its streak starts again (a database that
+        cannot be written is logged: the scan is answered all the same)."""
+        try:
+            self.store.reset_streak(camera, self._utc_now())
+        except AttendanceError as exc:
+            log.error("intruder streak at camera %s not reset: %s", camera, exc)
 
     def unknown(
         self, camera: str, data: bytes, strangers: Sequence[np.ndarray] = ()
@@ -110,14 +122,14 @@ class IntruderService:
         faces' descriptors); the saved photo's path when this frame completes a streak and a
         photo is kept (``ATTENDANCE_INTRUDER_PHOTOS``, the cooldown, the disk cap). Never
         raises for a photo or event that cannot be saved: that is logged."""
-        with self._lock:
-            count = self._streaks.get(camera, 0) + 1
-            capture = count >= self.settings.intruder_threshold
-            self._streaks[camera] = 0 if capture else count
-            if capture and self._seen_lately(camera, strangers):
-                log.info("intruder at camera %s seen again within the cooldown", camera)
+        try:
+            now = self._utc_now()
+            if not self.store.count_unknown(camera, now, self.settings.intruder_threshold):
                 return None
-        if not capture:
+            if not self._first_capture(camera, strangers, now):
+                return None
+        except AttendanceError as exc:
+            log.error("intruder streak at camera %s not counted: %s", camera, exc)
             return None
         try:
             return self._save(camera, data)
@@ -125,13 +137,35 @@ class IntruderService:
             log.error("intruder at camera %s not saved: %s", camera, exc)
             return None
 
-    def _seen_lately(self, camera: str, strangers: Sequence[np.ndarray]) -> bool:
-        """Whether one of ``strangers`` was captured at ``camera`` within the cooldown; if
-        not, they are remembered as captured now. Without descriptors, any capture of the
-        camera without descriptors counts."""
+    def _utc_now(self) -> datetime:
+        return self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+
+    def _first_capture(self, camera: str, strangers: Sequence[np.ndarray], now: datetime) -> bool:
+        """Whether the streak just completed at ``camera`` is captured: not within the
+        cooldown of a capture of the same strangers here, nor of any capture by another
+        server (``Store.claim_capture``). A capture is remembered here and in the database."""
         cooldown = self.settings.intruder_cooldown_s
         if cooldown <= 0:
-            return False
+            return True
+        with self._lock:  # one capture decision at a time in this process
+            if self._seen_lately(camera, strangers):
+                log.info("intruder at camera %s seen again within the cooldown", camera)
+                return False
+            if not self.store.claim_capture(camera, now, cooldown, self.owner):
+                log.info(
+                    "intruder at camera %s not captured: another server captured there "
+                    "within the cooldown",
+                    camera,
+                )
+                return False
+            self._remember(camera, strangers)
+            return True
+
+    def _seen_lately(self, camera: str, strangers: Sequence[np.ndarray]) -> bool:
+        """Whether one of ``strangers`` was captured at ``camera`` by this server within the
+        cooldown. Without descriptors, any capture of the camera without descriptors counts.
+        (Called under the lock.)"""
+        cooldown = self.settings.intruder_cooldown_s
         now = self.clock().timestamp()
         recent = [(t, d) for t, d in self._recent.get(camera, ()) if 0 <= now - t < cooldown]
         for cam in [c for c, items in self._recent.items() if c != camera and items]:
@@ -147,10 +181,16 @@ class IntruderService:
             )
         else:
             same = any(d is None for _t, d in recent)
-        if not same:
-            recent += [(now, v) for v in vectors] if vectors else [(now, None)]
-        self._recent[camera] = recent[-RECENT_PER_CAMERA:]
+        self._recent[camera] = recent
         return same
+
+    def _remember(self, camera: str, strangers: Sequence[np.ndarray]) -> None:
+        """Remember ``strangers`` as captured at ``camera`` now (called under the lock)."""
+        now = self.clock().timestamp()
+        vectors = [np.asarray(v, np.float32) for v in strangers]
+        recent = self._recent.get(camera, [])
+        recent += [(now, v) for v in vectors] if vectors else [(now, None)]
+        self._recent[camera] = recent[-RECENT_PER_CAMERA:]
 
     def _save(self, camera: str, data: bytes) -> Path | None:
         """Record the event, with its photo when one is kept and there is room for it; a

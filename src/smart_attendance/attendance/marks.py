@@ -3,7 +3,9 @@
 A sighting marks every class period in progress (or opening) whose roster holds the student;
 a sighting outside every period is kept as a sighting, not a mark. Every mark goes through the
 store's unique constraint, so concurrent requests and several server processes record exactly
-one. A student already marked in a period is answered from memory, without a database write.
+one. A student already marked in a period is answered by one read of the mark by its unique key
+(an index), without a write; nothing is remembered in memory, so every server answers the same
+whatever was corrected, renamed, erased or purged on another.
 Without a timetable there is one class, ``default``, with one period all day: one mark a day.
 """
 
@@ -34,9 +36,6 @@ class Summary:
     students: list[StudentStats]
 
 
-CACHE_LIMIT = 100_000
-
-
 class AttendanceService:
     def __init__(
         self, settings: Settings, store: Store, clock: Clock, timetable: Timetable
@@ -48,7 +47,6 @@ class AttendanceService:
         self.register = Register(store, self.timetable_on, self.local_now)
         self._history: list[tuple[date, Timetable]] | None = None
         self._lock = threading.Lock()
-        self._marked: dict[tuple[str, date, str, str], Mark] = {}
 
     def local_now(self) -> datetime:
         return self.clock().astimezone(self.settings.zone)
@@ -94,6 +92,11 @@ class AttendanceService:
         received = (received_at or self.clock()).astimezone(timezone.utc).replace(tzinfo=None)
         results = []
         for name in names:
+            if self.store.student(name) is None:
+                # Recognised by a gallery not yet refreshed after the student was erased (or
+                # renamed) through another process: nothing is recorded under that name.
+                log.info("a face of a student no longer in the registry was not marked")
+                continue
             slots = self.slots(name, seen_at)
             if not slots:
                 self.store.record_sighting(name, seen_at.replace(tzinfo=None), camera)
@@ -111,7 +114,7 @@ class AttendanceService:
     def slots(self, name: str, seen_at: datetime) -> list[Slot]:
         """The class periods ``name`` would be marked in at ``seen_at`` (none: outside them)."""
         slots = self.timetable.slots_for(name, seen_at)
-        if not slots or (self.timetable.is_default and self._known(name, slots[0]) is not None):
+        if not slots:
             return slots
         row = self.store.student(name)
         if row is not None and not row.active:  # a student who left is seen, not marked
@@ -157,8 +160,8 @@ class AttendanceService:
         mark_event = None
         if event_id:
             mark_event = event_id if default else f"{event_id}/{slot.class_name}@{period.label}"
-        outcome = self._known(name, slot) or self.store.record_mark(mark, mark_event)
-        self._remember(outcome.mark)
+        known = self.store.mark_for(name, slot.day, slot.class_name, period.label)
+        outcome = MarkOutcome(known, False) if known else self.store.record_mark(mark, mark_event)
         if outcome.new:
             log.info(
                 "marked %s %s in %s %s (camera %s)",
@@ -206,21 +209,10 @@ class AttendanceService:
             known = ", ".join(c.name for c in self.timetable.classes)
             raise BadRequestError(f"unknown class {class_name!r} (classes: {known})")
 
-    def _known(self, name: str, slot: Slot) -> MarkOutcome | None:
-        with self._lock:
-            mark = self._marked.get((name, slot.day, slot.class_name, slot.period.label))
-        return MarkOutcome(mark, False) if mark else None
-
-    def _remember(self, mark: Mark) -> None:
-        with self._lock:
-            if len(self._marked) > CACHE_LIMIT:
-                self._marked.clear()
-            self._marked[(mark.name, mark.day, mark.class_name, mark.period)] = mark
-
     def forget(self) -> None:
-        """Drop the in-memory marks and timetables (after a correction or a change)."""
+        """Drop the timetables read from the database (after a correction or a change); marks
+        are never kept in memory."""
         with self._lock:
-            self._marked.clear()
             self._history = None
 
     # --- the timetable in force on each day ---------------------------------------------------

@@ -8,6 +8,7 @@ failures surface as ``StoreError`` with a plain message; nothing is half-written
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,20 +26,24 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome, Sealer
 from .badges import BadgeQueries
 from .keys import KeyQueries
+from .notify import notify
 from .privacy import PrivacyQueries
 from .retention import RetentionQueries
 from .review import ReviewQueries
 from .schema import SchemaChange
 from .schema import upgrade as upgrade_schema
+from .streaks import StreakQueries
 from .tables import (
     audit,
     badges,
@@ -111,29 +116,67 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _describe(exc: SQLAlchemyError) -> str:
+_PASSWORD_IN_TEXT = re.compile(r"(password\s*=\s*)('[^']*'|\S+)|(://[^:/@\s]*:)[^@\s]*@", re.I)
+
+
+def _redact(message: str, password: str | None = None) -> str:
+    """``message`` without the database password: never in an answer or a log line."""
+    if password:
+        message = message.replace(password, "***")
+    return _PASSWORD_IN_TEXT.sub(lambda m: f"{m[1]}***" if m[1] else f"{m[3]}***@", message)
+
+
+def _describe(exc: BaseException, password: str | None = None) -> str:
+    """The first line of a database error (the driver's own message), without the password."""
     original = getattr(exc, "orig", None)
-    text = str(original if original is not None else exc).splitlines()[0]
-    return text[:160]
+    lines = str(original if original is not None else exc).splitlines() or [type(exc).__name__]
+    return _redact(lines[0], password)[:160]
 
 
 BACKGROUND_CONNECTIONS = 4  # the schedulers, the gallery watcher, the enrolment at start
 OVERFLOW_CONNECTIONS = 4  # beyond the pool, for a moment (closed when given back)
+CONNECT_TIMEOUT_S = 5  # a database server that does not answer: 503 in seconds, not minutes
+PING_TIMEOUT_S = 2  # GET /health's SELECT 1 (Store.ping)
+
+
+def _connect_args(url: str, timeout_s: int) -> dict[str, Any]:
+    """libpq's ``connect_timeout`` for a PostgreSQL URL that does not set its own."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return {}
+    if not parsed.get_backend_name().startswith("postgresql"):
+        return {}
+    if "connect_timeout" in parsed.query:
+        return {}
+    return {"connect_args": {"connect_timeout": timeout_s}}
 
 
 def pool_options(url: str, threads: int) -> dict[str, Any]:
     """``create_engine``'s pool for ``url``: on a database server, a connection kept for each
     of ``threads`` request threads and for the background threads, a few more for a moment.
-    A server process opens at most ``threads + 8`` connections; SQLite needs no pool sizing."""
+    A server process opens at most ``threads + 8`` connections; SQLite needs no pool sizing.
+    On PostgreSQL a new connection waits at most ``CONNECT_TIMEOUT_S`` (libpq's
+    ``connect_timeout``, unless the URL sets one): a database that is down or unreachable
+    answers ``StoreError`` (HTTP 503 ``database_unavailable``) within seconds."""
     if url.startswith("sqlite"):
         return {}
     return {
         "pool_size": max(threads, 1) + BACKGROUND_CONNECTIONS,
         "max_overflow": OVERFLOW_CONNECTIONS,
+        **_connect_args(url, CONNECT_TIMEOUT_S),
     }
 
 
-class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQueries, KeyQueries):
+class Store(
+    UserQueries,
+    ReviewQueries,
+    PrivacyQueries,
+    BadgeQueries,
+    RetentionQueries,
+    KeyQueries,
+    StreakQueries,
+):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool).
     ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one
     refuses to write or read a descriptor. ``threads``: the request threads that share it
@@ -153,9 +196,15 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
                 f"cannot create the database folder: {exc.strerror} ({exc.filename})"
             ) from None
         except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise StoreError(f"cannot open the database: {exc}") from None
+            raise StoreError(f"cannot open the database: {_describe(exc)}") from None
+        self._password = self.engine.url.password
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._ping_engine = self.engine
+        else:  # a connection of its own for each check: never waits behind a busy pool
+            self._ping_engine = create_engine(
+                self.engine.url, poolclass=NullPool, **_connect_args(url, PING_TIMEOUT_S)
+            )
 
     def create(self) -> SchemaChange:
         """Create the schema, or upgrade it to the head revision (``schema.upgrade``: Alembic's
@@ -167,6 +216,18 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._ping_engine is not self.engine:
+            self._ping_engine.dispose()
+
+    def ping(self) -> None:
+        """``SELECT 1``, or ``StoreError`` saying why the database cannot be reached. On a
+        database server, on a new connection that waits at most ``PING_TIMEOUT_S`` (not one
+        of the pool's, which may all be busy): ``GET /health`` (``app.DatabaseCheck``)."""
+        try:
+            with self._ping_engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {_describe(exc, self._password)}") from None
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -176,7 +237,7 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {_describe(exc)}") from None
+            raise StoreError(f"database error: {_describe(exc, self._password)}") from None
 
     # --- enrolment cache ----------------------------------------------------------------------
 
@@ -697,7 +758,8 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
             return 0
 
     def bump_meta(self, key: str) -> int:
-        """Add one to a counter, atomically across processes; returns the new value."""
+        """Add one to a counter, atomically across processes; returns the new value. On
+        PostgreSQL the same transaction notifies every server's ``ChangeListener``."""
         for _attempt in range(3):
             try:
                 with self._begin() as conn:
@@ -709,6 +771,7 @@ class Store(UserQueries, ReviewQueries, PrivacyQueries, BadgeQueries, RetentionQ
                     if done.rowcount == 0:
                         conn.execute(meta.insert().values(key=key, value="1"))
                     value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+                    notify(conn, key)  # PostgreSQL: every server hears it at the commit
                 return int(str(value))
             except IntegrityError:  # another process inserted the key first: update it
                 continue

@@ -167,6 +167,16 @@ intruders = Table(
     Column("decided_at", DateTime, nullable=True),  # UTC
 )
 
+intruder_streaks = Table(
+    "intruder_streaks",  # per camera, shared by every server: unknown frames in a row
+    metadata,
+    Column("camera", String(64), primary_key=True),
+    Column("count", Integer, nullable=False),  # unknown frames since the last known face
+    Column("updated_at", DateTime, nullable=False),  # UTC
+    Column("captured_at", DateTime, nullable=True),  # UTC: the camera's last intruder capture
+    Column("captured_by", String(64), nullable=False),  # the server that made it ("": none)
+)
+
 uncertain = Table(
     "uncertain",  # a face left unknown although a student was near: for a person to decide
     metadata,

@@ -117,7 +117,7 @@ class ErasureService:
             except OSError as exc:
                 log.error("a review file could not be deleted for an erasure: %s", exc.strerror)
         report.csv_lines = scrub_csv_files(self.settings.logs_dir, name)
-        self.attendance.forget()  # the marks this process remembers
+        self.attendance.forget()  # the timetables read before
         self.files.update()  # the statistics file, without them
         report.csv_lines += scrub_csv_files(self.settings.logs_dir, name)  # written meanwhile
         self.enrolment.changed_elsewhere()  # re-enrol here, and tell every other server

@@ -6,7 +6,8 @@ Routes (compatible with the original project's clients):
 * ``GET /statistics``  header ``X-API-KEY``
 * ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
-* ``GET /health``      no key, no personal data; 503 until enrolment has finished
+* ``GET /health``      no key, no personal data; 503 until enrolment has finished, and while
+  the database cannot be reached (``app.DatabaseCheck``: ``SELECT 1`` at most once a second)
 * ``GET /openapi.json`` no key: this API as an OpenAPI 3.1 document (``web/openapi.py``)
 
 and the register's and the registry's routes (``web/register.py``: ``GET /attendance``,
@@ -285,6 +286,8 @@ def create_app(services: Services) -> Flask:
 
     @app.errorhandler(AttendanceError)
     def attendance_error(exc: AttendanceError) -> Any:
+        if isinstance(exc, StoreError):  # 503 database_unavailable: worth a line in the log
+            log.warning("database error in %s %s: %s", request.method, request.path, exc)
         for kind, code, status in ERROR_STATUS:
             if isinstance(exc, kind):
                 body: dict[str, object] = {"status": status, "error": str(exc)}

@@ -166,7 +166,7 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Health": _obj(
         ("status", "students", "photos", "skipped_photos", "workers", "embedder"),
-        status={"type": "string", "enum": ["ok", "starting", "error"]},
+        status={"type": "string", "enum": ["ok", "starting", "error", "database_unavailable"]},
         students=INTEGER,
         photos=INTEGER,
         skipped_photos=INTEGER,
@@ -526,7 +526,7 @@ def _paths() -> dict[str, Schema]:
                 "Ready? Counts only, no personal data",
                 {
                     "200": _json(_ref("Health"), "Enrolment finished: recognising"),
-                    "503": _json(_ref("Health"), "Starting, or enrolment failed"),
+                    "503": _json(_ref("Health"), "Starting, enrolment failed, or no database"),
                 },
                 (),
                 open_=True,

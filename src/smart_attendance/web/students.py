@@ -154,7 +154,7 @@ def blueprint(services: Services) -> Blueprint:
                 raise BadRequestError("active must be true or false")
             row = replace(row, active=body["active"])
         row = enrolment.update_student(name, row)
-        services.attendance.forget()  # marks remembered under the old name or state
+        services.attendance.forget()  # the timetables read before the change
         services.files.update(services.attendance.today() if row.name != name else None)
         return jsonify(answer(row))
 
