@@ -38,9 +38,10 @@ from conftest import (
     require_faces,
 )
 from pg import PostgresServer
-from smart_attendance.db.tables import intruders, marks
+from smart_attendance.db.tables import intruders, marks, report_attempts, report_runs
 from smart_attendance.privacy.sealing import new_key
 from test_nginx import nginx_command, require_nginx, self_signed, wait_for_port, wrapper
+from test_report import PASSWORD, TEACHERS, USER, SmtpServer
 
 pytestmark = pytest.mark.real
 
@@ -88,6 +89,7 @@ class School:
     engine: Engine
     dataset: Path
     nginx_folder: Path
+    mail: SmtpServer  # the report's SMTP server on loopback
 
     def post(self, base: str, path: str, **kwargs: Any) -> requests.Response:
         verify = str(self.cert) if base.startswith("https") else True
@@ -115,6 +117,7 @@ def school(tmp_path_factory: pytest.TempPathFactory, pg: PostgresServer) -> Iter
     dataset = build_dataset(base / "dataset", {k: v for k, v in STUDENTS.items() if k != NEWCOMER})
     data = base / "data"
     url = pg.database("two")
+    mail = SmtpServer(free_port()).__enter__()
     env = {
         "ATTENDANCE_DATABASE_URL": url,
         "ATTENDANCE_DATA_KEY": new_key(),
@@ -126,6 +129,14 @@ def school(tmp_path_factory: pytest.TempPathFactory, pg: PostgresServer) -> Iter
         "ATTENDANCE_LATE_AFTER_MINUTES": "1440",
         "ATTENDANCE_KEY_FAILURES_PER_MINUTE": "1000",
         "ATTENDANCE_INTRUDER_THRESHOLD": "3",
+        # The daily report is due from midnight: both servers' schedulers race to send it.
+        "ATTENDANCE_REPORT_TIME": "00:00",
+        "SENDER_EMAIL": USER,
+        "SENDER_PASSWORD": PASSWORD,
+        "TEACHER_EMAIL": TEACHERS,
+        "ATTENDANCE_SMTP_HOST": "127.0.0.1",
+        "ATTENDANCE_SMTP_PORT": str(mail.port),
+        "ATTENDANCE_SMTP_SECURITY": "none",
     }
     a = ServerProcess(dataset, data, env=dict(env), log_path=base / "a.log")
     b = ServerProcess(dataset, data, env=dict(env), log_path=base / "b.log")
@@ -161,7 +172,7 @@ def school(tmp_path_factory: pytest.TempPathFactory, pg: PostgresServer) -> Iter
             stderr=subprocess.DEVNULL,
         )
         wait_for_port(https_port, proc)
-        yield School(a, b, f"https://127.0.0.1:{https_port}", cert, engine, dataset, folder)
+        yield School(a, b, f"https://127.0.0.1:{https_port}", cert, engine, dataset, folder, mail)
     finally:
         if proc is not None:
             proc.terminate()
@@ -174,6 +185,7 @@ def school(tmp_path_factory: pytest.TempPathFactory, pg: PostgresServer) -> Iter
         b.stop()
         engine.dispose()
         pg.drop(url)
+        mail.__exit__()
 
 
 def test_concurrent_bursts_through_both_servers_and_nginx_mark_each_student_once(
@@ -305,6 +317,19 @@ def _send_with_retry(
                 break
         time.sleep(0.3)
     raise AssertionError(f"scan {event_id} failed after retries: {last}")
+
+
+def test_both_servers_send_the_daily_report_once(school: School) -> None:
+    """The report was due when both started: their schedulers raced, one email left."""
+    deadline = time.monotonic() + 20
+    while not school.mail.inbox.messages and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the other server's scheduler has had its turn too
+    assert len(school.mail.inbox.messages) == 1
+    with school.engine.connect() as conn:
+        runs = list(conn.execute(select(report_runs.c.status)))
+        sends = list(conn.execute(select(report_attempts.c.outcome)))
+    assert [r.status for r in runs] == ["sent"] and [s.outcome for s in sends] == ["sent"]
 
 
 def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) -> None:
