@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, machine, our_server, table
+from common import ROOT, enrolled_gallery, machine, our_server, table
 
 sys.path.insert(0, str(ROOT / "src"))
 from smart_attendance.config import Settings
-from smart_attendance.db.store import CachedFace, Store
-from smart_attendance.people.enrolment import pipeline_key
 from smart_attendance.privacy.sealing import load_sealer
 from smart_attendance.recognition.matcher import Gallery, Matcher
 
@@ -41,24 +39,11 @@ def matching_ms(students: int, per_student: int) -> float:
 
 def restart(tmp: Path, photos: int, per_student: int) -> list[list[object]]:
     dataset, data = tmp / "dataset", tmp / "data"
-    rng = np.random.default_rng(1)
-    import hashlib
-
-    entries = {}
-    for i in range(photos):
-        folder = dataset / f"student_{i // per_student:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        blob = f"photo {i}".encode() + rng.bytes(64)
-        (folder / f"{i}.jpg").write_bytes(blob)
-        entries[hashlib.sha256(blob).hexdigest()] = CachedFace(
-            "ok", "", rng.normal(size=128).astype(np.float32) * 0.09
-        )
     data.mkdir(parents=True)
     sealer = load_sealer(Settings(data_dir=data))  # the data key the server will use
-    store = Store(f"sqlite:///{(data / 'attendance.db').resolve()}", sealer)
-    store.create()
-    store.cache_faces(pipeline_key(), entries)  # as if every photo had been enrolled before
-    store.close()
+    enrolled_gallery(
+        dataset, f"sqlite:///{(data / 'attendance.db').resolve()}", sealer, photos, per_student
+    )
     rows = []
     for label in (
         "first start (reads, hashes and encrypts every file)",

@@ -17,7 +17,6 @@ what carries over to other machines.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -32,19 +31,29 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import requests
 from requests.adapters import HTTPAdapter
 
-from common import FACES, FRAMES, KEY, ROOT, Server, free_port, machine, our_server, require, table
+from common import (
+    FACES,
+    FRAMES,
+    KEY,
+    ROOT,
+    Server,
+    enrolled_gallery,
+    free_port,
+    machine,
+    our_server,
+    require,
+    table,
+)
 
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 from pg import PostgresServer, find_bin
 from smart_attendance.config import Settings
-from smart_attendance.db.store import CachedFace, Store
+from smart_attendance.db.store import Store
 from smart_attendance.models import Mark
-from smart_attendance.people.enrolment import pipeline_key
 from smart_attendance.privacy.sealing import load_sealer
 
 NGINX = "/usr/sbin/nginx"
@@ -555,21 +564,9 @@ def startup(tmp: Path, url: str, photos: int = 10_000, per_student: int = 50) ->
     """bench_gallery.py's approach: 10,000 photo files (random bytes) whose descriptors are
     already in PostgreSQL's face cache (as if enrolled before), then servers started on it."""
     dataset, data = tmp / "gallery-dataset", tmp / "gallery-data"
-    rng = np.random.default_rng(1)
-    entries = {}
-    for i in range(photos):
-        folder = dataset / f"student_{i // per_student:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        blob = f"photo {i}".encode() + rng.bytes(64)
-        (folder / f"{i}.jpg").write_bytes(blob)
-        entries[hashlib.sha256(blob).hexdigest()] = CachedFace(
-            "ok", "", rng.normal(size=128).astype(np.float32) * 0.09
-        )
     data.mkdir()
-    store = Store(url, load_sealer(Settings(data_dir=data, data_key=DATA_KEY)))
-    store.create()
-    store.cache_faces(pipeline_key(), entries)
-    store.close()
+    sealer = load_sealer(Settings(data_dir=data, data_key=DATA_KEY))
+    enrolled_gallery(dataset, url, sealer, photos, per_student)
     env = {
         "ATTENDANCE_DATA_KEY": DATA_KEY,
         "ATTENDANCE_DATABASE_URL": url,

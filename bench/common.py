@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -235,3 +236,33 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def enrolled_gallery(
+    dataset: Path, store_url: str, sealer: Any, photos: int = 10_000, per_student: int = 50
+) -> None:
+    """``photos`` photo files (random bytes) in ``dataset`` whose descriptors are already in the
+    face cache of the database at ``store_url`` (as if enrolled before): a server started on
+    them reads no photo's pixels, so its start-up time is the gallery's own."""
+    import hashlib
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from smart_attendance.db.store import CachedFace, Store
+    from smart_attendance.people.enrolment import pipeline_key
+
+    rng = np.random.default_rng(1)
+    entries = {}
+    for i in range(photos):
+        folder = dataset / f"student_{i // per_student:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        blob = f"photo {i}".encode() + rng.bytes(64)
+        (folder / f"{i}.jpg").write_bytes(blob)
+        entries[hashlib.sha256(blob).hexdigest()] = CachedFace(
+            "ok", "", rng.normal(size=128).astype(np.float32) * 0.09
+        )
+    store = Store(store_url, sealer)
+    store.create()
+    store.cache_faces(pipeline_key(), entries)
+    store.close()
