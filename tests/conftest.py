@@ -335,6 +335,19 @@ class Kit:
         return self.settings.logs_dir
 
 
+def scripted_folder(kit: Kit, name: str, seed: int) -> None:
+    """A new student's dataset folder with two scripted photos of the face ``identity(seed)``
+    (not enrolled yet); ``kit.people[name]`` is that face, so ``kit.probe(name)`` works."""
+    folder = kit.settings.dataset_dir / name
+    folder.mkdir()
+    for n in (1, 2):
+        photo = kit.analyzer.add(
+            f"photo:{name}:{n}".encode(), ScriptedFace(near(identity(seed), 0.1, n))
+        )
+        (folder / f"{n}.jpg").write_bytes(photo)
+    kit.people[name] = identity(seed)
+
+
 def io_bytes(data: bytes) -> Any:
     import io
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from conftest import MONDAY_0855, Kit, make_kit, make_settings
+from conftest import MONDAY_0855, Kit, make_kit, make_settings, scripted_folder
 from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
 from smart_attendance.db.notify import LISTENER_NAME
 from smart_attendance.db.store import Store
@@ -152,13 +152,7 @@ def test_the_marks_a_server_answers_follow_the_others_changes(servers: Servers) 
 
 
 def _enrol_new(kit: Kit, name: str, seed: int) -> None:
-    folder = kit.settings.dataset_dir / name
-    folder.mkdir()
-    for n in (1, 2):
-        photo = kit.analyzer.add(
-            f"photo:{name}:{n}".encode(), ScriptedFace(near(identity(seed), 0.1, n))
-        )
-        (folder / f"{n}.jpg").write_bytes(photo)
+    scripted_folder(kit, name, seed)
     kit.services.enrolment.enroll()
 
 

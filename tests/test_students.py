@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from werkzeug.test import TestResponse
 
-from conftest import API_KEY, MONDAY_0855, Kit, io_bytes, make_kit
+from conftest import API_KEY, MONDAY_0855, Kit, io_bytes, make_kit, scripted_folder
 from scripted import ScriptedFace, identity, near
 from smart_attendance.app import build_services
 from smart_attendance.models import Box
@@ -313,22 +313,11 @@ def test_a_rename_to_a_taken_or_bad_name_is_refused(kit: Kit) -> None:
     assert kit.recognize(kit.probe("ben_ito")).get_json()["name"] == "ben_ito"
 
 
-def _scripted_folder(kit: Kit, name: str, seed: int) -> None:
-    folder = kit.settings.dataset_dir / name
-    folder.mkdir()
-    for n in (1, 2):
-        photo = kit.analyzer.add(
-            f"photo:{name}:{n}".encode(), ScriptedFace(near(identity(seed), 0.1, n))
-        )
-        (folder / f"{n}.jpg").write_bytes(photo)
-    kit.people[name] = identity(seed)
-
-
 def test_an_enrolment_by_another_process_is_seen_after_refresh(kit: Kit) -> None:
     other = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
     try:
         assert kit.services.enrolment.refresh() is False  # nothing changed anywhere
-        _scripted_folder(kit, "eve_sun", 60)
+        scripted_folder(kit, "eve_sun", 60)
         report = other.enrolment.enroll()  # `attendance enroll`, in another process
         assert report.encoded == 2
         assert kit.recognize(kit.probe("eve_sun")).get_json()["status"] == "unknown"
@@ -359,7 +348,7 @@ def test_the_watcher_refreshes_a_running_server_by_itself(kit: Kit) -> None:
     watcher = GalleryWatcher(kit.services.enrolment, interval=0.02)
     watcher.start()
     try:
-        _scripted_folder(kit, "eve_sun", 60)
+        scripted_folder(kit, "eve_sun", 60)
         other.enrolment.enroll()
         deadline = time.monotonic() + 10
         while "eve_sun" not in kit.services.enrolment.enrolled() and time.monotonic() < deadline:
