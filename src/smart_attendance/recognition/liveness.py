@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models import Face
+
 DROP_RATIO = 0.70
 OPEN_RATIO = 0.75
 MAX_FALL_S = 0.17
@@ -129,3 +131,9 @@ def detect_blinks(ears: Iterable[float | None], fps: float) -> Iterator[Blink]:
 
 def blinks_in(ears: Sequence[float | None], fps: float) -> list[Blink]:
     return list(detect_blinks(ears, fps))
+
+
+def blinks_in_faces(faces: Sequence[Face | None], fps: float) -> list[Blink]:
+    """The blinks of one face followed through a burst: ``faces`` holds that face in each
+    frame, in time order (None where it was not found)."""
+    return blinks_in([None if face is None else face.ear for face in faces], fps)
