@@ -3,7 +3,6 @@ blinks (real: dlib on real video through the ``blinks`` command)."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -11,8 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import require_faces
+from conftest import TEST_DATA, require_faces
 from smart_attendance.cli import main as cli_main
+from smart_attendance.recognition.blink_scoring import (
+    EyeEvent,
+    read_annotations,
+    score_clip,
+    totals,
+)
 from smart_attendance.recognition.liveness import BlinkDetector, blinks_in
 
 
@@ -26,17 +31,49 @@ def _series(*parts: tuple[float, int]) -> list[float | None]:
 def test_a_fast_dip_and_recovery_is_a_blink() -> None:
     ears = _series((0.32, 40), (0.20, 1), (0.12, 2), (0.22, 1), (0.32, 20))
     [blink] = blinks_in(ears, fps=25)
-    assert 40 <= blink.frame <= 43
-    assert blink.t == pytest.approx(blink.frame / 25)
+    assert blink.frame == 41 and (blink.start, blink.end) == (41, 42)
+    assert blink.t == pytest.approx(41 / 25)
+    assert blink.depth == pytest.approx(0.12 / 0.32)
 
 
-def test_slow_squint_long_closure_and_lost_face_are_not_blinks() -> None:
-    squint = [0.32] * 40 + list(np.linspace(0.32, 0.22, 12)) + [0.22] * 30 + [0.32] * 20
-    assert blinks_in(squint, fps=25) == []
-    closed = _series((0.32, 40), (0.10, 30), (0.32, 20))  # eyes shut for 1.2 s
-    assert blinks_in(closed, fps=25) == []
+def test_a_blink_of_a_single_frame_is_found() -> None:
+    """A third of the annotated blinks close the eyes in one or two frames only."""
+    ears = _series((0.37, 30), (0.12, 1), (0.36, 30))
+    [blink] = blinks_in(ears, fps=30)
+    assert blink.frame == 30 and blink.start == blink.end == 30
+
+
+def test_it_answers_when_the_eyes_reopen_not_later() -> None:
+    detector = BlinkDetector(fps=25)
+    answers = [detector.update(e) for e in _series((0.32, 30), (0.10, 2), (0.30, 1))]
+    assert answers[-1] is not None and not any(answers[:-1])
+
+
+def test_squints_gazes_winks_and_long_closures_are_not_blinks() -> None:
+    # a smile squint or a downward gaze: the eyes narrow to 55-65% and stay there
+    squint = _series((0.39, 40), (0.21, 1), (0.245, 6), (0.32, 20))
+    assert blinks_in(squint, fps=30) == []
+    slow = [0.32] * 40 + list(np.linspace(0.32, 0.15, 12)) + [0.15] * 30 + [0.32] * 20
+    assert blinks_in(slow, fps=25) == []
+    # eyes shut for 1.2 s: not a blink
+    assert blinks_in(_series((0.32, 40), (0.10, 30), (0.32, 20)), fps=25) == []
+    # out of narrowed eyes (a wink, a squint) into a closure: the eyes were not open before
+    narrowed = _series((0.33, 40), (0.21, 12), (0.13, 4), (0.30, 20))
+    assert blinks_in(narrowed, fps=30) == []
+    # closed, then eyes that never reopen past 60%
+    assert blinks_in(_series((0.33, 40), (0.12, 3), (0.18, 30)), fps=30) == []
+
+
+def test_a_squint_after_the_blink_still_reopens_the_eyes() -> None:
+    ears = _series((0.36, 40), (0.20, 2), (0.11, 2), (0.24, 20), (0.36, 10))
+    assert len(blinks_in(ears, fps=25)) == 1
+
+
+def test_a_lost_face_restarts_the_track() -> None:
     lost = [*_series((0.32, 40), (0.12, 2)), None, *_series((0.32, 20))]
     assert blinks_in(lost, fps=25) == []
+    # and a new face needs a few frames of open eyes before its first blink counts
+    assert blinks_in([None, *_series((0.12, 1), (0.32, 3), (0.1, 1), (0.32, 3))], fps=25) == []
 
 
 def test_narrow_eyes_adapt_the_baseline() -> None:
@@ -44,60 +81,71 @@ def test_narrow_eyes_adapt_the_baseline() -> None:
     assert len(blinks_in(narrow, fps=30)) == 1
     detector = BlinkDetector(fps=30)
     assert all(detector.update(0.19) is None for _ in range(50))
+    assert detector.openness(0.19) == pytest.approx(1.0)
 
 
-def _annotations() -> dict[str, list[tuple[int, int, str]]]:
-    faces = require_faces()
-    found: dict[str, list[tuple[int, int, str]]] = {}
-    with open(faces / "video" / "BLINKS.tsv", newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            found.setdefault(row["clip"], []).append(
-                (int(row["start_frame"]), int(row["end_frame"]), row["event"])
-            )
-    return found
+def test_scoring_counts_found_missed_false_and_unsure() -> None:
+    events = [
+        EyeEvent(10, 12, "blink"),
+        EyeEvent(40, 41, "blink"),
+        EyeEvent(60, 70, "squint"),
+        EyeEvent(90, 95, "blink", unsure=True),
+    ]
+    score = score_clip("clip.mp4", [8, 11, 64, 93, 150], events)
+    assert (score.blinks, score.found, score.ignored) == (2, 1, 1)
+    assert score.false == [11, 64, 150]  # a blink found twice counts once
+    assert score.missed == [(40, 41)]
+    assert totals([score]) == (0.5, 0.25)
 
 
-# The clips today's blink rule was developed on. ../shared/faces/video has since gained five
-# harder clips (a child, glasses, one-frame blinks, squints, gazes): on the whole set the rule
-# scores recall 84% and precision 93%, and a better detector is the door-kiosk issue's work.
-DEVELOPMENT_CLIPS = ("talking_head_wda_aoc.mp4", "talking_head_d18.mp4", "talking_head_d0.mp4")
+def test_annotations_are_read_with_their_unsure_notes(tmp_path: Path) -> None:
+    tsv = tmp_path / "BLINKS.tsv"
+    tsv.write_text(
+        "clip\tstart_frame\tend_frame\tstart_s\tend_s\tevent\tnote\n"
+        "a.mp4\t10\t12\t0.4\t0.5\tblink\t\n"
+        "a.mp4\t20\t30\t0.8\t1.2\tgaze\tunsure; looking down\n"
+    )
+    assert read_annotations(tsv) == {
+        "a.mp4": [EyeEvent(10, 12, "blink"), EyeEvent(20, 30, "gaze", unsure=True)]
+    }
+
+
+def test_blinks_needs_a_video_or_eval(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli_main, ["blinks"])
+    assert result.exit_code == 2 and "give a VIDEO, or --eval FOLDER" in result.output
+    result = CliRunner().invoke(cli_main, ["blinks", "--eval", str(tmp_path)])
+    assert result.exit_code == 1 and f"no BLINKS.tsv in {tmp_path}" in result.output
 
 
 @pytest.mark.real
-def test_blinks_command_on_the_annotated_clips(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_blinks_eval_on_every_annotated_clip() -> None:
+    """``attendance blinks --eval`` on all of ../shared/faces/video: recall and precision of at
+    least 95% over the clips (unsure events excluded), and never a squint or a gaze taken for
+    a blink. The eye ratios are cached by content in tests/.cache (real dlib the first time)."""
     faces = require_faces()
-    monkeypatch.chdir(tmp_path)
-    true_pos = false_pos = false_neg = 0
-    annotations = _annotations()
-    assert set(DEVELOPMENT_CLIPS) <= set(annotations)
-    for clip in DEVELOPMENT_CLIPS:
-        events = annotations[clip]
-        result = CliRunner().invoke(cli_main, ["blinks", str(faces / "video" / clip), "--json"])
-        assert result.exit_code == 0, result.output
-        detected = [json.loads(line) for line in result.stdout.splitlines()]
-        assert all({"frame", "t"} <= set(d) for d in detected)
-        blinks = [(a, b) for a, b, kind in events if kind == "blink"]
-        squints = [(a, b) for a, b, kind in events if kind == "squint"]
-        matched: set[int] = set()
-        for d in detected:
-            near = [
-                i
-                for i, (a, b) in enumerate(blinks)
-                if a - 3 <= d["frame"] <= b + 3 and i not in matched
-            ]
-            if near:
-                matched.add(near[0])
-                true_pos += 1
-            else:
-                false_pos += 1
-                assert not any(a - 3 <= d["frame"] <= b + 3 for a, b in squints), d
-        false_neg += len(blinks) - len(matched)
-    recall = true_pos / (true_pos + false_neg)
-    precision = true_pos / max(1, true_pos + false_pos)
-    assert recall >= 0.95, (recall, precision)
-    assert precision >= 0.95, (recall, precision)
+    result = CliRunner().invoke(
+        cli_main,
+        [
+            "blinks",
+            "--eval",
+            str(faces / "video"),
+            "--json",
+            "--cache",
+            str(TEST_DATA / "blinks"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    total = lines[-1]
+    clips = {line["clip"]: line for line in lines[:-1]}
+    annotated = read_annotations(faces / "video" / "BLINKS.tsv")
+    assert set(annotated) <= set(clips)
+    assert total["blinks"] == sum(c["blinks"] for c in clips.values()) >= 28
+    assert total["recall"] >= 0.95 and total["precision"] >= 0.95, total
+    for name, clip in clips.items():
+        negatives = [e for e in annotated.get(name, []) if e.kind in ("squint", "gaze")]
+        for frame in clip["false"]:
+            assert not any(e.near(frame) for e in negatives), (name, frame)
 
 
 def _still_photo_video(path: Path, frames: int = 90) -> None:

@@ -751,34 +751,6 @@ def client(
     sys.exit(code)
 
 
-@main.command()
-@click.argument("video")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per blink.")
-def blinks(video: str, as_json: bool) -> None:
-    """Print the blinks seen in VIDEO (a file, stream URL, webcam index or image folder)."""
-    require_extra("client")
-    from ..client.sources import largest_face_ear, open_frames
-    from ..engine.dlib_engine import FaceEngine
-    from ..recognition.liveness import BlinkDetector
-
-    with friendly_errors():
-        fps, frames = open_frames(video)
-        encoder = FaceEngine(describe=False)
-        detector = BlinkDetector(fps)
-        count = 0
-        for frame in frames:
-            found = largest_face_ear(encoder, frame)
-            blink = detector.update(found[1] if found else None)
-            if blink:
-                count += 1
-                if as_json:
-                    click.echo(json.dumps(blink.as_dict()))
-                else:
-                    click.echo(f"blink at frame {blink.frame} ({blink.t:.2f} s)")
-    if not as_json:
-        click.echo(f"{count} blink(s)", err=True)
-
-
 @main.group()
 def models() -> None:
     """Model files: build the ONNX descriptor network ahead of time."""
@@ -810,6 +782,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 # Command groups kept in their own modules register themselves on ``main``.
 from . import badges as _badges  # noqa: E402,F401
+from . import blinks as _blinks  # noqa: E402,F401
 from . import db as _db  # noqa: E402,F401
 from . import keys as _keys  # noqa: E402,F401
 from . import privacy as _privacy  # noqa: E402,F401
