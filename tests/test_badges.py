@@ -1,8 +1,9 @@
 """Badge check-in: printed QR cards for students who refuse face recognition (and for days the
 camera cannot recognise anyone).
 
-In process: the real services and app of ``make_kit``; cards printed by ``attendance badges
-print`` (the in-process ``cli`` fixture, on the kit's data folder); a card pasted into a
+In process: the real services and app of ``make_kit`` (the marks and revocations also on a real
+PostgreSQL server, ``school_on_db``); cards printed by ``attendance badges print`` (the
+in-process ``cli`` fixture, on the kit's data folder and database); a card pasted into a
 camera-like frame (small, tilted, in perspective, blurred, noisy, JPEG, on a cluttered
 background) and read back by the camera client, whose loop sends it to ``POST /checkin`` through
 a transport that hands each request to the app (no socket).
@@ -48,6 +49,18 @@ def school(tmp_path: Path) -> Iterator[Kit]:
     made.services.close()
 
 
+@pytest.fixture
+def school_on_db(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """The same on SQLite (its own file) and on PostgreSQL (``db_url``): for the marks a card
+    makes once per event id, and the cards revoked when new ones are printed."""
+    timetable = tmp_path / "timetable.toml"
+    timetable.write_text(TIMETABLE, encoding="utf-8")
+    on = "" if db_url.startswith("sqlite") else db_url
+    made = make_kit(tmp_path, timetable=timetable, database_url=on)
+    yield made
+    made.services.close()
+
+
 def attendance(cli: Cli, kit: Kit, *args: str) -> Result:
     """``attendance ARGS`` on the kit's data folder and timetable."""
     settings = kit.settings
@@ -56,6 +69,7 @@ def attendance(cli: Cli, kit: Kit, *args: str) -> Result:
         "ATTENDANCE_DATASET_DIR": str(settings.dataset_dir),
         "ATTENDANCE_TIMEZONE": "Europe/Paris",
         "ATTENDANCE_TIMETABLE": str(settings.timetable),
+        "ATTENDANCE_DATABASE_URL": settings.database_url,  # "": the data folder's SQLite file
     }
     return cli(*args, env=env)
 
@@ -208,7 +222,8 @@ def test_a_card_is_read_tilted_small_and_noisy_but_other_codes_are_ignored(
 # --- POST /checkin --------------------------------------------------------------------------------
 
 
-def test_checkin_marks_like_a_face_and_a_resend_marks_once(school: Kit) -> None:
+def test_checkin_marks_like_a_face_and_a_resend_marks_once(school_on_db: Kit) -> None:
+    school = school_on_db
     [token] = issue(school, "ana_lima")
     status, body = checkin(school, {"badge": token, "camera": "door-2", "event_id": "ev-1"})
     assert status == 200
@@ -242,7 +257,8 @@ def test_checkin_marks_like_a_face_and_a_resend_marks_once(school: Kit) -> None:
     assert marks == {"ana_lima": "badge:door-2", "cleo_park": "badge:default"}
 
 
-def test_printing_again_revokes_the_older_card(school: Kit) -> None:
+def test_printing_again_revokes_the_older_card(school_on_db: Kit) -> None:
+    school = school_on_db
     [old] = issue(school, "ana_lima")
     [new] = issue(school, "ana_lima")
     assert checkin(school, {"badge": old}) == (
@@ -305,7 +321,10 @@ def test_checkin_needs_the_camera_key(school: Kit) -> None:
 # --- the command ----------------------------------------------------------------------------------
 
 
-def test_a_class_printed_to_pdf_listed_and_revoked(school: Kit, cli: Cli, tmp_path: Path) -> None:
+def test_a_class_printed_to_pdf_listed_and_revoked(
+    school_on_db: Kit, cli: Cli, tmp_path: Path
+) -> None:
+    school = school_on_db
     out = tmp_path / "cards.pdf"
     printed = attendance(cli, school, "badges", "print", "--class", "math-7b", "--out", str(out))
     assert printed.output == (

@@ -4,8 +4,9 @@ the generated key kept out of logs.
 In process (``make_kit``): camera keys (shown once, stored hashed, the camera's routes only,
 revoked at once, the key's name on its marks), throttling per address in the database (shared
 by two apps on one database), the dashboard's Camera keys section, the ``attendance keys``
-commands. Real processes (marked ``real``): ``attendance serve`` refusing a short key, keeping a
-generated key out of its output, and throttling wrong keys (guesses per second measured).
+commands; most of them on SQLite and on a real PostgreSQL server (``kit_on_db``). Real
+processes (marked ``real``): ``attendance serve`` refusing a short key, keeping a generated key
+out of its output, and throttling wrong keys (guesses per second measured).
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ REFUSED = "api key refused from "
 @pytest.fixture
 def kit(tmp_path: Path) -> Iterator[Kit]:
     made = make_kit(tmp_path, key_failures_per_minute=5)
+    yield made
+    made.services.close()
+
+
+@pytest.fixture
+def kit_on_db(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """The same on SQLite (its own file) and on PostgreSQL (``db_url``): for the keys' unique
+    names, their conditional last-use update, and the failures counted in a time window."""
+    on = "" if db_url.startswith("sqlite") else db_url
+    made = make_kit(tmp_path, key_failures_per_minute=5, database_url=on)
     yield made
     made.services.close()
 
@@ -79,7 +90,8 @@ def test_a_camera_key_is_shown_once_and_only_its_hash_is_kept(kit: Kit) -> None:
         kit.services.keys.add("door 1; drop")
 
 
-def test_a_camera_key_marks_and_its_name_is_kept_with_the_mark(kit: Kit) -> None:
+def test_a_camera_key_marks_and_its_name_is_kept_with_the_mark(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     door = kit.services.keys.add("door-1").key
     answer = kit.recognize(kit.probe("ana_lima"), key=door, camera="cam-7")
     assert answer.status_code == 200 and answer.get_json()["name"] == "ana_lima"
@@ -123,7 +135,10 @@ def test_a_camera_key_opens_the_camera_routes_only(kit: Kit) -> None:
     assert call(kit, "GET", "/statistics", API_KEY).status_code == 200  # the admin key: all
 
 
-def test_a_revoked_key_opens_nothing_at_once(kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_revoked_key_opens_nothing_at_once(
+    kit_on_db: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = kit_on_db
     door = kit.services.keys.add("door-1").key
     assert kit.recognize(kit.probe("ana_lima"), key=door).status_code == 200
     # A second server on the same database revokes it: this one refuses it at the next request.
@@ -141,7 +156,8 @@ def test_a_revoked_key_opens_nothing_at_once(kit: Kit, caplog: pytest.LogCapture
     assert row.revoked_at is not None and not row.valid
 
 
-def test_last_use_is_written_at_most_once_a_minute(kit: Kit) -> None:
+def test_last_use_is_written_at_most_once_a_minute(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     door = kit.services.keys.add("door-1").key
     assert kit.services.keys.camera_keys()[0].last_used_at is None
     first = kit.services.keys.camera_keys()[0].created_at
@@ -159,8 +175,9 @@ def test_last_use_is_written_at_most_once_a_minute(kit: Kit) -> None:
 
 
 def test_wrong_keys_are_logged_without_the_key_and_throttled_per_address(
-    kit: Kit, caplog: pytest.LogCaptureFixture
+    kit_on_db: Kit, caplog: pytest.LogCaptureFixture
 ) -> None:
+    kit = kit_on_db
     caplog.set_level(logging.INFO)
     limit = kit.settings.key_failures_per_minute  # 5 in this kit
     for n in range(limit):
@@ -184,7 +201,8 @@ def test_wrong_keys_are_logged_without_the_key_and_throttled_per_address(
     assert call(kit, "GET", "/statistics", API_KEY, "10.0.0.7").status_code == 200
 
 
-def test_the_throttle_is_shared_by_every_server_on_the_database(kit: Kit) -> None:
+def test_the_throttle_is_shared_by_every_server_on_the_database(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     other_services = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
     try:
         other = create_app(other_services).test_client()
@@ -213,7 +231,8 @@ def test_behind_a_proxy_the_forwarded_address_is_throttled(tmp_path: Path) -> No
 # --- the dashboard --------------------------------------------------------------------------------
 
 
-def test_the_admin_page_adds_shows_once_and_revokes_camera_keys(kit: Kit) -> None:
+def test_the_admin_page_adds_shows_once_and_revokes_camera_keys(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     token = sign_in(kit)
     assert "Not available yet" not in kit.client.get("/admin").get_data(as_text=True)
     added = post_form(kit, "/admin/cameras", token, name="door-1")
@@ -249,10 +268,12 @@ def test_only_an_admin_manages_camera_keys(kit: Kit) -> None:
 # --- the commands ---------------------------------------------------------------------------------
 
 
-def test_the_keys_commands_print_the_key_once(kit: Kit, cli: Cli) -> None:
+def test_the_keys_commands_print_the_key_once(kit_on_db: Kit, cli: Cli) -> None:
+    kit = kit_on_db
     env = {
         "ATTENDANCE_DATA_DIR": str(kit.settings.data_dir),
         "ATTENDANCE_DATASET_DIR": str(kit.settings.dataset_dir),
+        "ATTENDANCE_DATABASE_URL": kit.settings.database_url,
     }
     empty = cli("keys", "list", env=env)
     assert empty.stdout == "No camera keys yet. Add one per camera: attendance keys add NAME\n"

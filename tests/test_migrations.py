@@ -6,15 +6,17 @@ schema of ``tables.py``, and starts that race upgrade once. The same on a real P
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -30,6 +32,7 @@ from smart_attendance.models import Mark
 RELEASE_0_1_DB = Path(__file__).parent / "data" / "release-0.1.db"
 KEPT_TABLES = ("photos", "intruders", "report_runs", "report_attempts")
 OLD_MARK_COLUMNS = "id, student, day, seen_at, status, camera, event_id"
+HEAD = schema.head()  # other revisions come after 0008: nothing here names the head
 
 
 def _copy(tmp_path: Path, name: str = "attendance.db") -> Path:
@@ -70,9 +73,22 @@ def _differences(url: str) -> list[Any]:
             context = MigrationContext.configure(
                 conn, opts={"compare_type": True, "compare_server_default": True}
             )
-            return list(compare_metadata(context, metadata))
+            return [d for d in compare_metadata(context, metadata) if not _empty_default(d)]
     finally:
         engine.dispose()
+
+
+def _empty_default(difference: Any) -> bool:
+    """Alembic's SQLite comparison of server defaults strips the quotes of ``'x'`` but not of
+    ``''`` (its pattern wants one character at least), so an empty-string default always looks
+    changed there: ``''`` (reflected as ``('')``) in the database and ``""`` in ``tables.py``
+    are the same default."""
+    if not (isinstance(difference, list) and len(difference) == 1):
+        return False
+    op, *_names, found, declared = difference[0]
+    if op != "modify_default" or found is None or declared is None:
+        return False
+    return str(getattr(found.arg, "text", found.arg)) in ("''", "('')") and declared.arg == ""
 
 
 def _mark(name: str, day: date, class_name: str, period: str) -> Mark:
@@ -108,9 +124,9 @@ def test_a_release_0_1_database_upgrades_with_every_row_kept(release_db: Path) -
 
     store = Store(_url(release_db))
     change = store.create()
-    assert (change.before, change.after, change.action) == ("0001", "0007", "upgraded")
-    assert change.describe() == "Upgraded the database from 0001 (release 0.1) to 0007 (head)."
-    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [("0007",)]
+    assert (change.before, change.after, change.action) == ("0001", HEAD, "upgraded")
+    assert change.describe() == f"Upgraded the database from 0001 (release 0.1) to {HEAD} (head)."
+    assert _rows(release_db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
     assert len(marks_before) == 3
     assert _table(release_db, "marks", OLD_MARK_COLUMNS) == marks_before
@@ -215,8 +231,8 @@ def test_upgrading_twice_changes_nothing(release_db: Path) -> None:
     schema_sql, marks = _schema_sql(release_db), _rows(release_db, "SELECT * FROM marks")
     students = _rows(release_db, "SELECT * FROM students")
     change = Store(_url(release_db)).create()
-    assert (change.action, change.before, change.after) == ("current", "0007", "0007")
-    assert change.describe() == "Database at revision 0007 (head)."
+    assert (change.action, change.before, change.after) == ("current", HEAD, HEAD)
+    assert change.describe() == f"Database at revision {HEAD} (head)."
     assert _schema_sql(release_db) == schema_sql
     assert _rows(release_db, "SELECT * FROM marks") == marks
     assert _rows(release_db, "SELECT * FROM students") == students
@@ -227,17 +243,27 @@ def test_every_road_leads_to_the_schema_of_tables_py(tmp_path: Path, release_db:
     and the shortcut for a new database (create_all + stamp) all give tables.py's schema."""
     replayed = tmp_path / "replayed.db"
     change = schema.upgrade(Store(_url(replayed)).engine, replay=True)
-    assert (change.action, change.after) == ("created", "0007")
+    assert (change.action, change.after) == ("created", HEAD)
     created = tmp_path / "created.db"
     Store(_url(created)).create()
     Store(_url(release_db)).create()
     for path in (replayed, created, release_db):
         assert _differences(_url(path)) == [], path.name
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0007",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     # The same tables and indexes, the same columns (in another order where 0002 added
     # them), and no server default left from filling the old marks.
     assert _structure(created) == _structure(replayed) == _structure(release_db)
-    assert "DEFAULT" not in str(_rows(release_db, "SELECT sql FROM sqlite_master"))
+    # Server defaults: exactly those of tables.py (0008's, for rolling upgrades).
+    declared = {(t.name, c.name) for t in metadata.sorted_tables for c in t.c if c.server_default}
+    for path in (replayed, created, release_db):
+        found = {
+            (name, column)
+            for name, columns in _structure(path)["columns"].items()
+            if name != "alembic_version"
+            for column, _type, _notnull, default, _pk in columns
+            if default is not None
+        }
+        assert found == declared, path.name
 
 
 def _structure(path: Path) -> dict[str, Any]:
@@ -273,21 +299,184 @@ def test_the_migrations_are_plain_sql_on_postgresql() -> None:
         # 0006: event ids unique per student, not on their own
         "ALTER TABLE marks DROP CONSTRAINT marks_event_id_key;",
         "ALTER TABLE marks ADD CONSTRAINT uq_marks_event_student UNIQUE (event_id, student);",
+        # 0008: the defaults back, for servers of the previous release (no table rewrite)
+        "ALTER TABLE marks ALTER COLUMN key_name SET DEFAULT '';",
+        "ALTER TABLE intruders ALTER COLUMN state SET DEFAULT 'open';",
+        "ALTER TABLE photos ALTER COLUMN kept SET DEFAULT true;",
     ):
         assert statement in sql
     assert sql.count("INSERT INTO students") == 2
     assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
 
 
+# --- rolling upgrades: an older server keeps writing to the migrated database ------------------
+#
+# docs/deploy.md: the database is migrated first, then the servers are restarted one at a time,
+# so for a while servers of the previous release write to the new schema. Their INSERTs name
+# only the columns they know: every column a revision adds to an existing table must be
+# nullable or have a server default, and no revision may drop (or rename) a column or table.
+
+# Released before the rule: their NOT NULL columns lost the server default that filled the old
+# rows; 0008 gave it back. Every other revision must follow the rule at once.
+BEFORE_THE_RULE = {"0002", "0003", "0004", "0005"}
+
+Columns = dict[str, dict[str, tuple[bool, bool]]]  # table -> column -> (nullable, has default)
+
+
+def _reflect(conn: Any) -> Columns:
+    found = inspect(conn)
+    return {
+        name: {
+            c["name"]: (bool(c["nullable"]), c["default"] is not None)
+            for c in found.get_columns(name)
+        }
+        for name in found.get_table_names()
+        if name != schema.VERSION_TABLE
+    }
+
+
+def _walk(url: str) -> list[tuple[str, Columns]]:
+    """Every revision in turn from an empty database: the tables and columns after each."""
+    engine = create_engine(url)
+    steps: list[tuple[str, Columns]] = []
+    try:
+        for revision in schema.revisions():
+            with engine.begin() as conn:
+                command.upgrade(schema.alembic_config(conn), revision)
+            with engine.connect() as conn:
+                steps.append((revision, _reflect(conn)))
+    finally:
+        engine.dispose()
+    return steps
+
+
+def test_the_rule_is_checked_from_the_revisions_themselves() -> None:
+    """The walk below sees every revision (0009 and later included), one line of them."""
+    assert set(schema.revisions()) > BEFORE_THE_RULE
+    assert schema.revisions()[:8] == [
+        "0001",
+        "0002",
+        "0003",
+        "0004",
+        "0005",
+        "0006",
+        "0007",
+        "0008",
+    ]
+
+
+def test_every_added_not_null_column_has_a_server_default(db_url: str) -> None:
+    """Each revision applied to the one before, as reflected from the database (SQLite and
+    PostgreSQL): a column added to a table that existed before is nullable or has a server
+    default, at that revision (from 0008 on; 0002-0005 by the head); nothing is dropped."""
+    steps = _walk(db_url)
+    head = steps[-1][1]
+    broken, late, dropped = [], [], []
+    for (_before, old), (revision, new) in itertools.pairwise(steps):
+        dropped += [(revision, t) for t in old if t not in new]
+        for name, columns in old.items():
+            added = new.get(name, {})
+            dropped += [(revision, f"{name}.{c}") for c in columns if c not in added]
+            for column, (nullable, has_default) in added.items():
+                if column in columns or nullable:
+                    continue
+                if revision in BEFORE_THE_RULE:
+                    if not head[name][column][1]:
+                        late.append((revision, f"{name}.{column}"))
+                elif not has_default:
+                    broken.append((revision, f"{name}.{column}"))
+    assert dropped == [], "dropped or renamed while older servers may still use them"
+    assert broken == [], "NOT NULL without a server default: older servers cannot insert"
+    assert late == [], "still without a server default at the head"
+    # Not an empty check: the columns the rule came for are seen as added.
+    assert {
+        f"{name}.{column}"
+        for (revision, old), (_r, new) in itertools.pairwise(steps)
+        for name in old
+        for column in new.get(name, {})
+        if column not in old[name] and not new[name][column][0]
+    } >= {"intruders.state", "students.consent", "photos.kept", "marks.key_name"}
+
+
+def _value(type_: Any, column: str, n: int) -> Any:
+    """A value of a reflected column type, distinct for each ``n``."""
+    kind = type_.python_type
+    if kind is str:
+        return f"{n}{column}"[: getattr(type_, "length", None) or 64]
+    if kind is bool:
+        return True
+    if kind is int or kind is float:
+        return kind(n)
+    if kind is datetime:
+        return datetime(2027, 1, 1, 8, 0) + timedelta(minutes=n)
+    if kind is date:
+        return date(2027, 1, 1) + timedelta(days=n)
+    if kind is bytes:
+        return b""
+    raise AssertionError(f"no test value for {type_!r} ({column})")
+
+
+def test_rows_of_every_earlier_revision_insert_at_head(db_url: str) -> None:
+    """A server of any earlier revision inserts with the columns it knows, into the head's
+    schema (an INSERT naming only those), and the rows read back with the defaults."""
+    steps = _walk(db_url)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            types = {
+                name: {c["name"]: c["type"] for c in found.get_columns(name)}
+                for name in steps[-1][1]
+            }
+            serial = {
+                name: found.get_pk_constraint(name)["constrained_columns"] for name in steps[-1][1]
+            }
+        for n, (revision, tables) in enumerate(steps[:-1], start=1):
+            for name, columns in tables.items():
+                named = [
+                    c for c in columns if not (serial[name] == [c] == ["id"])
+                ]  # the id is the database's to give
+                row = {c: _value(types[name][c], c, n) for c in named}
+                insert = sa.table(name, *(sa.column(c) for c in named)).insert().values(row)
+                with engine.begin() as conn:  # one transaction each: a failure names its table
+                    try:
+                        conn.execute(insert)
+                    except Exception as error:
+                        pytest.fail(f"revision {revision}'s INSERT INTO {name} fails: {error}")
+        with engine.connect() as conn:
+            old_marks = conn.execute(
+                text(
+                    "SELECT class_name, period, period_end, late_after, source, key_name"
+                    " FROM marks WHERE student = '1student'"
+                )
+            ).all()
+            assert [tuple(r) for r in old_marks] == [("default", "00:00", "24:00", "", "", "")]
+            assert conn.execute(
+                text("SELECT state FROM intruders WHERE camera = '1camera'")
+            ).all() == [("open",)]
+            assert conn.execute(
+                text("SELECT kept FROM photos WHERE student = '1student'")
+            ).all() == [(True,)]
+            assert conn.execute(
+                text("SELECT consent FROM students WHERE name = '2name'")
+            ).all() == [("none",)]
+    finally:
+        engine.dispose()
+
+
 def test_the_revisions_are_one_line_from_release_0_1() -> None:
-    assert schema.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
-    assert schema.head() == "0007"
+    """One line of revisions, each revising the one before; the head is the last of them
+    (later revisions may follow 0008: only the released ones are named)."""
+    found = schema.revisions()
+    released = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    assert found[: len(released)] == released
+    assert found == sorted(found) and found[-1] == schema.head()
 
 
 def test_a_new_database_is_created_at_head(tmp_path: Path) -> None:
     change = Store(_url(tmp_path / "sub" / "new.db")).create()
-    assert (change.before, change.after, change.action) == (None, "0007", "created")
-    assert change.describe() == "Created the database at revision 0007 (head)."
+    assert (change.before, change.after, change.action) == (None, HEAD, "created")
+    assert change.describe() == f"Created the database at revision {HEAD} (head)."
     memory = Store("sqlite://")
     assert memory.create().action == "created"
     assert memory.create().action == "current"
@@ -328,7 +517,7 @@ def test_servers_starting_at_once_upgrade_once(tmp_path: Path, source: str) -> N
         actions, errors = _start_at_once(_url(path))
         assert errors == []
         assert sorted(actions) == sorted([expected, "current", "current", "current"])
-        assert _rows(path, "SELECT version_num FROM alembic_version") == [("0007",)]
+        assert _rows(path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert len(_table(path, "marks")) == (0 if source == "new" else 3)
 
 
@@ -371,7 +560,7 @@ def test_the_migrations_go_back_to_release_0_1_and_forward_again(release_db: Pat
     sql = " ".join(str(r[0]) for r in _rows(release_db, "SELECT sql FROM sqlite_master"))
     assert "uq_marks_student_day" in sql and "students" not in sql
     assert len(_rows(release_db, "SELECT * FROM marks")) == 3
-    assert store.create().describe() == "Upgraded the database from 0001 to 0007 (head)."
+    assert store.create().describe() == f"Upgraded the database from 0001 to {HEAD} (head)."
     assert _differences(_url(release_db)) == []
 
 
@@ -382,16 +571,16 @@ def test_db_upgrade_prints_one_line(tmp_path: Path, cli: Callable[..., Result]) 
     env = {"ATTENDANCE_DATA_DIR": str(data)}
     first = cli("db", "upgrade", env=env)
     assert first.exit_code == 0, first.output
-    assert first.stdout == "Upgraded the database from 0001 (release 0.1) to 0007 (head).\n"
+    assert first.stdout == f"Upgraded the database from 0001 (release 0.1) to {HEAD} (head).\n"
     second = cli("db", "upgrade", env=env)
     assert second.exit_code == 0
-    assert second.stdout == "Database at revision 0007 (head).\n"
+    assert second.stdout == f"Database at revision {HEAD} (head).\n"
     assert _rows(data / "attendance.db", "SELECT count(*) FROM marks") == [(3,)]
 
     fresh = tmp_path / "fresh"
     created = cli("db", "upgrade", env={"ATTENDANCE_DATA_DIR": str(fresh)})
     assert created.stdout == (
-        f"Created the database at revision 0007 (head): {(fresh / 'attendance.db').resolve()}\n"
+        f"Created the database at revision {HEAD} (head): {(fresh / 'attendance.db').resolve()}\n"
     )
 
 
@@ -503,7 +692,7 @@ def test_every_road_leads_to_the_schema_of_tables_py_on_postgresql(
         store = Store(replayed)
         change = schema.upgrade(store.engine, replay=True)
         store.close()
-        assert (change.action, change.after) == ("created", "0007")
+        assert (change.action, change.after) == ("created", HEAD)
         store = Store(created)
         assert store.create().action == "created"
         store.close()
@@ -513,7 +702,7 @@ def test_every_road_leads_to_the_schema_of_tables_py_on_postgresql(
         assert (change.before, change.action, change.release_0_1) == ("0001", "upgraded", True)
         for url in (replayed, created, pg_release):
             assert _differences(url) == [], url
-            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0007",)]
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
         assert _pg_structure(created) == _pg_structure(replayed) == _pg_structure(pg_release)
         # 0006 on PostgreSQL: the column's own UNIQUE (marks_event_id_key) is gone.
         uniques = _pg_structure(pg_release)["marks"]["unique"]
@@ -533,7 +722,7 @@ def test_a_release_0_1_database_upgrades_with_every_row_kept_on_postgresql(
     store = Store(pg_release)
     try:
         assert store.create().describe() == (
-            "Upgraded the database from 0001 (release 0.1) to 0007 (head)."
+            f"Upgraded the database from 0001 (release 0.1) to {HEAD} (head)."
         )
         after = _pg_rows(pg_release, f"SELECT {OLD_MARK_COLUMNS} FROM marks ORDER BY id")  # noqa: S608
         assert after == marks_before
@@ -571,7 +760,7 @@ def test_the_migrations_go_back_to_release_0_1_and_forward_again_on_postgresql(
         assert ("uq_marks_student_day", ("student", "day")) in uniques
         assert ("marks_event_id_key", ("event_id",)) in uniques
         assert len(_pg_rows(pg_release, "SELECT * FROM marks")) == 3
-        assert store.create().describe() == "Upgraded the database from 0001 to 0007 (head)."
+        assert store.create().describe() == f"Upgraded the database from 0001 to {HEAD} (head)."
         assert _differences(pg_release) == []
     finally:
         store.close()
@@ -589,7 +778,7 @@ def test_servers_starting_at_once_upgrade_once_on_postgresql(pg: Any, source: st
             actions, errors = _start_at_once(url)
             assert errors == []
             assert sorted(actions) == sorted([expected, "current", "current", "current"])
-            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [("0007",)]
+            assert _pg_rows(url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
             assert _pg_rows(url, "SELECT count(*) FROM marks") == [(0 if source == "new" else 3,)]
         finally:
             pg.drop(url)
@@ -617,7 +806,7 @@ def test_a_failed_upgrade_leaves_the_database_as_it_was_on_postgresql(pg_release
 def test_a_new_database_is_created_at_head_on_postgresql(pg_url: str) -> None:
     store = Store(pg_url)
     try:
-        assert store.create().describe() == "Created the database at revision 0007 (head)."
+        assert store.create().describe() == f"Created the database at revision {HEAD} (head)."
         assert store.create().action == "current"
     finally:
         store.close()

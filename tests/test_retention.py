@@ -1,13 +1,15 @@
 """The retention purge (``privacy/retention.py``): each setting's window with an injected clock,
 files and CSV day files, dry runs, descriptor-only enrolment, the daily run once across servers,
-``attendance purge``, and what an intruder capture keeps (``ATTENDANCE_INTRUDER_PHOTOS``)."""
+``attendance purge``, and what an intruder capture keeps (``ATTENDANCE_INTRUDER_PHOTOS``). The
+purge's windows and deletes and the daily job's claim also on a real PostgreSQL server
+(``db_url``)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -94,11 +96,30 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 # --- each retention setting ----------------------------------------------------------------------
 
 
+def on(db_url: str) -> str:
+    """``database_url`` for ``make_kit``: "" on SQLite (the kit's own file), else the URL."""
+    return "" if db_url.startswith("sqlite") else db_url
+
+
 @pytest.fixture
-def aged(tmp_path: Path) -> Kit:
+def aged(tmp_path: Path) -> Iterator[Kit]:
     """A kit whose data lies on both sides of every window: for a setting of N days, an item
     N + 1 days old (goes) and one N days old (stays), each made at its time on the clock."""
-    kit = make_kit(tmp_path, **WINDOWS)
+    kit = age(make_kit(tmp_path, **WINDOWS))
+    yield kit
+    kit.services.close()
+
+
+@pytest.fixture
+def aged_on_db(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """The same on SQLite and on PostgreSQL (``db_url``): the windows' date arithmetic and
+    the deletes, engine by engine."""
+    kit = age(make_kit(tmp_path, database_url=on(db_url), **WINDOWS))
+    yield kit
+    kit.services.close()
+
+
+def age(kit: Kit) -> Kit:
     store = kit.services.store
     intruder_at(kit, at(days_ago(3), 23, 50), seed=1)  # Friday night: goes
     intruder_at(kit, at(days_ago(2), 0, 10), seed=2)  # Saturday just after midnight: stays
@@ -180,7 +201,8 @@ def test_a_dry_run_counts_everything_and_deletes_nothing(aged: Kit) -> None:
     assert purge_entries(aged.services) == []  # nothing was purged: nothing to audit
 
 
-def test_purge_deletes_just_outside_each_window_and_keeps_just_inside(aged: Kit) -> None:
+def test_purge_deletes_just_outside_each_window_and_keeps_just_inside(aged_on_db: Kit) -> None:
+    aged = aged_on_db
     settings = aged.settings
     day_file = aged.logs / f"attendance_{days_ago(6)}.csv"
     kept_file = aged.logs / f"attendance_{days_ago(5)}.csv"
@@ -286,8 +308,10 @@ def scheduler_for(kit: Kit, services: Services) -> PurgeScheduler:
     return PurgeScheduler(kit.settings, services.store, services.purge, kit.clock)
 
 
-def test_the_daily_purge_runs_once_across_two_servers(tmp_path: Path) -> None:
-    kit = make_kit(tmp_path, retain_intruder_days=2, purge_time=clock_time(3, 0))
+def test_the_daily_purge_runs_once_across_two_servers(tmp_path: Path, db_url: str) -> None:
+    kit = make_kit(
+        tmp_path, retain_intruder_days=2, purge_time=clock_time(3, 0), database_url=on(db_url)
+    )
     other = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
     store = kit.services.store
     try:
@@ -323,9 +347,9 @@ def test_the_daily_purge_runs_once_across_two_servers(tmp_path: Path) -> None:
 
 
 def test_a_failed_daily_purge_is_tried_again_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str
 ) -> None:
-    kit = make_kit(tmp_path, purge_time=clock_time(3, 0))
+    kit = make_kit(tmp_path, purge_time=clock_time(3, 0), database_url=on(db_url))
     store = kit.services.store
     try:
         scheduler = scheduler_for(kit, kit.services)

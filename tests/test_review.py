@@ -1,7 +1,8 @@
 """The review queue, in process: uncertain faces (left unknown although a student was near)
 recorded by a scan, and the Review page where a person confirms or rejects them and names,
-dismisses or deletes intruder photos. Real services and SQLite, scripted faces on real JPEG
-frames, a fixed clock, the Flask test client."""
+dismisses or deletes intruder photos. Real services and SQLite (the decisions also on a real
+PostgreSQL server, ``school_on_db``), scripted faces on real JPEG frames, a fixed clock, the
+Flask test client."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ def school(tmp_path: Path) -> Iterator[Kit]:
         now=at(23, 8, 35),
         timetable=timetable_file(tmp_path),
         session_idle_minutes=600,  # the clock jumps over the day
+    )
+    yield kit
+    kit.services.close()
+
+
+@pytest.fixture
+def school_on_db(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """The same school on SQLite (its own file) and on PostgreSQL (``db_url``): for the
+    decisions (updates and deletes of the queues' rows, marks made from them) and for the
+    week's date range."""
+    kit = make_kit(
+        tmp_path,
+        now=at(23, 8, 35),
+        timetable=timetable_file(tmp_path),
+        session_idle_minutes=600,
+        database_url="" if db_url.startswith("sqlite") else db_url,
     )
     yield kit
     kit.services.close()
@@ -277,7 +294,8 @@ def test_a_frame_that_cannot_be_cropped_is_logged_not_queued(school: Kit) -> Non
 # --- the page and its decisions ------------------------------------------------------------
 
 
-def test_confirming_marks_the_candidate_and_rejecting_does_not(school: Kit) -> None:
+def test_confirming_marks_the_candidate_and_rejecting_does_not(school_on_db: Kit) -> None:
+    school = school_on_db
     scan(school, face_of(school, "ana_lima", BORDERLINE, 1), at(23, 8, 35))
     scan(school, face_of(school, "ben_ito", BORDERLINE, 2), at(23, 8, 36))
     ana, ben = queued(school)
@@ -323,7 +341,8 @@ def test_confirming_marks_the_candidate_and_rejecting_does_not(school: Kit) -> N
     assert len(matcher.gallery) == 6  # two photos each, as enrolled
 
 
-def test_an_intruder_photo_named_marks_the_student_dismiss_and_delete(school: Kit) -> None:
+def test_an_intruder_photo_named_marks_the_student_dismiss_and_delete(school_on_db: Kit) -> None:
+    school = school_on_db
     first = intruder_photo(school, at(23, 9, 2), seed=1)
     second = intruder_photo(school, at(23, 9, 3), seed=2)
     third = intruder_photo(school, at(23, 9, 4), camera="yard", seed=3)
@@ -405,7 +424,8 @@ def test_a_teacher_sees_only_their_students_and_no_intruder(school: Kit) -> None
     assert register_of(school)[("math-7b", "08:30", "ana_lima")] is None
 
 
-def test_the_page_shows_a_day_or_the_open_items_of_a_week(school: Kit) -> None:
+def test_the_page_shows_a_day_or_the_open_items_of_a_week(school_on_db: Kit) -> None:
+    school = school_on_db
     scan(school, face_of(school, "ana_lima", BORDERLINE, 1), at(20, 8, 35))  # last Friday
     scan(school, face_of(school, "ben_ito", BORDERLINE, 2), at(23, 8, 35))
     scan(school, face_of(school, "cleo_park", BORDERLINE, 3), at(23, 9, 10))

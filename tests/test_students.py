@@ -1,7 +1,8 @@
 """The students registry through the API: list, add, change, rename, photos enrolled at once,
 and enrolments of another process seen by a running server without a restart.
 
-In process (``make_kit``): the real services and app on a real SQLite file, scripted faces. An
+In process (``make_kit``): the real services and app on a real SQLite file, scripted faces; the
+tests whose writes differ between engines also on a real PostgreSQL server (``kit_on_db``). An
 uploaded photo must be a real image (its header is checked), so the tests register small real
 PNGs with the scripted analyzer, with the faces each test chooses.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,15 @@ students = ["cleo_park"]
   start = "08:45"
   end = "09:45"
 """
+
+
+@pytest.fixture
+def kit_on_db(tmp_path: Path, db_url: str) -> Iterator[Kit]:
+    """The kit on SQLite (its own file) and on PostgreSQL (``db_url``): for the tests whose
+    writes differ between the engines (unique conflicts, renames across tables, counters)."""
+    made = make_kit(tmp_path, database_url="" if db_url.startswith("sqlite") else db_url)
+    yield made
+    made.services.close()
 
 
 def png(seed: int) -> bytes:
@@ -90,7 +101,8 @@ def test_every_student_of_the_registry_is_listed(kit: Kit) -> None:
     }
 
 
-def test_a_student_is_added_with_a_dataset_folder(kit: Kit) -> None:
+def test_a_student_is_added_with_a_dataset_folder(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     kit.clock.advance(days=1)
     response = post(
         kit,
@@ -274,7 +286,8 @@ def test_display_name_external_id_and_active_are_changed(kit: Kit) -> None:
     assert (scan["name"], scan["attendance"], scan["new"]) == ("ana_lima", "Present", True)
 
 
-def test_a_rename_keeps_the_history_and_the_photos(kit: Kit) -> None:
+def test_a_rename_keeps_the_history_and_the_photos(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     first = kit.recognize(kit.probe("ana_lima")).get_json()
     assert first["new"] is True
     response = patch(kit, "ana_lima", {"name": "ana_silva", "display_name": "Ana Silva"})
@@ -298,7 +311,8 @@ def test_a_rename_keeps_the_history_and_the_photos(kit: Kit) -> None:
     assert kit.services.enrolment.enrolled() == ["ana_silva", "ben_ito", "cleo_park"]
 
 
-def test_a_rename_to_a_taken_or_bad_name_is_refused(kit: Kit) -> None:
+def test_a_rename_to_a_taken_or_bad_name_is_refused(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     taken = patch(kit, "ben_ito", {"name": "cleo_park"})
     assert taken.status_code == 409
     assert taken.get_json()["status"] == "conflict"
@@ -313,7 +327,8 @@ def test_a_rename_to_a_taken_or_bad_name_is_refused(kit: Kit) -> None:
     assert kit.recognize(kit.probe("ben_ito")).get_json()["name"] == "ben_ito"
 
 
-def test_an_enrolment_by_another_process_is_seen_after_refresh(kit: Kit) -> None:
+def test_an_enrolment_by_another_process_is_seen_after_refresh(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     other = build_services(kit.settings, clock=kit.clock, analyzer=kit.analyzer)
     try:
         assert kit.services.enrolment.refresh() is False  # nothing changed anywhere
@@ -360,7 +375,8 @@ def test_the_watcher_refreshes_a_running_server_by_itself(kit: Kit) -> None:
     assert watcher._thread is not None and not watcher._thread.is_alive()
 
 
-def test_the_gallery_version_is_a_shared_counter(kit: Kit) -> None:
+def test_the_gallery_version_is_a_shared_counter(kit_on_db: Kit) -> None:
+    kit = kit_on_db
     store = kit.services.store
     assert store.meta_value("nothing") is None
     assert store.meta_number("nothing") == 0

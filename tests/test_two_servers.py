@@ -4,7 +4,9 @@ running the shipped load-balancing file (deploy/nginx/smart-attendance-lb.conf):
 same students through both servers and the proxy mark each student once; an enrolment or an
 erasure on one server is honoured by the other within seconds; an intruder's frames
 alternating between servers make one intruder event; a server killed mid-burst loses no scan
-and marks nobody twice for a client that retries through nginx.
+and marks nobody twice for a client that retries through nginx; and when nginx cannot retry
+(the camera gave up waiting after the server took the scan), the camera client's own queue
+keeps the scan and its retry marks once.
 
 Measured figures are printed (run with ``-s``)."""
 
@@ -38,7 +40,10 @@ from conftest import (
     require_faces,
 )
 from pg import PostgresServer
+from smart_attendance.client.outbox import Outbox
+from smart_attendance.client.uploader import FINAL, UNREACHABLE, Uploader
 from smart_attendance.db.tables import intruders, marks, report_attempts, report_runs
+from smart_attendance.models import Recognition
 from smart_attendance.privacy.sealing import new_key
 from test_nginx import nginx_command, require_nginx, self_signed, wait_for_port, wrapper
 from test_report import PASSWORD, TEACHERS, USER, SmtpServer
@@ -380,4 +385,89 @@ def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) 
         f"through nginx; all answered in {elapsed:.2f}s ({retried} needed a client retry); "
         f"{len(rows)} mark, from one of the burst's events; nginx logged {refused} "
         f"failed attempt(s) at B"
+    )
+
+
+class FirstReadGivesUp(requests.Session):
+    """The camera's HTTP session, verifying nginx's certificate (per request: a CA bundle
+    named in the environment would override the session's), whose first POST stops waiting
+    for the answer after ``read_s`` (on a connection already open: the TLS handshake is not
+    timed): the request has reached nginx and the server, the camera just never hears the
+    answer."""
+
+    def __init__(self, cert: Path, read_s: float) -> None:
+        super().__init__()
+        self.ca = str(cert)  # not `cert`: the session's client certificate
+        self.read_s = read_s
+        self.posts = 0
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = self.ca
+        if method.upper() == "POST":
+            self.posts += 1
+            if self.posts == 1:
+                kwargs["timeout"] = (10.0, self.read_s)
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_a_scan_the_camera_never_heard_back_about_is_kept_retried_and_marked_once(
+    school: School, tmp_path: Path
+) -> None:
+    """nginx retries a scan on the next server only while the camera is still waiting. Here the
+    camera (its real outbox and uploader, through the shipped nginx) gives up reading after
+    50 ms, while the server is still matching a burst of frames: nginx cannot retry a request
+    whose client has gone, and the server marks the student anyway. The client must keep the
+    scan, back off, send it again with the same event id, and get the first mark back: one
+    mark, none lost, none doubled."""
+    created = school.post(school.a.url, "/students", json={"name": NEWCOMER})  # erased above
+    assert created.status_code == 201, created.text
+    files = [("image", (Path(p).name, face_bytes(p), "image/jpeg")) for p in NEWCOMER_PHOTOS]
+    uploaded = school.post(school.a.url, f"/students/{NEWCOMER}/photos", files=files)
+    assert uploaded.status_code in (200, 201), uploaded.text
+    assert school.marks_of(NEWCOMER) == []
+
+    outbox = Outbox(tmp_path / "queue")
+    answers: list[Recognition] = []
+    session = FirstReadGivesUp(school.cert, read_s=0.05)
+    uploader = Uploader(
+        outbox, school.https, API_KEY, on_answer=lambda _s, a: answers.append(a), session=session
+    )
+    uploader.base_s = 0.2  # the scan's back-off after the timeout: 0.1-0.2 s
+    frame = face_bytes(PROBES[NEWCOMER])
+    scan = outbox.put([frame] * 12, "door-retry", fps=10)  # a burst: long enough to match
+    began = time.monotonic()
+    try:
+        # GET /health: opens the keep-alive TLS connection the scan will use.
+        health = session.get(school.https + "/health", timeout=10)
+        assert health.status_code == 200, health.text
+        # 1. No answer in time: kept, in back-off, and nothing shown.
+        assert uploader.send_next() == UNREACHABLE
+        assert [s.event_id for s in outbox.pending()] == [scan.event_id]
+        retry = outbox.retry(scan)
+        assert retry.attempts == 1 and "ReadTimeout" in retry.last_error, retry
+        assert answers == [] and uploader.state == "offline"
+        # 2. The server did take it: the mark is there, under the scan's event id.
+        deadline = time.monotonic() + 10
+        while not school.marks_of(NEWCOMER) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [first] = school.marks_of(NEWCOMER)
+        assert first.event_id == scan.event_id
+        # 3. The client's retry (the same event id, its normal timeout) gets that mark back.
+        outcome = None
+        while outcome not in FINAL and time.monotonic() < deadline:
+            outcome = uploader.send_next()
+            if outcome is None:
+                time.sleep(0.02)
+        retried_s = time.monotonic() - began
+    finally:
+        uploader.stop()
+    assert session.posts == 2 and len(outbox) == 0 and uploader.sent == 1
+    [answer] = answers
+    assert answer.status == "success" and answer.first is not None, answer
+    assert (answer.first.name, answer.first.new) == (NEWCOMER, False)
+    assert answer.first.time == f"{first.seen_at:%H:%M:%S}"
+    assert [(r.id, r.event_id) for r in school.marks_of(NEWCOMER)] == [(first.id, scan.event_id)]
+    print(
+        f"\n[two-servers] client retry: the camera gave up after 50 ms, the server marked "
+        f"anyway; the client's retry answered in {retried_s:.2f}s with new: false; 1 mark"
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 metadata = MetaData()
@@ -31,7 +32,7 @@ photos = Table(
     Column("mtime_ns", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     # False: the file was deleted once its descriptor was computed (descriptor-only storage)
-    Column("kept", Boolean, nullable=False, default=True),
+    Column("kept", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 face_cache = Table(
@@ -55,7 +56,8 @@ students = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("joined_on", Date, nullable=False),  # expected in class from this day
     Column("classes", String(2048), nullable=False, default=""),  # extra classes, comma-separated
-    Column("consent", String(16), nullable=False, default="none"),  # none|given|refused|withdrawn
+    # none|given|refused|withdrawn
+    Column("consent", String(16), nullable=False, default="none", server_default="none"),
 )
 
 consent_events = Table(
@@ -109,19 +111,23 @@ marks = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("student", String(255), nullable=False),
     Column("day", Date, nullable=False),
-    Column("class_name", String(64), nullable=False, default="default"),
-    Column("period", String(5), nullable=False, default="00:00"),  # the period's start, HH:MM
-    Column("period_end", String(5), nullable=False, default="24:00"),
-    Column("late_after", String(5), nullable=False, default=""),  # the rule: Late after HH:MM
+    Column("class_name", String(64), nullable=False, default="default", server_default="default"),
+    # the period's start, HH:MM
+    Column("period", String(5), nullable=False, default="00:00", server_default="00:00"),
+    Column("period_end", String(5), nullable=False, default="24:00", server_default="24:00"),
+    # the rule: Late after HH:MM
+    Column("late_after", String(5), nullable=False, default="", server_default=""),
     Column("seen_at", DateTime, nullable=False),  # local wall time in the configured zone
     Column("status", String(16), nullable=False),
     Column("camera", String(64), nullable=False, default=""),
-    Column("source", String(128), nullable=False, default=""),  # camera:ID | user:NAME | import
+    # camera:ID | user:NAME | import
+    Column("source", String(128), nullable=False, default="", server_default=""),
     # A scan's event id (with the class period under a timetable): unique per student, so a
     # resend marks nobody twice and one student's scan never stands for another's.
     Column("event_id", String(192), nullable=True),
     Column("received_at", DateTime, nullable=True),  # UTC, when the server got the scan
-    Column("key_name", String(64), nullable=False, default=""),  # the camera key that made it
+    # the camera key that made it
+    Column("key_name", String(64), nullable=False, default="", server_default=""),
     UniqueConstraint("student", "day", "class_name", "period", name="uq_marks_student_period"),
     UniqueConstraint("event_id", "student", name="uq_marks_event_student"),
 )
@@ -161,7 +167,7 @@ intruders = Table(
     Column("camera", String(64), nullable=False),
     Column("path", String(1024), nullable=False),
     # the review: open | identified (``student`` was marked) | dismissed
-    Column("state", String(16), nullable=False, default="open"),
+    Column("state", String(16), nullable=False, default="open", server_default="open"),
     Column("student", String(255), nullable=True),
     Column("decided_by", String(128), nullable=True),
     Column("decided_at", DateTime, nullable=True),  # UTC
