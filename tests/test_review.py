@@ -26,6 +26,7 @@ from dashboard_kit import post_form, sign_in
 from scripted import ScriptedFace, identity, near
 from smart_attendance.attendance import review as review_module
 from smart_attendance.db.review import IntruderRow, UncertainRow
+from smart_attendance.errors import ConflictError
 from smart_attendance.models import Box, Face, FaceResult, Frame
 from smart_attendance.recognition.decisions import FrameDecision, decide_frame, uncertain_faces
 from smart_attendance.recognition.matcher import Gallery, Matcher
@@ -496,3 +497,44 @@ def test_a_camera_id_with_a_colon_is_not_used_raw_in_file_names(school: Kit) -> 
         assert ":" not in name and ("gate-north" in name or "door-1" in name)
         assert Path(stored).is_file()
     assert (row.camera, crop.camera) == ("gate:north", "door:1")  # the records keep the id
+
+
+def test_two_reviewers_deciding_the_same_face_at_once_mark_once(
+    school_on_db: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two reviewers (on two servers) open the same uncertain face; both read it open, and the
+    second one's decision must not overwrite the first or mark again: the write is taken only
+    while the row is still open."""
+    school = school_on_db
+    scan(school, face_of(school, "ben_ito", BORDERLINE, 2), at(23, 8, 36))
+    [ben] = queued(school)
+    review = school.services.review
+    stale = review.uncertain(ben.id)  # what the second reviewer read before the first decided
+    review.reject(ben.id, by="user:ada")
+    reads = iter([stale])
+    fresh = review.uncertain
+    monkeypatch.setattr(review, "uncertain", lambda row_id: next(reads, None) or fresh(row_id))
+    with pytest.raises(ConflictError, match="was just rejected by user:ada"):
+        review.confirm(ben.id, by="user:bea")
+    monkeypatch.undo()
+    [row] = queued(school)
+    assert (row.state, row.decided_by) == ("rejected", "user:ada")
+    assert register_of(school)[("math-7b", "08:30", "ben_ito")] != "Present"
+
+
+def test_a_failed_mark_leaves_the_face_open_for_review(
+    school_on_db: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    school = school_on_db
+    scan(school, face_of(school, "ana_lima", BORDERLINE, 1), at(23, 8, 35))
+    [ana] = queued(school)
+    review = school.services.review
+
+    def outage(*_args: object) -> None:
+        raise OSError("database went away")
+
+    monkeypatch.setattr(review, "_mark", outage)
+    with pytest.raises(OSError):
+        review.confirm(ana.id, by="user:ada")
+    [row] = queued(school)
+    assert (row.state, row.decided_by) == ("open", None)

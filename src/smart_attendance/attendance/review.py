@@ -221,14 +221,20 @@ class ReviewService:
             raise BadRequestError("choose the student in the photo")
         if student not in self.students():
             raise BadRequestError(f"unknown student {student[:64]!r}")
-        marks = self._mark(student, row.seen_at, row.camera, by)
-        self.store.decide_intruder(row.id, IDENTIFIED, student, by, self._now_utc())
+        if not self.store.decide_intruder(row.id, IDENTIFIED, student, by, self._now_utc()):
+            raise self._taken(self.intruder(row_id), "intruder photo")
+        try:
+            marks = self._mark(student, row.seen_at, row.camera, by)
+        except Exception:
+            self.store.decide_intruder(row.id, OPEN, None, None, None)  # still to decide
+            raise
         log.info("intruder photo #%d identified as %s by %s", row.id, student, by)
         return marks
 
     def dismiss_intruder(self, row_id: int, by: str) -> IntruderRow:
         row = self._open(self.intruder(row_id), "intruder photo")
-        self.store.decide_intruder(row.id, DISMISSED, None, by, self._now_utc())
+        if not self.store.decide_intruder(row.id, DISMISSED, None, by, self._now_utc()):
+            raise self._taken(self.intruder(row_id), "intruder photo")
         log.info("intruder photo #%d dismissed by %s", row.id, by)
         return row
 
@@ -255,16 +261,29 @@ class ReviewService:
     def confirm(self, row_id: int, by: str) -> list[MarkResult]:
         """The uncertain face was its candidate: marked as at the sighting's time and camera."""
         row = self._open(self.uncertain(row_id), "uncertain face")
-        marks = self._mark(row.candidate, row.seen_at, row.camera, by)
-        self.store.decide_uncertain(row.id, CONFIRMED, by, self._now_utc())
+        if not self.store.decide_uncertain(row.id, CONFIRMED, by, self._now_utc()):
+            raise self._taken(self.uncertain(row_id), "uncertain face")
+        try:
+            marks = self._mark(row.candidate, row.seen_at, row.camera, by)
+        except Exception:
+            self.store.decide_uncertain(row.id, OPEN, None, None)  # still to decide
+            raise
         log.info("uncertain face #%d confirmed as %s by %s", row.id, row.candidate, by)
         return marks
 
     def reject(self, row_id: int, by: str) -> UncertainRow:
         row = self._open(self.uncertain(row_id), "uncertain face")
-        self.store.decide_uncertain(row.id, REJECTED, by, self._now_utc())
+        if not self.store.decide_uncertain(row.id, REJECTED, by, self._now_utc()):
+            raise self._taken(self.uncertain(row_id), "uncertain face")
         log.info("uncertain face #%d rejected by %s", row.id, by)
         return row
+
+    @staticmethod
+    def _taken(row: Row, what: str) -> ConflictError:
+        """A reviewer (on this server or another) decided the row between our read and our
+        write: the decision is theirs, ours is refused."""
+        who = f" by {row.decided_by}" if row.decided_by else ""
+        return ConflictError(f"this {what} was just {row.state}{who}")
 
     @staticmethod
     def _open(row: Row, what: str) -> Row:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, true, update
 from sqlalchemy.engine import Connection
 
 from .tables import intruders, uncertain
@@ -65,14 +65,18 @@ class ReviewQueries:
         return _intruder(row) if row else None
 
     def decide_intruder(
-        self, row_id: int, state: str, student: str | None, by: str, at: datetime
-    ) -> None:
+        self, row_id: int, state: str, student: str | None, by: str | None, at: datetime | None
+    ) -> bool:
+        """Record a decision on an open intruder photo; False when it was no longer open (a
+        reviewer on another server decided first). ``state=OPEN`` reopens a decided one."""
         with self._begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(intruders)
                 .where(intruders.c.id == row_id)
+                .where((intruders.c.state == OPEN) if state != OPEN else true())
                 .values(state=state, student=student, decided_by=by, decided_at=at)
             )
+            return bool(result.rowcount)
 
     def delete_intruder(self, row_id: int) -> None:
         with self._begin() as conn:
@@ -120,13 +124,19 @@ class ReviewQueries:
             row = conn.execute(select(uncertain).where(uncertain.c.id == row_id)).first()
         return _uncertain(row) if row else None
 
-    def decide_uncertain(self, row_id: int, state: str, by: str, at: datetime) -> None:
+    def decide_uncertain(
+        self, row_id: int, state: str, by: str | None, at: datetime | None
+    ) -> bool:
+        """Record a decision on an open uncertain face; False when it was no longer open.
+        ``state=OPEN`` reopens a decided one."""
         with self._begin() as conn:
-            conn.execute(
+            result = conn.execute(
                 update(uncertain)
                 .where(uncertain.c.id == row_id)
+                .where((uncertain.c.state == OPEN) if state != OPEN else true())
                 .values(state=state, decided_by=by, decided_at=at)
             )
+            return bool(result.rowcount)
 
 
 def _intruder(row: Any) -> IntruderRow:
