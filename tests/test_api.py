@@ -136,7 +136,13 @@ def test_a_known_face_is_marked_once_a_day(kit: Kit) -> None:
         "08:55:00",
     )
     assert body["marks"] == [
-        {"name": "ana_lima", "attendance": "Present", "new": True, "time": "08:55:00"}
+        {
+            "name": "ana_lima",
+            "display_name": "ana_lima",  # no display name in the registry: the folder name
+            "attendance": "Present",
+            "new": True,
+            "time": "08:55:00",
+        }
     ]
     [face] = body["faces"]
     assert (face["name"], face["box"]) == ("ana_lima", BOX.as_dict())
@@ -247,8 +253,20 @@ def test_every_face_in_a_group_photo_is_handled(kit: Kit) -> None:
     assert body["status"] == "success"
     assert body["name"] == "ana_lima"  # the largest recognised face answers
     assert body["marks"] == [
-        {"name": "ana_lima", "attendance": "Present", "new": True, "time": "08:55:00"},
-        {"name": "ben_ito", "attendance": "Present", "new": True, "time": "08:55:00"},
+        {
+            "name": "ana_lima",
+            "display_name": "ana_lima",
+            "attendance": "Present",
+            "new": True,
+            "time": "08:55:00",
+        },
+        {
+            "name": "ben_ito",
+            "display_name": "ben_ito",
+            "attendance": "Present",
+            "new": True,
+            "time": "08:55:00",
+        },
     ]
     assert [f["name"] for f in body["faces"]] == ["ben_ito", "ana_lima", None]
     assert sorted(day_rows(kit, "2026-11-23")) == [

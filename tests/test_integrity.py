@@ -244,11 +244,23 @@ def test_an_event_id_never_stands_for_another_student(kit: Kit) -> None:
     kit.clock.advance(minutes=25)  # Late by now
     other = kit.recognize(kit.probe("ben_ito"), event_id="scan-7").get_json()
     assert other["marks"] == [
-        {"name": "ben_ito", "attendance": "Late", "new": True, "time": "09:20:00"}
+        {
+            "name": "ben_ito",
+            "display_name": "ben_ito",
+            "attendance": "Late",
+            "new": True,
+            "time": "09:20:00",
+        }
     ]
     again = kit.recognize(kit.probe("ana_lima", seed=1), event_id="scan-7").get_json()
     assert again["marks"] == [
-        {"name": "ana_lima", "attendance": "Present", "new": False, "time": "08:55:00"}
+        {
+            "name": "ana_lima",
+            "display_name": "ana_lima",
+            "attendance": "Present",
+            "new": False,
+            "time": "08:55:00",
+        }
     ]
     # A group scan marks each student it names; its resend marks nobody twice.
     group = kit.frame(

@@ -107,6 +107,6 @@ def test_a_bad_frame_rate_is_refused(live: Kit) -> None:
 
 
 def test_without_the_setting_a_single_frame_marks(kit: Kit) -> None:
-    assert kit.settings.require_liveness is False
+    assert kit.settings.require_liveness == "off"
     body = kit.recognize(kit.probe("ana_lima")).get_json()
     assert (body["status"], body["name"]) == ("success", "ana_lima")

@@ -126,6 +126,10 @@ def test_the_answers_of_a_day_are_as_described(school: Kit) -> None:
     [token] = issue(kit, "ben_ito")
     assert send("POST", "/checkin", 200, json={"badge": token})["name"] == "ben_ito"
     assert send("POST", "/checkin", 403, json={"badge": "nonsense"})["status"] == "badge_unknown"
+    assert send("GET", "/liveness/challenge", 200, query_string={"camera": "door"}) == {
+        "mode": "off"
+    }
+    send("GET", "/liveness/challenge", 400)  # no camera
     send("GET", "/health", 200)
     send("GET", "/enrolment", 200)
     send("GET", "/statistics", 200)

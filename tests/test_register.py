@@ -111,6 +111,7 @@ def test_present_late_and_one_sighting_in_two_overlapping_periods(school: Kit) -
     assert ana["marks"] == [
         {
             "name": "ana_lima",
+            "display_name": "ana_lima",
             "attendance": "Present",
             "new": True,
             "time": "08:35:00",
@@ -224,7 +225,13 @@ def test_a_sighting_between_periods_is_a_sighting_not_a_mark(school: Kit) -> Non
     assert body["status"] == "success"
     assert body["attendance"] is None
     assert body["marks"] == [
-        {"name": "ana_lima", "attendance": None, "new": False, "time": "10:30:00"}
+        {
+            "name": "ana_lima",
+            "display_name": "ana_lima",
+            "attendance": None,
+            "new": False,
+            "time": "10:30:00",
+        }
     ]
     store = school.services.store
     assert store.sightings_on(MONDAY) == [("ana_lima", datetime(2026, 11, 23, 10, 30), "door-1")]

@@ -136,6 +136,21 @@ def _parse_optional_file(raw: str) -> Path | None:
     return Path(raw.strip()).expanduser() if raw.strip() else None
 
 
+LIVENESS_MODES = ("off", "blink", "challenge")
+
+
+def _parse_liveness(raw: str) -> str:
+    """``ATTENDANCE_REQUIRE_LIVENESS``: off, blink or challenge (0 and 1 as before)."""
+    value = raw.strip().lower()
+    if value in {"0", "off", "false", "no", ""}:
+        return "off"
+    if value in {"1", "blink", "true", "yes", "on"}:
+        return "blink"
+    if value == "challenge":
+        return "challenge"
+    raise ValueError(f"expected 0, 1 (blink), blink or challenge, got {raw!r}")
+
+
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -285,7 +300,8 @@ SPECS: tuple[Spec, ...] = (
         _parse_int(1, 60),
         "Of a burst of frames (a scan around a blink), how many are described and matched: "
         "the best ones (most faces, eyes most open, largest faces). Every frame is still "
-        "searched for faces and eye movement.",
+        "searched for faces and eye movement. With ATTENDANCE_REQUIRE_LIVENESS=challenge every "
+        "frame is described (the same face must be there throughout).",
     ),
     Spec(
         "ATTENDANCE_MAX_UPLOAD_MB",
@@ -305,10 +321,21 @@ SPECS: tuple[Spec, ...] = (
         "ATTENDANCE_REQUIRE_LIVENESS",
         "require_liveness",
         "0",
-        _parse_bool,
-        "1: mark a student only when a burst of frames (several `image` parts) shows that "
-        "same face blinking. A single frame or a still photo is refused. 0: off (the "
-        "original's clients send one frame).",
+        _parse_liveness,
+        "0 (off): one frame is enough (the original's clients). 1 or blink: mark a student "
+        "only when a burst of frames (several `image` parts) shows that same face blinking; a "
+        "single frame or a still photo is refused. challenge: before each scan the camera asks "
+        "`GET /liveness/challenge` for a one-use nonce and one or two random actions (blink, "
+        "blink twice, turn the head left or right), and the burst must show the recognised face "
+        "doing them in order (docs/liveness.md).",
+    ),
+    Spec(
+        "ATTENDANCE_CHALLENGE_SECONDS",
+        "challenge_seconds",
+        "20",
+        _parse_float(3, 600),
+        "With ATTENDANCE_REQUIRE_LIVENESS=challenge: how long a challenge's nonce is valid, "
+        "from `GET /liveness/challenge` to the scan that uses it (once).",
     ),
     Spec(
         "ATTENDANCE_TRUST_CLIENT_CLOCK",
@@ -648,7 +675,10 @@ class Settings:
     burst_describe: int = 4
     max_upload_mb: float = 10.0
     max_image_pixels: int = 40_000_000
-    require_liveness: bool = False
+    # off | blink | challenge (LIVENESS_MODES). True and False, as older code passes them,
+    # stand for blink and off (__post_init__).
+    require_liveness: str = "off"
+    challenge_seconds: float = 20.0
     trust_client_clock: bool = True
     require_consent: bool = True
     clock_window_hours: int = 12
@@ -688,6 +718,16 @@ class Settings:
     smtp_port: int = 0
     smtp_security: str = "ssl"
     smtp_timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        mode: object = self.require_liveness
+        if isinstance(mode, bool):
+            object.__setattr__(self, "require_liveness", "blink" if mode else "off")
+        elif mode not in LIVENESS_MODES:
+            raise ConfigError(
+                f"ATTENDANCE_REQUIRE_LIVENESS: expected one of {', '.join(LIVENESS_MODES)}, "
+                f"got {mode!r}"
+            )
 
     def __repr__(self) -> str:  # never print secrets
         shown = {

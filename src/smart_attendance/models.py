@@ -293,7 +293,9 @@ class StudentStats:
 @dataclass(frozen=True)
 class MarkResult:
     """One student marked (or found already marked) in one class period by a scan. A student
-    seen outside every period has ``attendance`` None (a sighting, not a mark)."""
+    seen outside every period has ``attendance`` None (a sighting, not a mark).
+    ``display_name``: the name to greet them with (the registry's display name, else
+    ``name``)."""
 
     name: str
     attendance: str | None  # Present | Late | None
@@ -301,10 +303,12 @@ class MarkResult:
     time: str  # local HH:MM:SS of the (first) mark
     class_name: str | None = None
     period: str | None = None
+    display_name: str = ""
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
             "name": self.name,
+            "display_name": self.display_name or self.name,
             "attendance": self.attendance,
             "new": self.new,
             "time": self.time,
@@ -324,12 +328,78 @@ class MarkResult:
             str(body.get("time", "")),
             body.get("class"),
             body.get("period"),
+            str(body.get("display_name") or body["name"]),
         )
 
 
 RECOGNISED = "success"
 UNKNOWN = "unknown"
 LIVENESS_FAILED = "liveness_failed"
+
+# --- the liveness challenge (ATTENDANCE_REQUIRE_LIVENESS=challenge) -----------------------------
+
+BLINK = "blink"
+BLINK_TWICE = "blink_twice"
+TURN_LEFT = "turn_left"  # the student's own left (the image's right, camera not mirrored)
+TURN_RIGHT = "turn_right"
+ACTIONS = (BLINK, BLINK_TWICE, TURN_LEFT, TURN_RIGHT)
+PROMPTS = {
+    BLINK: "Blink",
+    BLINK_TWICE: "Blink twice",
+    TURN_LEFT: "Turn your head to your left",
+    TURN_RIGHT: "Turn your head to your right",
+}
+# Why a scan's nonce was refused (``liveness_failed`` answers, nobody marked); the burst's own
+# reasons are ``recognition.challenge``'s (face_changed, action_missing:ACTION, ...).
+NONCE_MISSING = "nonce_missing"
+NONCE_UNKNOWN = "nonce_unknown"  # never issued, issued to another camera, or long purged
+NONCE_EXPIRED = "nonce_expired"
+NONCE_USED = "nonce_used"
+
+
+@dataclass(frozen=True)
+class LivenessChallenge:
+    """The answer to ``GET /liveness/challenge``: in ``challenge`` mode a one-use ``nonce``
+    and the ``actions`` to perform in order, valid until ``expires_at`` (UTC); in the other
+    modes (``blink``, ``off``) the mode alone."""
+
+    mode: str  # off | blink | challenge
+    nonce: str = field(default="", repr=False)
+    actions: tuple[str, ...] = ()
+    expires_in: float = 0.0  # seconds, from the answer
+    expires_at: datetime | None = None  # UTC
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The actions in plain words, for the camera's screen."""
+        return tuple(PROMPTS.get(action, action) for action in self.actions)
+
+    def to_json(self) -> dict[str, object]:
+        if self.mode != "challenge":
+            return {"mode": self.mode}
+        expires_at = self.expires_at or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return {
+            "mode": self.mode,
+            "nonce": self.nonce,
+            "actions": list(self.actions),
+            "prompts": list(self.prompts),
+            "expires_in": round(self.expires_in, 3),
+            "expires_at": expires_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> LivenessChallenge:
+        mode = str(body.get("mode") or "off")
+        if mode != "challenge":
+            return cls(mode)
+        raw_at = body.get("expires_at")
+        return cls(
+            mode,
+            str(body.get("nonce") or ""),
+            tuple(str(a) for a in body.get("actions") or ()),
+            float(body.get("expires_in") or 0.0),
+            datetime.fromisoformat(str(raw_at)) if raw_at else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,35 @@ attendance service, counts unknown faces for the intruder service, queues uncert
 unknown although a student was near) for review, and brings the CSV files up to date. Answers a
 typed ``Recognition``; the web app turns it into the original's JSON, where an uncertain face
 is unknown like any other (its candidate is never answered).
+
+With ``ATTENDANCE_REQUIRE_LIVENESS=challenge`` it also hands out challenges (``challenge``: a
+one-use nonce, stored hashed in the database, and random actions) and uses a scan's nonce up
+before anything else: a scan without a valid one is ``liveness_failed`` and marks nobody.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta, timezone
 
 from ..engine import imaging
 from ..errors import BadRequestError
-from ..models import LIVENESS_FAILED, RECOGNISED, UNKNOWN, Recognition
+from ..models import (
+    LIVENESS_FAILED,
+    NONCE_MISSING,
+    NONCE_UNKNOWN,
+    RECOGNISED,
+    UNKNOWN,
+    LivenessChallenge,
+    MarkResult,
+    Recognition,
+)
 from ..people.service import EnrolmentService
+from ..recognition.challenge import draw_actions
 from ..recognition.service import RecognitionService
 from .files import CsvFiles
 from .intruders import IntruderService
@@ -26,6 +44,8 @@ CAMERA_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 EVENT_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 MAX_BURST = 60
 DEFAULT_FPS = 25.0
+NONCE_BYTES = 24  # secrets.token_urlsafe(24): 192 bits, 32 characters
+NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")  # a longer or odd one is none of ours
 
 
 def check_camera(camera: str | None) -> str:
@@ -49,6 +69,11 @@ def check_fps(fps: float | None) -> float:
     if not 1 <= fps <= 240:
         raise BadRequestError("fps must be a number from 1 to 240")
     return float(fps)
+
+
+def nonce_digest(nonce: str) -> str:
+    """What the database keeps of a nonce: its SHA-256."""
+    return hashlib.sha256(nonce.encode("ascii")).hexdigest()
 
 
 class ScanService:
@@ -76,12 +101,15 @@ class ScanService:
         fps: float | None = None,
         captured_at: str | None = None,
         key_name: str = "",
+        nonce: str | None = None,
     ) -> Recognition:
         """Recognise every face in the frames, mark known students, watch for intruders
         (``key_name``: the camera key that sent the scan, kept with its marks).
 
         Several frames are a burst in time order (``fps`` frames a second, default 25); with
-        ``ATTENDANCE_REQUIRE_LIVENESS`` only students whose face blinks in the burst are marked.
+        ``ATTENDANCE_REQUIRE_LIVENESS`` only students whose face blinks in the burst are marked;
+        in challenge mode, only with the ``nonce`` of a challenge issued to this camera and key
+        (used up here, whatever the outcome), and only students who perform its actions.
         Uncertain faces of the best frame go to the review queue and do not count toward the
         intruder streak; queuing them never fails the scan.
         """
@@ -96,7 +124,12 @@ class ScanService:
             raise BadRequestError(f"a burst has at most {MAX_BURST} frames")
         settings = self.attendance.settings  # the request's pixel budget, from headers only
         imaging.request_pixels(frames, settings.max_image_pixels, settings.max_request_pixels)
-        sighting = self.recognition.look(frames, self.enrolment.current(), fps)
+        actions: tuple[str, ...] = ()
+        if self.recognition.liveness == "challenge":
+            actions, refused = self._use_nonce(nonce, camera, key_name)
+            if refused:
+                return Recognition(LIVENESS_FAILED, (), reason=refused)
+        sighting = self.recognition.look(frames, self.enrolment.current(), fps, actions)
         if sighting.uncertain:
             self.review.record(camera, seen_at, frames[sighting.best], sighting.uncertain)
         if sighting.status == UNKNOWN:
@@ -111,4 +144,58 @@ class ScanService:
         )
         if any(mark.new for mark in marks):
             self.files.update(seen_at.date())
-        return Recognition(RECOGNISED, sighting.faces, tuple(marks))
+        return Recognition(RECOGNISED, sighting.faces, self._with_display_names(marks))
+
+    def _with_display_names(self, marks: Sequence[MarkResult]) -> tuple[MarkResult, ...]:
+        """The marks with the name to greet each student with (the registry's display name,
+        else their name)."""
+        names: dict[str, str] = {}
+        for mark in marks:
+            if mark.name not in names:
+                row = self.attendance.store.student(mark.name)
+                names[mark.name] = (row.display_name if row else "") or mark.name
+        return tuple(replace(mark, display_name=names[mark.name]) for mark in marks)
+
+    def challenge(self, camera: str | None, key_name: str = "") -> LivenessChallenge:
+        """What a camera must do before its next scan (``GET /liveness/challenge``): in
+        challenge mode a new nonce for ``camera`` and the key ``key_name``, valid
+        ``ATTENDANCE_CHALLENGE_SECONDS`` for one scan, and its random actions; otherwise the
+        mode alone (``blink`` or ``off``)."""
+        if not (camera or "").strip():
+            raise BadRequestError("say which camera asks: GET /liveness/challenge?camera=ID")
+        camera = check_camera(camera)
+        mode = self.recognition.liveness
+        if mode != "challenge":
+            return LivenessChallenge(mode)
+        settings = self.attendance.settings
+        nonce = secrets.token_urlsafe(NONCE_BYTES)
+        actions = draw_actions()
+        issued = self.attendance.clock().astimezone(timezone.utc)
+        expires = issued + timedelta(seconds=settings.challenge_seconds)
+        self.attendance.store.issue_challenge(
+            nonce_digest(nonce),
+            camera,
+            key_name,
+            actions,
+            issued.replace(tzinfo=None),
+            expires.replace(tzinfo=None),
+        )
+        return LivenessChallenge(mode, nonce, actions, settings.challenge_seconds, expires)
+
+    def _use_nonce(
+        self, nonce: str | None, camera: str, key_name: str
+    ) -> tuple[tuple[str, ...], str | None]:
+        """The actions of the challenge ``nonce`` (used up now), or why there are none:
+        ``nonce_missing``, ``nonce_unknown``, ``nonce_expired`` or ``nonce_used``."""
+        nonce = (nonce or "").strip()
+        if not nonce:
+            return (), NONCE_MISSING
+        if not NONCE_RE.match(nonce):
+            return (), NONCE_UNKNOWN
+        now = self.attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+        used = self.attendance.store.use_challenge(nonce_digest(nonce), camera, key_name, now)
+        if used.refused:
+            return (), used.refused
+        if not used.actions:  # a row that lost its actions: nothing to check against
+            return (), NONCE_UNKNOWN
+        return used.actions, None

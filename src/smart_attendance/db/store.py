@@ -36,6 +36,7 @@ from sqlalchemy.pool import NullPool
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome, Sealer
 from .badges import BadgeQueries
+from .challenges import ChallengeQueries
 from .keys import KeyQueries
 from .notify import notify
 from .privacy import PrivacyQueries
@@ -176,6 +177,7 @@ class Store(
     RetentionQueries,
     KeyQueries,
     StreakQueries,
+    ChallengeQueries,
 ):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool).
     ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one

@@ -283,3 +283,17 @@ timetables = Table(
     Column("text", Text, nullable=False),  # the file's TOML, or "HH:MM+grace" for the default
     Column("default_late", Integer, nullable=False),  # ATTENDANCE_LATE_AFTER_MINUTES then
 )
+
+liveness_challenges = Table(
+    "liveness_challenges",  # GET /liveness/challenge: one-use nonces, shared by every server
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # the nonce is never stored: only its SHA-256, like a badge's token
+    Column("nonce_sha256", String(64), nullable=False, unique=True),
+    Column("camera", String(64), nullable=False),
+    Column("key_name", String(64), nullable=False),  # the key that asked ("": the admin key)
+    Column("actions", String(128), nullable=False),  # comma-separated, in order
+    Column("issued_at", DateTime, nullable=False),  # UTC
+    Column("expires_at", DateTime, nullable=False, index=True),  # UTC
+    Column("used_at", DateTime, nullable=True),  # UTC; set by the one scan that used it
+)

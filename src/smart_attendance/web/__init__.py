@@ -2,7 +2,10 @@
 
 Routes (compatible with the original project's clients):
 
-* ``POST /recognize``  header ``X-API-KEY``, multipart field ``image`` (one or more parts)
+* ``POST /recognize``  header ``X-API-KEY``, multipart field ``image`` (one or more parts);
+  with ``ATTENDANCE_REQUIRE_LIVENESS=challenge`` a field ``nonce`` (or ``X-Liveness-Nonce``)
+* ``GET /liveness/challenge?camera=ID``  header ``X-API-KEY``: the liveness mode, and in
+  challenge mode a one-use nonce with the actions the next scan must show
 * ``GET /statistics``  header ``X-API-KEY``
 * ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
@@ -70,7 +73,7 @@ UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")  # replaced in a downloaded f
 # Routes without a key; and what a camera key opens (people/keys.py). Every other route of the
 # API needs the admin key (API_SECRET_KEY): a camera key there is a 403.
 OPEN_ROUTES = frozenset({"health", "static", "openapi"})  # openapi: GET /openapi.json
-CAMERA_ROUTES = frozenset({"recognize", "badges.checkin"})
+CAMERA_ROUTES = frozenset({"recognize", "liveness_challenge", "badges.checkin"})
 
 # (exception type, HTTP status, "status" field); the first matching row wins.
 ERROR_STATUS: tuple[tuple[type[AttendanceError], int, str], ...] = (
@@ -184,7 +187,8 @@ def create_app(services: Services) -> Flask:
         if not holder.is_admin and request.endpoint not in CAMERA_ROUTES:
             return _error(
                 "forbidden",
-                "a camera key opens the camera's routes only (POST /recognize, POST /checkin); "
+                "a camera key opens the camera's routes only (POST /recognize, POST /checkin, "
+                "GET /liveness/challenge); "
                 "this one needs the admin key",
                 403,
             )
@@ -208,6 +212,7 @@ def create_app(services: Services) -> Flask:
         except ValueError:
             return _error("bad_request", "fps must be a number", 400)
         captured_at = request.form.get("captured_at") or request.headers.get("X-Captured-At")
+        nonce = request.form.get("nonce") or request.headers.get("X-Liveness-Nonce")
         result = services.scans.recognize(
             frames,
             camera=camera,
@@ -215,8 +220,17 @@ def create_app(services: Services) -> Flask:
             fps=fps,
             captured_at=captured_at,
             key_name=g.get("key_name", ""),
+            nonce=nonce,
         )
         return jsonify(result.to_json())
+
+    @app.get("/liveness/challenge")
+    def liveness_challenge() -> Any:
+        # A new nonce at every call: never cached by a proxy or the client's HTTP library.
+        challenge = services.scans.challenge(request.args.get("camera"), g.get("key_name", ""))
+        response = jsonify(challenge.to_json())
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/statistics")
     def statistics() -> Any:

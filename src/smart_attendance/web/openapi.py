@@ -130,8 +130,13 @@ SCHEMAS: dict[str, Schema] = {
         reason={"type": "string", "description": "face_too_small: too small to trust"},
     ),
     "Mark": _obj(
-        ("name", "attendance", "new", "time"),
+        ("name", "display_name", "attendance", "new", "time"),
         name=STRING,
+        display_name={
+            "type": "string",
+            "description": "The name to greet the student with: the registry's display name, "
+            "else name",
+        },
         attendance={"type": ["string", "null"], "enum": ["Present", "Late", None]},
         new={"type": "boolean", "description": "The first mark of this period"},
         time={"type": "string", "description": "Local HH:MM:SS of the (first) mark"},
@@ -150,7 +155,10 @@ SCHEMAS: dict[str, Schema] = {
             faces={"type": "array", "items": _ref("Face")},
             reason=_nullable(
                 "string",
-                description="no_face, face_too_small, unknown_face; or why liveness failed",
+                description="no_face, face_too_small, unknown_face; or why liveness failed: "
+                "no blink seen (blink mode); nonce_missing, nonce_unknown, nonce_expired, "
+                "nonce_used, face_changed, action_missing:ACTION, actions_out_of_order "
+                "(challenge mode)",
             ),
         ),
         "oneOf": [
@@ -162,6 +170,42 @@ SCHEMAS: dict[str, Schema] = {
                 "properties": {"status": {"enum": ["unknown", "liveness_failed"]}},
                 "required": ["reason"],
             },
+        ],
+    },
+    "Challenge": {
+        **_obj(
+            ("mode",),
+            mode={"type": "string", "enum": ["off", "blink", "challenge"]},
+            nonce={
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]{16,128}$",
+                "description": "Send it with the next scan (form field nonce): once, before "
+                "it expires, from the same camera with the same key",
+            },
+            actions={
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": ["blink", "blink_twice", "turn_left", "turn_right"],
+                },
+                "minItems": 1,
+                "maxItems": 2,
+                "description": "To perform in this order; turn_left is the student's own left",
+            },
+            prompts={
+                "type": "array",
+                "items": STRING,
+                "description": "The actions in plain words, same order",
+            },
+            expires_in={"type": "number", "minimum": 0, "description": "Seconds"},
+            expires_at={"type": "string", "description": "UTC, ISO 8601"},
+        ),
+        "oneOf": [
+            {
+                "properties": {"mode": {"const": "challenge"}},
+                "required": ["nonce", "actions", "prompts", "expires_in", "expires_at"],
+            },
+            {"properties": {"mode": {"enum": ["off", "blink"]}}},
         ],
     },
     "Health": _obj(
@@ -385,11 +429,18 @@ SCAN_FORM = _obj(
     event_id=EVENT_ID,
     fps={"type": "number", "minimum": 1, "maximum": 240, "description": "The burst's frame rate"},
     captured_at=CAPTURED_AT,
+    nonce={
+        "type": "string",
+        "maxLength": 200,
+        "description": "ATTENDANCE_REQUIRE_LIVENESS=challenge: the nonce of GET "
+        "/liveness/challenge (required then, usable once)",
+    },
 )
 SCAN_HEADERS = [
     _header("X-Camera-Id", "The camera (when the form has no camera)", CAMERA),
     _header("X-Event-Id", "The scan's id: a resend never marks twice", EVENT_ID),
     _header("X-Captured-At", "The capture time (when the form has none)", CAPTURED_AT),
+    _header("X-Liveness-Nonce", "The challenge's nonce (when the form has none)", STRING),
 ]
 
 # --- the error answers --------------------------------------------------------------------------
@@ -475,6 +526,24 @@ def _paths() -> dict[str, Schema]:
                 scan,
                 parameters=SCAN_HEADERS,
                 body=_body(SCAN_FORM, "multipart/form-data", encoding=IMAGE_ENCODING),
+                tag="camera",
+            )
+        },
+        "/liveness/challenge": {
+            "get": _operation(
+                "What the camera's next scan must show: the liveness mode, and in challenge "
+                "mode a one-use nonce and one or two actions",
+                {"200": _json(_ref("Challenge"), "The mode (and the challenge)")},
+                ("400", "503", *KEYED),
+                parameters=[
+                    {
+                        "name": "camera",
+                        "in": "query",
+                        "required": True,
+                        "description": "The camera that will send the scan",
+                        "schema": CAMERA,
+                    }
+                ],
                 tag="camera",
             )
         },
@@ -694,7 +763,7 @@ def document() -> dict[str, Any]:
                     "in": "header",
                     "name": KEY_HEADER,
                     "description": "API_SECRET_KEY (every route), or a camera key "
-                    "(POST /recognize and POST /checkin only)",
+                    "(POST /recognize, POST /checkin and GET /liveness/challenge only)",
                 }
             },
             "schemas": SCHEMAS,
