@@ -129,7 +129,12 @@ def run_client(kit: Kit, frames: Path, queue: Path) -> list[str]:
         drain_s=10,
     )
     session = session_to(AppTransport(kit.client))
-    assert client_app.run(options, echo=said.append, session=session, clock=kit.clock) == 0
+    assert (
+        client_app.run(
+            options, echo=said.append, session=session, clock=kit.clock, note=lambda _line: None
+        )
+        == 0
+    )
     return said
 
 
@@ -236,6 +241,7 @@ def test_checkin_marks_like_a_face_and_a_resend_marks_once(school_on_db: Kit) ->
         "marks": [
             {
                 "name": "ana_lima",
+                "display_name": "ana_lima",
                 "attendance": "Present",
                 "new": True,
                 "time": "08:55:00",

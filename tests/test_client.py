@@ -8,13 +8,16 @@ client command on a real clip against a real server process, and its window on X
 
 from __future__ import annotations
 
+import copy
 import csv
+import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -141,6 +144,11 @@ def client(kit: Kit, tmp_path: Path) -> Iterator[Client]:
     made.close()
 
 
+def _m(mark: MarkResult | None) -> tuple[str, str | None, bool, str] | None:
+    """A mark's name, attendance, new and time (not its class or display name)."""
+    return None if mark is None else (mark.name, mark.attendance, mark.new, mark.time)
+
+
 def _local(hh: int, mm: int, day: datetime = MONDAY_0855) -> datetime:
     return day.replace(hour=hh, minute=mm, second=0, microsecond=0)
 
@@ -184,7 +192,7 @@ def test_a_queued_scan_is_sent_answered_and_removed(client: Client) -> None:
     [(answered, answer)] = client.answers
     assert answered == scan
     assert answer.status == "success"
-    assert answer.marks == (MarkResult("ana_lima", "Present", True, "08:50:00"),)
+    assert [_m(m) for m in answer.marks] == [("ana_lima", "Present", True, "08:50:00")]
     assert [face.name for face in answer.faces] == ["ana_lima"]
     assert not scan.folder.exists()
     # The form fields arrived: the camera id, the capture time (not the time it was sent).
@@ -232,10 +240,15 @@ def test_scans_stay_queued_while_offline_and_are_sent_after_a_restart(
         window=False,
         drain_s=0,
     )
-    assert client_app.run(options, echo=said.append, session=session_to(down)) == 0
+    notes: list[str] = []
+    assert client_app.run(options, said.append, session_to(down), note=notes.append) == 0
     assert said == [
         "4 queued scan(s) from before will be sent.",
         f"4 scan(s) still queued in {queue}; they will be sent on the next start.",
+    ]
+    assert notes == [
+        "client stopped: 0 blink(s) seen, 0 scan(s) queued; 0 sent, 0 refused, 0 quarantined, "
+        f"4 still queued (queue: {queue})"
     ]
     assert len(Outbox(queue)) == 4
 
@@ -244,10 +257,15 @@ def test_scans_stay_queued_while_offline_and_are_sent_after_a_restart(
     said.clear()
     options.drain_s = 10
     back = session_to(AppTransport(kit.client))
-    assert client_app.run(options, echo=said.append, session=back) == 0
+    notes.clear()
+    assert client_app.run(options, said.append, back, note=notes.append) == 0
     assert said[0] == "4 queued scan(s) from before will be sent."
     assert said[1:] == ["ana_lima: Present (new)"] + ["ana_lima: Present (already marked)"] * 3
     assert Outbox(queue).pending() == []
+    assert notes == [
+        "client stopped: 0 blink(s) seen, 0 scan(s) queued; 4 sent, 0 refused, 0 quarantined, "
+        f"0 still queued (queue: {queue})"
+    ]
     # Marked once, not once per scan or resend, at the capture time from the outage.
     [mark] = kit.services.store.marks_on(MONDAY_0855.date())
     assert (mark.status, f"{mark.seen_at:%H:%M:%S}") == ("Present", "08:50:00")
@@ -261,15 +279,15 @@ def test_a_resend_of_the_same_event_never_marks_twice(tmp_path: Path) -> None:
     try:
         scan = client.queue(kit.probe("ana_lima"), at=_local(8, 50))
         shutil.copytree(scan.folder, scan.folder.with_name(scan.folder.name + "_copy"))
-        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:55:00")
+        assert _m(client.send_one().first) == ("ana_lima", "Present", True, "08:55:00")
         kit.clock.advance(days=1)
         again = client.send_one()  # the same event, received the next day
-        assert again.first == MarkResult("ana_lima", "Present", False, "08:55:00")
+        assert _m(again.first) == ("ana_lima", "Present", False, "08:55:00")
         tuesday = (MONDAY_0855 + timedelta(days=1)).date()
         assert kit.services.store.marks_on(tuesday) == []
         # A new scan that day is a new event: marked.
         client.queue(kit.probe("ana_lima", seed=1), at=_local(8, 50))
-        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:55:00")
+        assert _m(client.send_one().first) == ("ana_lima", "Present", True, "08:55:00")
         assert len(kit.services.store.marks_on(tuesday)) == 1
         assert client.outbox.pending() == []
     finally:
@@ -289,7 +307,7 @@ def test_a_refused_key_keeps_scans_queued(kit: Kit, tmp_path: Path) -> None:
         wrong.close()
     fixed = Client(kit, tmp_path / "queue")  # the key is corrected, the client restarted
     try:
-        assert fixed.send_one().first == MarkResult("ana_lima", "Present", True, "08:50:00")
+        assert _m(fixed.send_one().first) == ("ana_lima", "Present", True, "08:50:00")
         assert fixed.uploader.state == "online"
     finally:
         fixed.close()
@@ -305,7 +323,7 @@ def test_a_server_still_enrolling_keeps_scans_and_a_refused_scan_is_kept_aside(
         assert not client.uploader.send(scan)  # 503 "starting": try again later
         assert client.uploader.state == "busy" and client.outbox.pending() == [scan]
         kit.services.enrolment.enroll()
-        assert client.send_one().first == MarkResult("ana_lima", "Present", True, "08:50:00")
+        assert _m(client.send_one().first) == ("ana_lima", "Present", True, "08:50:00")
         # A scan the server refuses (400) has its final answer: it is not sent forever, and
         # it is kept aside in rejected/, not deleted.
         client.queue(kit.probe("ben_ito"), at=_local(8, 51), camera="door 9!")
@@ -331,12 +349,14 @@ def test_result_cards_for_the_servers_answers(client: Client) -> None:
     client.queue(kit.stranger(), at=_local(9, 21))
     client.queue(kit.analyzer.add(b"an empty corridor"), at=_local(9, 22))
     cards = [hud.result_card(client.send_one()) for _ in range(5)]
+    # Plain words, and students by their display names (the folder name made readable when
+    # the registry has none).
     assert cards == [
-        {"title": "ana_lima", "detail": "Present", "kind": "present"},
-        {"title": "ana_lima", "detail": "Present (already marked)", "kind": "present"},
-        {"title": "ben_ito", "detail": "Late", "kind": "late"},
-        {"title": "Unknown", "detail": "unknown_face", "kind": "unknown"},
-        {"title": "Unknown", "detail": "no_face", "kind": "unknown"},
+        {"title": "Ana Lima", "detail": "Present", "kind": "present"},
+        {"title": "Ana Lima", "detail": "Present (already marked)", "kind": "present"},
+        {"title": "Ben Ito", "detail": "Late", "kind": "late"},
+        {"title": "Not recognised", "detail": "Ask your teacher", "kind": "unknown"},
+        {"title": "No face seen", "detail": "Look at the camera and try again", "kind": "unknown"},
     ]
 
 
@@ -355,18 +375,14 @@ def test_result_cards_when_liveness_is_required(tmp_path: Path) -> None:
         client.queue(*burst, at=_local(8, 53), fps=25)
         answers = [client.send_one() for _ in range(4)]
         assert [hud.result_card(a) for a in answers] == [
-            {
-                "title": "Please blink",
-                "detail": "send a burst of frames around a blink",
-                "kind": "unknown",
-            },
-            {"title": "Please blink", "detail": "no blink seen in the burst", "kind": "unknown"},
-            {"title": "Please blink", "detail": "no blink seen in the burst", "kind": "unknown"},
-            {"title": "ana_lima", "detail": "Present", "kind": "present"},
+            {"title": "Please blink", "detail": "No blink was seen: try again", "kind": "unknown"},
+            {"title": "Please blink", "detail": "No blink was seen: try again", "kind": "unknown"},
+            {"title": "Please blink", "detail": "No blink was seen: try again", "kind": "unknown"},
+            {"title": "Ana Lima", "detail": "Present", "kind": "present"},
         ]
         assert [a.status for a in answers] == ["liveness_failed"] * 3 + ["success"]
         assert all(face.name is None for a in answers[:3] for face in a.faces)  # no name leaks
-        assert answers[3].first == MarkResult("ana_lima", "Present", True, "08:53:00")
+        assert _m(answers[3].first) == ("ana_lima", "Present", True, "08:53:00")
     finally:
         client.close()
         kit.services.close()
@@ -481,9 +497,296 @@ def test_hud_draws_panels_box_meter_and_card() -> None:
     assert out[5:40, 5:200].mean() < 100  # the dark status panel
     assert (out[120:125, 220:240] == hud.GREEN).all(axis=-1).any()  # face bracket
     assert (out[:, 426:436] == hud.GREEN).all(axis=-1).sum() > 50  # the eye meter, filled
-    assert (out[:80, 300:] == hud.AMBER).all(axis=-1).any()  # the Late card's border
+    card = hud.layout(640, 480).card
+    where = (slice(card.y1, card.y2), slice(card.x1, card.x2))
+    assert (out[where] == hud.AMBER).all(axis=-1).any()  # the Late card's border
     state.t = 5.0  # the card is gone after its time
-    assert not (hud.draw(frame, state)[:80, 300:] == hud.AMBER).all(axis=-1).any()
+    assert not (hud.draw(frame, state)[where] == hud.AMBER).all(axis=-1).any()
+
+
+# --- the scanner: the server's challenge, blink mode, frame rates, the key -----------------------
+
+FACE = Box(200, 100, 440, 340)  # alone, close enough: "ready"
+
+
+class ScriptedFace:
+    """The client's face engine without dlib: one face at ``FACE`` in every frame (none where
+    ``script`` says None); ``landmarks`` hands the frame's (ear, yaw) to the patched ratios."""
+
+    script: ClassVar[list[tuple[float, float] | None]] = []
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        self.frame = -1
+
+    def detect(self, _image: np.ndarray, _params: object) -> list[Box]:
+        self.frame += 1
+        return [] if self.script[self.frame] is None else [FACE]
+
+    def landmarks(self, _image: np.ndarray, _box: Box) -> tuple[float, float] | None:
+        return self.script[self.frame]
+
+
+class ChallengeServer(HTTPAdapter):
+    """A server in challenge mode, as the contract says: ``GET /liveness/challenge`` answers
+    ``challenge`` (or ``status`` when set: 404 for an older server), ``POST /recognize``
+    records the form and answers ``answer``; ``down``: no connection."""
+
+    def __init__(self, challenge: dict[str, Any] | None = None, status: int = 200) -> None:
+        super().__init__()
+        self.challenge = challenge
+        self.status = status
+        self.down = False
+        self.asked = 0
+        self.posts: list[tuple[dict[str, str], int]] = []  # form fields, image count
+        self.answer: dict[str, Any] = {
+            "status": "success",
+            "name": "greg_hall",
+            "marks": [
+                {
+                    "name": "greg_hall",
+                    "display_name": "Gregory Hall",
+                    "attendance": "Present",
+                    "new": True,
+                    "time": "08:50:00",
+                }
+            ],
+        }
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise requests.ConnectionError("refused", request=request)
+        url = urlsplit(request.url or "")
+        if url.path == "/liveness/challenge":
+            self.asked += 1
+            return _json_response(request, self.status, self.challenge or {"mode": "blink"})
+        body = request.body if isinstance(request.body, bytes) else b""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        header = f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(header + body)
+        form: dict[str, str] = {}
+        images = 0
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name == "image":
+                images += 1
+            else:
+                form[str(name)] = str(part.get_content()).strip()
+        self.posts.append((form, images))
+        return _json_response(request, 200, self.answer)
+
+
+def _json_response(request: requests.PreparedRequest, status: int, body: Any) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+    response._content = json.dumps(body).encode()
+    response.request = request
+    return response
+
+
+TURN_THEN_BLINK = {
+    "mode": "challenge",
+    "nonce": "n-0123",
+    "actions": ["turn_left", "blink"],
+    "prompts": ["Turn your head to your left", "Blink"],
+    "expires_in": 20.0,
+    "expires_at": "2026-11-23T08:00:20+00:00",
+}
+
+
+def _scanner(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: ChallengeServer,
+    script: list[tuple[float, float] | None],
+    fps: float = 25.0,
+    live: bool = False,
+) -> client_app.Scanner:
+    monkeypatch.setattr(ScriptedFace, "script", script)
+    monkeypatch.setattr(client_app, "FaceEngine", ScriptedFace)
+    monkeypatch.setattr(client_app, "eye_aspect_ratio", lambda p: p[0])
+    monkeypatch.setattr(client_app, "yaw_ratio", lambda p: p[1])
+    options = client_app.ClientOptions(
+        server=SERVER, key=API_KEY, camera="door-9", queue_dir=tmp_path / "queue", window=False
+    )
+    outbox = Outbox(options.queue_dir)
+    uploader = Uploader(outbox, SERVER, API_KEY, session=session_to(server))
+    return client_app.Scanner(options, outbox, uploader, fps, live=live)
+
+
+def _play(scanner: client_app.Scanner, frames: int, fps: float = 25.0) -> list[hud.HudState]:
+    """Feed ``frames`` frames at ``fps``; the HUD state after each (a copy)."""
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    seen = []
+    for i in range(frames):
+        scanner.process(frame, i / fps)
+        scanner.asker.wait()  # the server's answer, before the next frame
+        seen.append(copy.deepcopy(scanner.state))
+    return seen
+
+
+def _turn_then_blink(start: int = 30) -> list[tuple[float, float] | None]:
+    """Facing the camera; from ``start`` the head turns to the student's left (the image's
+    right: positive yaw) and back; then a blink."""
+    script: list[tuple[float, float] | None] = [(0.30, 0.0)] * start
+    script += [(0.30, 0.1 * k) for k in range(1, 7)]  # up to 0.6
+    script += [(0.30, 0.6)] * 6 + [(0.30, 0.6 - 0.1 * k) for k in range(1, 7)]
+    script += [(0.30, 0.0)] * 20 + [(0.12, 0.0)] * 3 + [(0.30, 0.0)] * 40
+    return script
+
+
+def test_a_challenge_is_shown_followed_and_sent_with_its_nonce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ChallengeServer(TURN_THEN_BLINK)
+    script = _turn_then_blink()
+    scanner = _scanner(tmp_path, monkeypatch, server, script)
+    states = _play(scanner, len(script))
+    assert server.asked == 1  # asked once the face was steady, not on every frame
+    prompts = [s.prompt.action if s.prompt else None for s in states]
+    assert prompts.index("turn_left") < prompts.index("blink")
+    turn = states[prompts.index("turn_left")]
+    assert turn.prompt is not None and turn.prompt.words == "Turn your head to your left"
+    assert (turn.prompt.step, turn.prompt.steps) == (1, 2)
+    assert "blink_to_scan" not in [s.guidance for s in states]
+    # Queued with the nonce, once; then sent within the server's limits.
+    [scan] = scanner.outbox.pending()
+    assert scan.nonce == "n-0123" and scanner.challenges == 1 and scanner.scans == 1
+    assert scanner.uploader.send(scan)
+    [(form, images)] = server.posts
+    assert form["nonce"] == "n-0123" and form["camera"] == "door-9"
+    # From shortly before the turn to the blink's end: about 80 frames, every other one sent,
+    # at half the rate.
+    assert 30 <= images <= 60
+    assert float(form["fps"]) == pytest.approx(12.5)
+    # After it: "Checking" until the answer, which names the student by display name.
+    queued_at = next(
+        i for i, s in enumerate(states) if s.prompt is None and i > prompts.index("blink")
+    )
+    assert states[queued_at].result["title"] in ("Saved", "Checking...")
+    assert states[-1].guidance == "Done: next student, please"  # not "Blink to scan"
+    scanner.on_answer(scan, Recognition.from_json(server.answer))
+    assert scanner.state.result["title"] == "Gregory Hall"
+
+
+def test_a_challenge_not_done_in_time_is_said_and_a_new_one_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ChallengeServer({**TURN_THEN_BLINK, "expires_in": 5.0})  # 2 s after the margin
+    script: list[tuple[float, float] | None] = [(0.30, 0.0)] * 150  # never turns
+    scanner = _scanner(tmp_path, monkeypatch, server, script)
+    states = _play(scanner, len(script))
+    titles = [s.result.get("title") for s in states if s.card_showing()]
+    assert "Too slow" in titles
+    assert server.asked >= 2 and scanner.challenges_failed >= 1
+    assert scanner.outbox.pending() == []
+
+
+def test_an_older_server_means_blink_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = ChallengeServer(status=404)
+    script = _turn_then_blink()
+    scanner = _scanner(tmp_path, monkeypatch, server, script)
+    _play(scanner, len(script))
+    assert scanner.mode == "blink" and server.asked == 1
+    [scan] = scanner.outbox.pending()  # the blink queued a scan, without a nonce
+    assert scan.nonce is None and scanner.blinks == 1
+    assert scanner.uploader.send(scan)
+    assert "nonce" not in server.posts[0][0]
+
+
+def test_offline_in_challenge_mode_no_face_scan_is_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "queue").mkdir()
+    (tmp_path / "queue" / client_app.MODE_FILE).write_text("challenge\n")  # learnt before
+    server = ChallengeServer(TURN_THEN_BLINK)
+    server.down = True
+    script = _turn_then_blink()
+    scanner = _scanner(tmp_path, monkeypatch, server, script)
+    states = _play(scanner, len(script))
+    assert scanner.mode == "challenge" and scanner.blinks == 1
+    assert scanner.outbox.pending() == []  # a burst without a nonce would be refused
+    said = "Server offline: show your badge or see your teacher"
+    assert states[-1].guidance == said
+    server.down = False  # back: the next ask gets a challenge
+    more: list[tuple[float, float] | None] = [(0.30, 0.0)] * 100
+    ScriptedFace.script = script + more
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    for i in range(len(script), len(script) + 100):
+        scanner.process(frame, i / 25)
+        scanner.asker.wait()
+    assert scanner.follower is not None and scanner.state.prompt is not None
+
+
+def test_a_camera_slower_than_assumed_is_measured_and_warned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ChallengeServer(status=404)
+    script: list[tuple[float, float] | None] = [(0.30, 0.0)] * 40
+    scanner = _scanner(tmp_path, monkeypatch, server, script, fps=30.0, live=True)
+    with caplog.at_level(logging.WARNING):
+        states = _play(scanner, 40, fps=10.0)  # a webcam that delivers 10 frames a second
+    assert scanner.fps == pytest.approx(10.0) and scanner.detector.fps == pytest.approx(10.0)
+    assert states[-1].fps_warning == "camera 10 fps, not 30: using 10"
+    assert states[5].fps_warning == ""  # not before it is measured
+    warnings = [r.getMessage() for r in caplog.records if "frames a second" in r.getMessage()]
+    assert len(warnings) == 1 and "10.0 frames a second, not the 30" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("fps", "own", "live", "folder", "expected", "warned"),
+    [
+        (30.0, 10.0, False, False, 10.0, True),  # a video file: its own rate
+        (10.5, 10.0, False, False, 10.0, False),
+        (0.0, 10.0, False, False, 10.0, False),
+        (12.0, 0.0, False, False, 12.0, False),  # a file without a believable rate
+        (0.0, 1000.0, False, False, 25.0, False),
+        (5.0, 10.0, False, True, 5.0, False),  # a folder: --fps
+        (15.0, 30.0, True, False, 15.0, False),  # live: --fps, then measured
+    ],
+)
+def test_the_rate_assumed_at_the_start(
+    fps: float, own: float, live: bool, folder: bool, expected: float, warned: bool
+) -> None:
+    options = client_app.ClientOptions(fps=fps)
+    rate, warning = client_app.source_fps(options, own, live, folder)
+    assert rate == expected and bool(warning) == warned
+
+
+def test_the_key_generated_by_the_server_is_found_in_its_data_folder(tmp_path: Path) -> None:
+    from smart_attendance.config import Settings
+    from smart_attendance.errors import ConfigError
+
+    data = tmp_path / "data"
+    assert client_app.find_key(Settings(api_key="k" * 30, data_dir=data)) == (
+        "k" * 30,
+        "API_SECRET_KEY",
+    )
+    with pytest.raises(ConfigError, match=r"set API_SECRET_KEY .* no .*data/api_key"):
+        client_app.find_key(Settings(data_dir=data))
+    data.mkdir()
+    (data / "api_key").write_text("generated-by-serve-0123456789\n")
+    assert client_app.find_key(Settings(data_dir=data)) == (
+        "generated-by-serve-0123456789",
+        str(data / "api_key"),
+    )
+
+
+def test_the_client_command_uses_the_servers_key_in_the_same_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "api_key").write_text("generated-by-serve-0123456789\n")
+    missing = tmp_path / "x.mp4"
+    args = ("client", "--no-window", "--source", str(missing), "--server", "http://127.0.0.1:9")
+    result = _cli(tmp_path, monkeypatch, *args)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Using the server's key kept in {tmp_path / 'data' / 'api_key'}.",
+        f"Error: video file not found: {missing}",
+    ]
 
 
 # --- real: the client command, a real server, a real clip, a real window ----------------------
@@ -553,7 +856,8 @@ def test_client_marks_the_student_who_blinks(tmp_path: Path) -> None:
     marks = _marks(tmp_path / "data")
     assert [m["Name"] for m in marks] == ["speaker"]
     assert (tmp_path / "hud.mp4").stat().st_size > 100_000
-    assert list((tmp_path / "queue").iterdir()) == []
+    assert [p.name for p in (tmp_path / "queue").iterdir()] == [client_app.MODE_FILE]
+    assert (tmp_path / "queue" / client_app.MODE_FILE).read_text() == "blink\n"  # asked, learnt
 
 
 @pytest.mark.real

@@ -25,8 +25,8 @@ from smart_attendance.client import app as client_app
 from smart_attendance.client import hud
 from smart_attendance.client.outbox import Outbox, Scan
 from smart_attendance.client.uploader import Uploader
-from smart_attendance.models import MarkResult, Recognition
-from test_client import SERVER, AppTransport, NoFaceEngine, _local, _wall, session_to
+from smart_attendance.models import Recognition
+from test_client import SERVER, AppTransport, NoFaceEngine, _local, _m, _wall, session_to
 
 MONDAY = MONDAY_0855.date()
 
@@ -146,7 +146,7 @@ def test_a_refused_scan_is_kept_in_rejected_with_the_reason_and_the_next_is_sent
     kept.rename(door.outbox.root / kept.name)
     [again] = door.outbox.pending()
     assert again.event_id == bad.event_id and door.uploader.send(again)
-    assert door.answers[-1][1].first == MarkResult("ben_ito", "Present", True, "08:50:00")
+    assert _m(door.answers[-1][1].first) == ("ben_ito", "Present", True, "08:50:00")
     assert door.outbox.pending() == [] and door.outbox.rejected() == []
 
 
@@ -232,7 +232,7 @@ def test_a_503_on_one_scan_backs_it_off_while_the_next_is_sent(door: Door) -> No
     assert 1.0 <= waits <= 2.0  # the first back-off, with jitter
     door.now += 0.5  # the sender's short pause is over; the stuck scan is still backing off
     assert door.uploader.send_next() == "answered"
-    assert door.answers[-1][1].first == MarkResult("ben_ito", "Present", True, "08:51:00")
+    assert _m(door.answers[-1][1].first) == ("ben_ito", "Present", True, "08:51:00")
     assert door.uploader.send_next() is None  # nothing due
     # It fails again: a longer back-off. Then the server takes it.
     door.now += 2.0
@@ -242,7 +242,7 @@ def test_a_503_on_one_scan_backs_it_off_while_the_next_is_sent(door: Door) -> No
     del door.transport.answers[stuck.event_id]
     door.now += 4.0
     assert door.uploader.send_next() == "answered"
-    assert door.answers[-1][1].first == MarkResult("ana_lima", "Present", True, "08:50:00")
+    assert _m(door.answers[-1][1].first) == ("ana_lima", "Present", True, "08:50:00")
     assert door.outbox.pending() == [] and door.outbox.rejected() == []
 
 
@@ -327,14 +327,19 @@ def test_the_client_says_what_became_of_its_scans_when_it_stops(
         drain_s=10,
     )
     session = session_to(AppTransport(kit.client))
-    assert client_app.run(options, echo=said.append, session=session) == 0
+    notes: list[str] = []
+    with caplog.at_level(logging.INFO):
+        assert client_app.run(options, said.append, session, note=notes.append) == 0
     assert said[0] == "2 queued scan(s) from before will be sent."
     assert sorted(said[1:]) == [
         "ana_lima: Present (new)",
         "bad_request: camera id must be 1-64 letters, digits, '.', '_', ':' or '-'",
     ]
-    [summary] = [r for r in caplog.records if r.getMessage().startswith("client stopped")]
-    assert summary.levelno == logging.WARNING  # something was set aside: the command shows it
-    assert summary.getMessage() == (
-        f"client stopped: 1 sent, 1 rejected, 1 quarantined, 0 still queued (queue: {queue})"
+    # Printed by the command (on stderr), and in the log once.
+    expected = (
+        "client stopped: 0 blink(s) seen, 0 scan(s) queued; 1 sent, 1 refused, 1 quarantined, "
+        f"0 still queued (queue: {queue})"
     )
+    assert notes == [expected]
+    [summary] = [r for r in caplog.records if r.getMessage().startswith("client stopped")]
+    assert summary.getMessage() == expected

@@ -701,7 +701,18 @@ def report_log(limit: int, env_file: str | None) -> None:
     help="Seconds before the same face is scanned again.",
 )
 @click.option("--width", type=int, default=0, help="Resize frames to this width (0: as is).")
-@click.option("--fps", type=float, default=0.0, help="Frame rate to assume (0: the source's).")
+@click.option(
+    "--fps",
+    type=float,
+    default=0.0,
+    help="Frame rate to assume (0: the source's); a live camera's is measured, a video "
+    "file's own is used.",
+)
+@click.option(
+    "--no-mirror",
+    is_flag=True,
+    help="Show the preview as the camera sees it, not as a mirror.",
+)
 @click.option(
     "--drain",
     type=float,
@@ -720,23 +731,23 @@ def client(
     cooldown: float,
     width: int,
     fps: float,
+    no_mirror: bool,
     drain: float,
     env_file: str | None,
 ) -> None:
     """Camera client: blink to scan, with a HUD; queues scans on disk while offline."""
-    from ..client.app import ClientOptions, run
+    from ..client.app import ClientOptions, find_key, run
 
     settings = _settings(env_file, extra="client")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    if not settings.api_key:
-        raise click.ClickException(
-            "set API_SECRET_KEY to the server's key (see the server's "
-            "first start, or DATA_DIR/api_key on the server)"
-        )
+    with friendly_errors():
+        key, key_from = find_key(settings)
+    if key_from != "API_SECRET_KEY":
+        click.echo(f"Using the server's key kept in {key_from}.", err=True)
     options = ClientOptions(
         source=source,
         server=server or settings.server_url,
-        key=settings.api_key,
+        key=key,
         camera=camera or settings.camera_id,
         window=not no_window,
         record=record,
@@ -745,9 +756,10 @@ def client(
         width=width,
         fps=fps,
         drain_s=drain,
+        mirror=not no_mirror,
     )
     with friendly_errors():
-        code = run(options, echo=click.echo)
+        code = run(options, echo=click.echo, note=lambda line: click.echo(line, err=True))
     sys.exit(code)
 
 

@@ -4,7 +4,8 @@ and nothing is deleted that the server did not take.
 The queue folder (``--queue-dir``) holds::
 
     <capture time>_<event id>/      a queued scan: its JPEG frames, then scan.json, written last
-        scan.json                   event id, capture time, camera, fps, frame count (, badge)
+        scan.json                   event id, capture time, camera, fps, frame count (, badge,
+                                    the challenge's nonce)
         retry.json                  after a failed try: attempts, next_attempt_at, last_error
     rejected/<same name>/           scans the server refused, each with reason.json
     quarantine/<same name>/         entries that cannot be read (metadata missing or cut short,
@@ -54,6 +55,7 @@ class Scan:
     camera: str
     fps: float
     badge: str | None = None  # a badge's token: a check-in, without frames
+    nonce: str | None = None  # the server's liveness challenge this burst answers
 
     def frames(self) -> list[bytes]:
         return [p.read_bytes() for p in sorted(self.folder.glob("*.jpg"))]
@@ -141,6 +143,9 @@ def _meta(folder: Path) -> dict[str, Any] | Broken | None:
     badge = meta.get("badge")
     if badge is not None and (not isinstance(badge, str) or not badge):
         return Broken(f"{META} has a badge that is not a text")
+    nonce = meta.get("nonce")
+    if nonce is not None and (not isinstance(nonce, str) or not nonce):
+        return Broken(f"{META} has a nonce that is not a text")
     return meta
 
 
@@ -179,6 +184,7 @@ class Outbox:
         fps: float,
         captured_at: datetime | None = None,
         badge: str | None = None,
+        nonce: str | None = None,
     ) -> Scan:
         stamp = (captured_at or datetime.fromtimestamp(self.clock(), timezone.utc)).astimezone(
             timezone.utc
@@ -196,6 +202,8 @@ class Outbox:
         }
         if badge is not None:
             meta["badge"] = badge
+        if nonce is not None:
+            meta["nonce"] = nonce
         tmp.mkdir()
         try:
             for i, frame in enumerate(frames):
@@ -207,7 +215,7 @@ class Outbox:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _fsync_dir(self.root)
-        return Scan(final, event_id, meta["captured_at"], camera, float(fps), badge)
+        return Scan(final, event_id, meta["captured_at"], camera, float(fps), badge, nonce)
 
     def put_badge(self, token: str, camera: str, captured_at: datetime | None = None) -> Scan:
         """Queue a badge's check-in (its token, no frames)."""
@@ -253,6 +261,7 @@ class Outbox:
             meta["camera"],
             float(meta["fps"]),
             badge,
+            meta.get("nonce"),
         )
 
     def pending(self) -> list[Scan]:

@@ -87,6 +87,8 @@ class Uploader:
         self.state = "connecting"  # online | offline | busy | denied | wrong url
         self.sent = 0  # answered by the server this run
         self.rejected = 0  # refused by the server this run: moved to rejected/
+        # Students' display names as the server's answers gave them (folder name -> name).
+        self.display_names: dict[str, str] = {}
         self._pause_s = 0.5  # the whole sender's wait after a try with no final answer
         self._hold_until = float("-inf")  # no try before this (clock)
         # One keep-alive connection for every scan, instead of a TCP handshake per scan.
@@ -94,6 +96,11 @@ class Uploader:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uploader", daemon=True)
+
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session (also used to ask for liveness challenges)."""
+        return self._session
 
     def start(self) -> None:
         self._thread.start()
@@ -204,6 +211,7 @@ class Uploader:
             self.state = "online"
             self._pause_s, self._hold_until = 0.5, float("-inf")
             answer = Recognition.from_json(body)
+            self._learn_names(body)
             self.outbox.done(scan)
             self.sent += 1
             if self.on_answer:
@@ -278,6 +286,17 @@ class Uploader:
             self.on_answer(scan, answer)
         return REJECTED
 
+    def _learn_names(self, body: dict[str, Any]) -> None:
+        """Keep the display names of the students an answer names (``marks[].display_name``;
+        the top-level ``display_name`` for the first)."""
+        marks = body.get("marks")
+        entries = [m for m in marks if isinstance(m, dict)] if isinstance(marks, list) else []
+        for entry in [*entries, body]:
+            name, shown = entry.get("name"), entry.get("display_name")
+            # A display name equal to the folder name is none (the server sends one always).
+            if isinstance(name, str) and isinstance(shown, str) and shown.strip() not in ("", name):
+                self.display_names[name] = shown.strip()
+
     @staticmethod
     def _json(response: requests.Response) -> dict[str, Any] | None:
         """The server's JSON answer (an object), or None."""
@@ -308,6 +327,8 @@ class Uploader:
             "captured_at": scan.captured_at,
             "fps": f"{scan.fps:g}",
         }
+        if scan.nonce is not None:
+            form["nonce"] = scan.nonce
         return self._session.post(
             self.url, files=files, data=form, headers=headers, timeout=self.timeout_s
         )
