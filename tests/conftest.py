@@ -9,6 +9,7 @@ client. Real components (marked ``real``): faces from ../shared/faces, dlib in t
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import signal
@@ -589,3 +590,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     base = str(config.option.basetemp or "")
     if not hasattr(config, "workerinput") and base.startswith("/dev/shm/smart-attendance-tests-"):
         shutil.rmtree(base, ignore_errors=True)
+
+
+def json_response(request: Any, status: int, body: Any) -> Any:
+    """A ``requests.Response`` with a JSON body, answering ``request``: what a fake transport
+    adapter (a server in trouble, a challenge) returns to the camera client."""
+    import requests
+    from requests.structures import CaseInsensitiveDict
+
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+    response._content = json.dumps(body).encode()
+    response.request = request
+    return response
+
+
+# A challenge as the server hands it out (GET /liveness/challenge), for the client's tests.
+TURN_THEN_BLINK = {
+    "mode": "challenge",
+    "nonce": "n-0123",
+    "actions": ["turn_left", "blink"],
+    "prompts": ["Turn your head to your left", "Blink"],
+    "expires_in": 20.0,
+    "expires_at": "2026-11-23T08:00:20+00:00",
+}

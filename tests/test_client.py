@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import logging
 import os
 import shutil
@@ -31,9 +30,11 @@ from requests.structures import CaseInsensitiveDict
 from conftest import (
     API_KEY,
     MONDAY_0855,
+    TURN_THEN_BLINK,
     Kit,
     ServerProcess,
     free_port,
+    json_response,
     make_kit,
     require_faces,
     run_cli,
@@ -558,7 +559,7 @@ class ChallengeServer(HTTPAdapter):
         url = urlsplit(request.url or "")
         if url.path == "/liveness/challenge":
             self.asked += 1
-            return _json_response(request, self.status, self.challenge or {"mode": "blink"})
+            return json_response(request, self.status, self.challenge or {"mode": "blink"})
         body = request.body if isinstance(request.body, bytes) else b""
         from email.parser import BytesParser
         from email.policy import HTTP
@@ -574,26 +575,7 @@ class ChallengeServer(HTTPAdapter):
             else:
                 form[str(name)] = str(part.get_content()).strip()
         self.posts.append((form, images))
-        return _json_response(request, 200, self.answer)
-
-
-def _json_response(request: requests.PreparedRequest, status: int, body: Any) -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-    response._content = json.dumps(body).encode()
-    response.request = request
-    return response
-
-
-TURN_THEN_BLINK = {
-    "mode": "challenge",
-    "nonce": "n-0123",
-    "actions": ["turn_left", "blink"],
-    "prompts": ["Turn your head to your left", "Blink"],
-    "expires_in": 20.0,
-    "expires_at": "2026-11-23T08:00:20+00:00",
-}
+        return json_response(request, 200, self.answer)
 
 
 def _scanner(

@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 import requests
-from requests.structures import CaseInsensitiveDict
 
-from conftest import API_KEY, MONDAY_0855, Kit
+from conftest import API_KEY, MONDAY_0855, Kit, json_response
 from smart_attendance.client import app as client_app
 from smart_attendance.client import hud
 from smart_attendance.client.outbox import Outbox, Scan
@@ -45,12 +44,7 @@ class Canned(AppTransport):
         for event_id, (code, answer) in self.answers.items():
             if event_id.encode() in raw:
                 self.attempts += 1
-                response = requests.Response()
-                response.status_code = code
-                response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-                response._content = json.dumps(answer).encode()
-                response.request = request
-                return response
+                return json_response(request, code, answer)
         return super().send(request, *args, **kwargs)
 
 

@@ -8,7 +8,6 @@ In process, without dlib: frames are drawn arrays, the server is a transport ans
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,8 +16,8 @@ import numpy as np
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
+from conftest import TURN_THEN_BLINK, json_response
 from smart_attendance.client import challenge as ch
 from smart_attendance.client import hud, words
 from smart_attendance.models import Box, MarkResult, Recognition
@@ -356,12 +355,7 @@ class Answers(HTTPAdapter):
         self.seen.append(request)
         if self.down:
             raise requests.ConnectionError("refused", request=request)
-        response = requests.Response()
-        response.status_code = self.status
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
-        response._content = json.dumps(self.body).encode()
-        response.request = request
-        return response
+        return json_response(request, self.status, self.body)
 
 
 def _ask(adapter: Answers) -> ch.Asked:
@@ -370,14 +364,7 @@ def _ask(adapter: Answers) -> ch.Asked:
     return ch.ask(session, "http://attendance.test/", "the-key", "door 1")
 
 
-CHALLENGE = {
-    "mode": "challenge",
-    "nonce": "abc123",
-    "actions": ["turn_left", "blink"],
-    "prompts": ["Turn your head to your left", "Blink"],
-    "expires_in": 20.0,
-    "expires_at": "2026-11-23T08:00:20+00:00",
-}
+CHALLENGE = TURN_THEN_BLINK
 
 
 def test_asking_for_a_challenge() -> None:
@@ -386,7 +373,7 @@ def test_asking_for_a_challenge() -> None:
     assert asked == ch.Asked(
         "challenge",
         ch.Challenge(
-            "abc123", ("turn_left", "blink"), ("Turn your head to your left", "Blink"), 20.0
+            "n-0123", ("turn_left", "blink"), ("Turn your head to your left", "Blink"), 20.0
         ),
     )
     [request] = adapter.seen
