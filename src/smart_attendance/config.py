@@ -763,6 +763,12 @@ class Settings:
         return self.data_dir / "review"
 
     @property
+    def api_key_file(self) -> Path:
+        """Where ``attendance serve`` keeps the key it generated (no API_SECRET_KEY set); the
+        camera client on the same machine reads it there."""
+        return self.data_dir / "api_key"
+
+    @property
     def data_key_file(self) -> Path:
         return self.data_dir / "data_key"
 

@@ -209,7 +209,7 @@ def ensure_api_key(
     if settings.api_key:
         _check_api_key(settings.api_key, "API_SECRET_KEY")
         return settings
-    key_file = settings.data_dir / "api_key"
+    key_file = settings.api_key_file
     key, kept = _kept_key(key_file, 32)
     if kept:
         _check_api_key(key, f"the API key kept in {key_file}")

@@ -93,7 +93,7 @@ def find_key(settings: Settings) -> tuple[str, str]:
     server's own machine. ``ConfigError`` saying what to do when there is neither."""
     if settings.api_key:
         return settings.api_key, "API_SECRET_KEY"
-    key_file = settings.data_dir / "api_key"
+    key_file = settings.api_key_file
     try:
         key = key_file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
