@@ -170,10 +170,17 @@ def test_correct_a_mark_then_see_its_history_and_excuse_an_absence(school: Schoo
 
     school.sign_in("olga")
     school.open("/?class=room-b")
-    row = next(
-        r
-        for r in school.driver.find_elements(By.CSS_SELECTOR, "#board .roster > li")
-        if r.find_element(By.CSS_SELECTOR, ".name").text == "colin_powell"
+    # The board refreshes itself: on a busy machine the roster may still be on its way.
+    row = wait_for(
+        lambda: next(
+            (
+                r
+                for r in school.driver.find_elements(By.CSS_SELECTOR, "#board .roster > li")
+                if r.find_element(By.CSS_SELECTOR, ".name").text == "colin_powell"
+            ),
+            None,
+        ),
+        what="colin_powell on the room-b board",
     )
     row.find_element(By.XPATH, ".//button[normalize-space()='Late']").click()
     wait_for(lambda: _board_status(school, "colin_powell") == ["Late"], what="Late by hand")
