@@ -400,7 +400,11 @@ def make_kit(
     # Argon2id still, with the cost turned down: tests sign in hundreds of times.
     services.accounts.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     if enrol:
+        # The class was there from the start of the day: a student joins the periods that
+        # begin after they were added (attendance/expected.py), so enrol at midnight.
+        clock.set(now.replace(hour=0, minute=0, second=0, microsecond=0))
         services.enrolment.enroll()
+        clock.set(now)
         services.files.update()
     app = create_app(services)
     app.jinja_env.bytecode_cache = TEMPLATES  # compiled once for the whole session
@@ -559,6 +563,36 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Result
             for name, value in (env or {}).items():
                 scoped.setenv(name, value)
             return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return run
+
+
+def command_on(
+    kit: Kit, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """``attendance ARGS`` on ``kit``'s data folder, on its clock, as OS user ``teacher1``."""
+    from smart_attendance import app as app_module
+
+    build = app_module.build_services
+
+    def on_the_clock(*args: Any, **kwargs: Any) -> Any:
+        kwargs["clock"] = kit.clock
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "build_services", on_the_clock)
+    monkeypatch.setattr("getpass.getuser", lambda: "teacher1")
+    settings = kit.settings
+    env = {
+        "API_SECRET_KEY": API_KEY,
+        "ATTENDANCE_DATA_DIR": str(settings.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(settings.dataset_dir),
+        "ATTENDANCE_TIMEZONE": "Europe/Paris",
+        "ATTENDANCE_TIMETABLE": str(settings.timetable),
+        "ATTENDANCE_DATABASE_URL": settings.database_url,
+    }
+
+    def run(*args: str) -> Result:
+        return cli(*args, env=env)
 
     return run
 

@@ -481,7 +481,7 @@ def test_the_admin_page_shows_the_timetable_settings_and_health_but_no_secret(
     ]
     assert "2026-12-21 to 2027-01-03: winter break" in html
     in_force = tables.rows("timetables in force")
-    assert in_force[1][:2] == ["2026-11-24", "now"]  # recorded today
+    assert in_force[1][:2] == ["2026-11-24 18:00", "now"]  # recorded today, when it started
     # health and the report log
     assert "Camera keys" in html and "No camera key yet" in html
     assert "SMTP refused the login" in html

@@ -140,6 +140,13 @@ def test_the_answers_of_a_day_are_as_described(school: Kit) -> None:
     send("POST", "/attendance/corrections", 200, json={**fix, "status": "Excused", "reason": "ill"})
     send("POST", "/attendance/corrections/undo", 201, json=fix)
     send("POST", "/attendance/corrections/undo", 400, json=fix)
+    days = {"name": "cleo_park", "from": "2026-11-23", "to": "2026-11-24", "reason": "ill"}
+    assert send("POST", "/attendance/corrections/days", 201, json=days)["changed"] >= 1
+    assert send("POST", "/attendance/corrections/days", 200, json=days)["changed"] == 0
+    send("POST", "/attendance/corrections/days", 400, json={**days, "to": "2026-11-01"})
+    period = {"class": "art", "date": "2026-11-23", "period": "09:00", "reason": "camera down"}
+    assert send("POST", "/attendance/corrections/period", 201, json=period)["changed"] >= 1
+    send("POST", "/attendance/corrections/period", 400, json={**period, "period": "07:00"})
     send("GET", "/export.csv", 200)
     send("GET", "/export.xlsx", 200)
     send("GET", "/students", 200)

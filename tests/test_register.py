@@ -20,8 +20,7 @@ import pytest
 from click.testing import Result
 from openpyxl import load_workbook
 
-from conftest import API_KEY, PARIS, Kit, make_kit
-from smart_attendance import app as app_module
+from conftest import API_KEY, PARIS, Kit, command_on, make_kit
 from smart_attendance.db.store import StudentRow
 
 MONDAY = date(2026, 11, 23)
@@ -224,6 +223,7 @@ def test_a_sighting_between_periods_is_a_sighting_not_a_mark(school: Kit) -> Non
     body = seen(school, "ana_lima", at(23, 10, 30))
     assert body["status"] == "success"
     assert body["attendance"] is None
+    assert body["reason"] == "no_period_now"  # said why, for integrators (docs/api.md)
     assert body["marks"] == [
         {
             "name": "ana_lima",
@@ -231,6 +231,7 @@ def test_a_sighting_between_periods_is_a_sighting_not_a_mark(school: Kit) -> Non
             "attendance": None,
             "new": False,
             "time": "10:30:00",
+            "reason": "no_period_now",
         }
     ]
     store = school.services.store
@@ -519,28 +520,7 @@ def command(
 ) -> Callable[..., Result]:
     """``attendance ARGS`` on the school's data folder, on the school's clock, as OS user
     ``teacher1``."""
-    build = app_module.build_services
-
-    def on_the_clock(*args: Any, **kwargs: Any) -> Any:
-        kwargs["clock"] = school.clock
-        return build(*args, **kwargs)
-
-    monkeypatch.setattr(app_module, "build_services", on_the_clock)
-    monkeypatch.setattr("getpass.getuser", lambda: "teacher1")
-    settings = school.settings
-    env = {
-        "API_SECRET_KEY": API_KEY,
-        "ATTENDANCE_DATA_DIR": str(settings.data_dir),
-        "ATTENDANCE_DATASET_DIR": str(settings.dataset_dir),
-        "ATTENDANCE_TIMEZONE": "Europe/Paris",
-        "ATTENDANCE_TIMETABLE": str(settings.timetable),
-        "ATTENDANCE_DATABASE_URL": settings.database_url,
-    }
-
-    def run(*args: str) -> Result:
-        return cli(*args, env=env)
-
-    return run
+    return command_on(school, cli, monkeypatch)
 
 
 def test_mark_on_the_command_line(school: Kit, command: Callable[..., Result]) -> None:

@@ -69,7 +69,9 @@ def test_statistics_count_on_time_days(store: Store) -> None:
         store.add_student(StudentRow(name, joined_on=d1))
     register = Register(
         store,
-        lambda _day: default_timetable(Settings(class_start=time(9, 0), late_after_minutes=15)),
+        lambda day, class_name: default_timetable(
+            Settings(class_start=time(9, 0), late_after_minutes=15)
+        ).slots_on(day, class_name),
         lambda: datetime(2026, 11, 5, 12, 0, tzinfo=timezone.utc),
     )
     stats = {s.name: s for s in register.statistics(d1, d3)}

@@ -227,9 +227,7 @@ def build_services(
         store.sealer = sealer
     audit = AuditLog(store, clock)
     engine = make_analyzer(settings, analyzer) if isinstance(analyzer, str) else analyzer
-    enrolment = EnrolmentService(
-        settings, store, engine, lambda: clock().astimezone(settings.zone).date(), sealer
-    )
+    enrolment = EnrolmentService(settings, store, engine, clock, sealer)
     recognition = RecognitionService(
         engine,
         DetectParams(

@@ -293,7 +293,8 @@ class StudentStats:
 @dataclass(frozen=True)
 class MarkResult:
     """One student marked (or found already marked) in one class period by a scan. A student
-    seen outside every period has ``attendance`` None (a sighting, not a mark).
+    seen outside every period has ``attendance`` None (a sighting, not a mark) and ``reason``
+    says why: one of ``NOT_MARKED``.
     ``display_name``: the name to greet them with (the registry's display name, else
     ``name``)."""
 
@@ -304,6 +305,7 @@ class MarkResult:
     class_name: str | None = None
     period: str | None = None
     display_name: str = ""
+    reason: str | None = None  # attendance None: why (NOT_MARKED)
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {
@@ -316,6 +318,8 @@ class MarkResult:
         if self.class_name is not None:
             body["class"] = self.class_name
             body["period"] = self.period
+        if self.attendance is None and self.reason:
+            body["reason"] = self.reason
         return body
 
     @classmethod
@@ -329,7 +333,16 @@ class MarkResult:
             body.get("class"),
             body.get("period"),
             str(body.get("display_name") or body["name"]),
+            None if body.get("reason") is None else str(body["reason"]),
         )
+
+
+# Why a recognised student was not marked (``MarkResult.reason``, ``reason`` of /recognize):
+NO_PERIOD_NOW = "no_period_now"  # none of their classes has a period open at that moment
+CLOSURE_DAY = "closure_day"  # a closure day of the timetable: no period at all
+NOT_IN_A_CLASS = "not_in_a_class"  # no class roster names them and no class was given them
+STUDENT_LEFT = "student_left"  # inactive in the registry: seen, never marked
+NOT_MARKED = (NO_PERIOD_NOW, CLOSURE_DAY, NOT_IN_A_CLASS, STUDENT_LEFT)
 
 
 RECOGNISED = "success"
@@ -430,6 +443,7 @@ class Recognition:
                 "attendance": first.attendance,
                 "new": first.new,
                 "time": first.time,
+                **({"reason": first.reason} if first.attendance is None and first.reason else {}),
                 "marks": [mark.to_json() for mark in self.marks],
                 "faces": faces,
             }

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import date, timezone
 
 from ..errors import BadRequestError
-from ..models import STATUS_EXCUSED, STATUSES, UNDO, Correction
+from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_PRESENT, STATUSES, UNDO, Correction
+from .expected import in_class
 from .files import CsvFiles
 from .marks import AttendanceService
 from .register import Entry
@@ -82,6 +83,17 @@ class Corrected:
         }
 
 
+def _clean_reason(new_status: str, reason: str) -> str:
+    reason = " ".join((reason or "").split())  # one line: newlines and tabs become spaces
+    if any(unicodedata.category(char) == "Cc" for char in reason):
+        raise BadRequestError("the reason has control characters")
+    if new_status == STATUS_EXCUSED and not reason:
+        raise BadRequestError("an excused absence needs a reason")
+    if len(reason) > REASON_LIMIT:
+        raise BadRequestError(f"the reason is longer than {REASON_LIMIT} characters")
+    return reason
+
+
 def correct(
     attendance: AttendanceService,
     files: CsvFiles,
@@ -98,13 +110,7 @@ def correct(
     left out when the timetable has one class, ``period`` when the class has one period that
     day). Raises ``BadRequestError`` naming what is wrong."""
     new_status = parse_status(status)
-    reason = " ".join((reason or "").split())  # one line: newlines and tabs become spaces
-    if any(unicodedata.category(char) == "Cc" for char in reason):
-        raise BadRequestError("the reason has control characters")
-    if new_status == STATUS_EXCUSED and not reason:
-        raise BadRequestError("an excused absence needs a reason")
-    if len(reason) > REASON_LIMIT:
-        raise BadRequestError(f"the reason is longer than {REASON_LIMIT} characters")
+    reason = _clean_reason(new_status, reason)
     entry = find_entry(attendance, name, day, class_name, period)
     history = _history(attendance, entry)
     if entry.status == new_status and entry.reason == reason:
@@ -161,6 +167,148 @@ def _record(
     return Corrected(now, _history(attendance, now), changed=True)
 
 
+# --- several class periods in one step ------------------------------------------------------
+
+BULK_MAX_DAYS = 92  # a student excused for a term at most in one step
+UNSEEN = (None, STATUS_ABSENT)  # the entries a bulk correction changes: no mark, no excuse
+
+
+@dataclass(frozen=True)
+class BulkCorrected:
+    """The answer to a bulk correction: the entries it changed, and how many it left alone
+    (already Present, Late or with that status)."""
+
+    changed: tuple[Entry, ...]
+    kept: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "status": "success",
+            "changed": len(self.changed),
+            "kept": self.kept,
+            "entries": [
+                {
+                    "date": e.day.isoformat(),
+                    "class": e.class_name,
+                    "period": e.period,
+                    "name": e.student,
+                    "status": e.status,
+                }
+                for e in self.changed
+            ],
+        }
+
+
+def _record_many(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    entries: Sequence[Entry],
+    new_status: str,
+    reason: str,
+    by: str,
+) -> BulkCorrected:
+    """Correct each of ``entries`` that has no mark and not ``new_status`` yet, in one
+    transaction; the day files are rewritten once per day."""
+    todo = [e for e in entries if e.status in UNSEEN and e.status != new_status]
+    at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+    attendance.store.record_corrections(
+        [
+            Correction(
+                e.student, e.day, e.class_name, e.period, e.status, new_status, reason, by, at
+            )
+            for e in todo
+        ]
+    )
+    attendance.forget()
+    for day in sorted({e.day for e in todo}):
+        files.update(day)
+    changed = tuple(
+        Entry(
+            e.day,
+            e.class_name,
+            e.period,
+            e.period_end,
+            e.student,
+            new_status,
+            e.time,
+            by,
+            reason,
+            corrected=True,
+        )
+        for e in todo
+    )
+    return BulkCorrected(changed, len(entries) - len(todo))
+
+
+def correct_days(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    *,
+    name: str,
+    first: date,
+    last: date,
+    reason: str,
+    by: str,
+    status: str = STATUS_EXCUSED,
+) -> BulkCorrected:
+    """Set ``status`` (default Excused) for one student in every class period they are
+    expected in from ``first`` to ``last`` (days ahead included: a planned absence) that has
+    no mark: periods where they were seen keep their Present or Late."""
+    new_status = parse_status(status)
+    reason = _clean_reason(new_status, reason)
+    if last < first:
+        raise BadRequestError("to is before from")
+    if (last - first).days >= BULK_MAX_DAYS:
+        raise BadRequestError(f"at most {BULK_MAX_DAYS} days in one step")
+    student = attendance.store.student((name or "").strip())
+    if student is None:
+        raise BadRequestError(f"unknown student {name[:80]!r}")
+    entries = [e for e in attendance.register.entries(first, last) if e.student == student.name]
+    if not entries:
+        raise BadRequestError(
+            f"{student.name} is expected in no class period from {first.isoformat()} "
+            f"to {last.isoformat()}"
+        )
+    return _record_many(attendance, files, entries, new_status, reason, by)
+
+
+def correct_period(
+    attendance: AttendanceService,
+    files: CsvFiles,
+    *,
+    class_name: str,
+    day: date,
+    period: str | None,
+    reason: str,
+    by: str,
+    status: str = STATUS_PRESENT,
+) -> BulkCorrected:
+    """Set ``status`` (default Present) for every student of one class period who has no
+    mark (a camera that was down, a class taught outside): those seen keep their mark."""
+    new_status = parse_status(status)
+    reason = _clean_reason(new_status, reason)
+    attendance.check_class(class_name)
+    entries = attendance.register.entries(day, day, class_name)
+    periods = sorted({e.period for e in entries})
+    if period is None:
+        if len(periods) != 1:
+            closure = attendance.timetable_on(day).closure_on(day)
+            raise BadRequestError(
+                f"period is required ({_periods_of(class_name, day, periods, closure)})"
+            )
+        period = periods[0]
+    else:
+        period = parse_period(period)
+    chosen = [e for e in entries if e.period == period]
+    if not chosen:
+        closure = attendance.timetable_on(day).closure_on(day)
+        raise BadRequestError(
+            f"{class_name} has no period at {period} on {day.isoformat()} "
+            f"({_periods_of(class_name, day, periods, closure)})"
+        )
+    return _record_many(attendance, files, chosen, new_status, reason, by)
+
+
 def history_of(
     attendance: AttendanceService, name: str, day: date, class_name: str, period: str
 ) -> tuple[Correction, ...]:
@@ -198,10 +346,9 @@ def find_entry(
     entries = attendance.register.entries(day, day, class_name)
     if not entries:
         attendance.check_class(class_name)
-    periods = sorted(
-        {e.period for e in entries} | {s.period.label for s in timetable.slots_on(day, class_name)}
-    )
-    closure = timetable.closure_on(day)
+    slots = attendance.day_slots(day, class_name)
+    periods = sorted({e.period for e in entries} | {s.period.label for s in slots})
+    closure = attendance.timetable_on(day).closure_on(day)
     if period is None:
         if len(periods) != 1:
             raise BadRequestError(
@@ -227,6 +374,11 @@ def find_entry(
         raise BadRequestError(
             f"{name} joined on {student.joined_on.isoformat()}, after {day.isoformat()}"
         )
+    slot = next((s for s in slots if s.period.label == period), None)
+    if slot is not None and in_class(student, slot):
+        # In the class but not expected: the period started before they joined. Staff may
+        # still record what happened (a student who was there before being added).
+        return Entry(day, class_name, period, minutes_text(slot.period.end), name, None)
     raise BadRequestError(f"{name} is not on the roster of {class_name}")
 
 
@@ -294,7 +446,7 @@ def day_view(attendance: AttendanceService, day: date, class_name: str | None = 
     grid: dict[str, dict[str, tuple[str, list[Entry]]]] = {
         c.name: {} for c in timetable.classes if class_name in (None, c.name)
     }
-    for slot in timetable.slots_on(day, class_name):
+    for slot in attendance.day_slots(day, class_name):
         grid[slot.class_name].setdefault(slot.period.label, (minutes_text(slot.period.end), []))
     for entry in entries:
         periods = grid.setdefault(entry.class_name, {})
@@ -316,7 +468,7 @@ def day_view(attendance: AttendanceService, day: date, class_name: str | None = 
         )
         for name, periods in grid.items()
     )
-    return DayView(day, classes, timetable.closure_on(day))
+    return DayView(day, classes, attendance.timetable_on(day).closure_on(day))
 
 
 def _by_name(entries: Iterable[Entry]) -> list[Entry]:

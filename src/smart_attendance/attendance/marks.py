@@ -18,9 +18,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from ..config import Settings
-from ..db.store import Store
+from ..db.store import Store, StudentRow
 from ..errors import BadRequestError, CaptureTimeError
-from ..models import Clock, Mark, MarkOutcome, MarkResult, StudentStats
+from ..models import (
+    CLOSURE_DAY,
+    NO_PERIOD_NOW,
+    NOT_IN_A_CLASS,
+    STUDENT_LEFT,
+    Clock,
+    Mark,
+    MarkOutcome,
+    MarkResult,
+    StudentStats,
+)
+from .expected import InForce, governing_slots, open_slots
 from .punctuality import check_window, parse_capture_time
 from .register import Register
 from .timetable import Slot, Timetable, from_row, minutes_text
@@ -44,8 +55,9 @@ class AttendanceService:
         self.store = store
         self.clock = clock
         self.timetable = timetable
-        self.register = Register(store, self.timetable_on, self.local_now)
-        self._history: list[tuple[date, Timetable]] | None = None
+        self.register = Register(store, self.day_slots, self.local_now)
+        # (effective_from, effective_at UTC or None, timetable), oldest first
+        self._history: list[tuple[date, datetime | None, Timetable]] | None = None
         self._lock = threading.Lock()
 
     def local_now(self) -> datetime:
@@ -92,16 +104,19 @@ class AttendanceService:
         received = (received_at or self.clock()).astimezone(timezone.utc).replace(tzinfo=None)
         results = []
         for name in names:
-            if self.store.student(name) is None:
+            row = self.store.student(name)
+            if row is None:
                 # Recognised by a gallery not yet refreshed after the student was erased (or
                 # renamed) through another process: nothing is recorded under that name.
                 log.info("a face of a student no longer in the registry was not marked")
                 continue
-            slots = self.slots(name, seen_at)
+            slots = open_slots(self.timetable, row, seen_at)
             if not slots:
                 self.store.record_sighting(name, seen_at.replace(tzinfo=None), camera)
-                log.info("%s seen outside every class period (camera %s)", name, camera)
-                results.append(MarkResult(name, None, False, seen_at.strftime("%H:%M:%S")))
+                why = self.not_marked(row, seen_at)
+                log.info("%s seen outside every class period: %s (camera %s)", name, why, camera)
+                time_text = seen_at.strftime("%H:%M:%S")
+                results.append(MarkResult(name, None, False, time_text, reason=why))
                 continue
             for slot in slots:
                 results.append(
@@ -112,21 +127,20 @@ class AttendanceService:
         return results
 
     def slots(self, name: str, seen_at: datetime) -> list[Slot]:
-        """The class periods ``name`` would be marked in at ``seen_at`` (none: outside them)."""
-        slots = self.timetable.slots_for(name, seen_at)
-        if not slots:
-            return slots
+        """The class periods ``name`` would be marked in at ``seen_at`` (none: outside them,
+        an unknown student or one who left): ``expected.open_slots``."""
         row = self.store.student(name)
-        if row is not None and not row.active:  # a student who left is seen, not marked
-            return []
-        if row is not None and row.classes:  # classes beside the rosters that name them
-            extra = [
-                s
-                for s in self.timetable.slots_on(seen_at.date())
-                if s.class_name in row.classes and s.period.counts_at(seen_at) and s not in slots
-            ]
-            slots = slots + extra
-        return slots
+        return [] if row is None else open_slots(self.timetable, row, seen_at)
+
+    def not_marked(self, row: StudentRow, seen_at: datetime) -> str:
+        """Why a sighting of the student at ``seen_at`` marks no period (``NOT_MARKED``)."""
+        if not row.active:
+            return STUDENT_LEFT
+        if self.timetable.closure_on(seen_at.date()) is not None:
+            return CLOSURE_DAY
+        if not self.timetable.classes_of(row.name, row.classes):
+            return NOT_IN_A_CLASS
+        return NO_PERIOD_NOW
 
     def _mark_slot(
         self,
@@ -218,26 +232,25 @@ class AttendanceService:
     # --- the timetable in force on each day ---------------------------------------------------
 
     def adopt_timetable(self) -> bool:
-        """Record this process's timetable as the one in force from today (the server does
+        """Record this process's timetable as the one in force from now on (the server does
         this at start); True when it differs from the latest recorded one."""
-        recorded = self.store.record_timetable(self.timetable.as_row(self.today()))
+        now = self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+        recorded = self.store.record_timetable(self.timetable.as_row(self.today(), now))
         if recorded:
             log.info(
                 "timetable in force from %s: %s",
-                self.today(),
+                self.local_now().strftime("%Y-%m-%d %H:%M"),
                 self.timetable.source or "the default (no ATTENDANCE_TIMETABLE)",
             )
         with self._lock:
             self._history = None
         return recorded
 
-    def timetable_on(self, day: date) -> Timetable:
-        """The timetable in force on ``day``: the latest recorded one that came into force by
-        then (the first recorded for earlier days); this process's own when none is recorded."""
+    def _timetables(self) -> list[tuple[date, datetime | None, Timetable]]:
         with self._lock:
             history = self._history
         if history is None:
-            loaded = {}
+            loaded: dict[str, Timetable] = {}
             history = []
             for row in self.store.timetable_history():
                 if row.digest not in loaded:
@@ -246,13 +259,32 @@ class AttendanceService:
                         if row.digest == self.timetable.digest
                         else from_row(row, self.settings)
                     )
-                history.append((row.effective_from, loaded[row.digest]))
+                history.append((row.effective_from, row.effective_at, loaded[row.digest]))
             with self._lock:
                 self._history = history
+        return history
+
+    def in_force(self, day: date) -> list[InForce]:
+        """The timetables of ``day`` in the order they came into force: the one in force when
+        the day began (the first recorded for days before any), then each recorded during
+        the day, from the moment it was; this process's own when none is recorded."""
+        history = self._timetables()
         if not history:
-            return self.timetable
-        chosen = history[0][1]
-        for effective_from, timetable in history:
-            if effective_from <= day:
-                chosen = timetable
-        return chosen
+            return [InForce(self.timetable)]
+        zone = self.settings.zone
+        plan = [InForce(history[0][2])]
+        for effective_from, effective_at, timetable in history:
+            if effective_from < day or (effective_from == day and effective_at is None):
+                plan = [InForce(timetable)]
+            elif effective_from == day and effective_at is not None:
+                since = effective_at.replace(tzinfo=timezone.utc).astimezone(zone)
+                plan.append(InForce(timetable, since))
+        return plan
+
+    def timetable_on(self, day: date) -> Timetable:
+        """The timetable in force at the end of ``day`` (its closures are the day's)."""
+        return self.in_force(day)[-1].timetable
+
+    def day_slots(self, day: date, class_name: str | None = None) -> list[Slot]:
+        """The class periods of ``day``, each from the timetable in force when it starts."""
+        return governing_slots(self.in_force(day), day, self.settings.zone, class_name)

@@ -1,8 +1,8 @@
 """The register: every rostered student in every class period, with their current status.
 
-A student is *expected* in a class period when the class's roster holds them, the period is on
-that day (not a closure day) and they had joined by then, all as the timetable in force that day
-said (``timetable(day)``: a timetable change applies from the day it came into force). Their
+A student is *expected* in a class period when they are in the class, the period is on that
+day (not a closure day) and it starts after they joined, all as the timetable in force when the
+period starts said (``expected.py`` holds that rule, for marking too). Their
 status is the correction in force if there is one (``in_force``: the latest, where an undo
 takes back the one before it), else their mark (Present or Late), else
 ``Absent`` once the period has ended, else None (the period runs and they have not been seen).
@@ -33,8 +33,9 @@ from ..models import (
     Mark,
     StudentStats,
 )
+from .expected import expected_in
 from .punctuality import arrived_late
-from .timetable import Timetable, minutes_text
+from .timetable import Slot, minutes_text
 
 SlotKey = tuple[date, str, str, str]  # day, class, period, student
 
@@ -86,11 +87,11 @@ class Register:
     def __init__(
         self,
         store: Store,
-        timetable: Callable[[date], Timetable],
+        slots: Callable[[date, str | None], list[Slot]],
         local_now: Callable[[], datetime],
     ) -> None:
         self.store = store
-        self.timetable = timetable
+        self.slots = slots  # the class periods of a day (of one class), as they were governed
         self.local_now = local_now
 
     def entries(self, first: date, last: date, class_name: str | None = None) -> list[Entry]:
@@ -105,11 +106,9 @@ class Register:
         students = [s for s in self.store.students() if s.active]
         out: dict[SlotKey, Entry] = {}
         for day in days(first, last):
-            for slot in self.timetable(day).slots_on(day, class_name):
-                cls = slot.school_class
-                roster = self._roster(students, cls.name, cls.holds, day)
-                for student in roster:
-                    key = (day, cls.name, slot.period.label, student)
+            for slot in self.slots(day, class_name):
+                for student in self._roster(students, slot, zone):
+                    key = (day, slot.class_name, slot.period.label, student)
                     ended = slot.period.has_ended(day, now)
                     out[key] = _entry(
                         key,
@@ -127,15 +126,9 @@ class Register:
         return sorted(out.values(), key=lambda e: (e.day, e.period, e.class_name, e.student))
 
     @staticmethod
-    def _roster(
-        students: list[StudentRow], class_name: str, holds: Callable[[str], bool], day: date
-    ) -> list[str]:
+    def _roster(students: list[StudentRow], slot: Slot, zone: tzinfo) -> list[str]:
         return sorted(
-            (
-                s.name
-                for s in students
-                if s.joined_on <= day and (holds(s.name) or class_name in s.classes)
-            ),
+            (s.name for s in students if expected_in(s, slot, zone)),
             key=lambda n: (n.casefold(), n),
         )
 

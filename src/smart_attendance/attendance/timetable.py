@@ -67,6 +67,14 @@ class Period:
     end: int
     late_from: int  # minutes after midnight
     opens_before: int = DEFAULT_OPENS_MINUTES_BEFORE
+    # when the class begins for whom is expected (minutes after midnight); None: ``start``.
+    # The default all-day period begins at ATTENDANCE_CLASS_START.
+    begins_at: int | None = None
+
+    @property
+    def begins(self) -> int:
+        """When the period begins, for who is expected in it (``expected.py``)."""
+        return self.start if self.begins_at is None else self.begins_at
 
     @property
     def label(self) -> str:
@@ -118,8 +126,11 @@ class SchoolClass:
         present = set(active)
         return sorted((s for s in self.students if s in present), key=_name_key)
 
-    def holds(self, student: str) -> bool:
-        return self.everyone or student in self.students
+    def holds(self, student: str, extra: Iterable[str] = ()) -> bool:
+        """Whether ``student`` is in this class: its roster names them (or is everyone), or
+        ``extra`` (the classes the registry gives them beside the rosters) names the class.
+        The one test of class membership: marking, the register, badges and pages use it."""
+        return self.everyone or student in self.students or self.name in extra
 
 
 def _name_key(name: str) -> tuple[str, str]:
@@ -164,10 +175,16 @@ class Timetable:
         blob = f"{kind}\n{self.default_late}\n{self.text}".encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def as_row(self, effective_from: date) -> TimetableRow:
+    def as_row(self, effective_from: date, effective_at: datetime | None = None) -> TimetableRow:
         kind = "default" if self.is_default else "file"
         return TimetableRow(
-            effective_from, self.digest, kind, self.source, self.text, self.default_late
+            effective_from,
+            self.digest,
+            kind,
+            self.source,
+            self.text,
+            self.default_late,
+            effective_at,
         )
 
     def closure_on(self, day: date) -> Closure | None:
@@ -186,12 +203,13 @@ class Timetable:
         ]
         return sorted(slots, key=lambda s: (s.period.start, s.class_name))
 
-    def slots_for(self, student: str, local: datetime) -> list[Slot]:
-        """The periods a sighting of ``student`` at ``local`` counts for."""
+    def slots_for(self, student: str, local: datetime, extra: Iterable[str] = ()) -> list[Slot]:
+        """The periods a sighting of ``student`` (in the ``extra`` classes beside the rosters)
+        at ``local`` counts for."""
         return [
             slot
             for slot in self.slots_on(local.date())
-            if slot.school_class.holds(student) and slot.period.counts_at(local)
+            if slot.school_class.holds(student, extra) and slot.period.counts_at(local)
         ]
 
     def school_class(self, name: str) -> SchoolClass | None:
@@ -203,8 +221,11 @@ class Timetable:
             return None
         return next((p for p in cls.periods if p.label == label), None)
 
-    def classes_of(self, student: str) -> list[str]:
-        return [c.name for c in self.classes if c.holds(student)]
+    def classes_of(self, student: str, extra: Iterable[str] = ()) -> list[str]:
+        """The student's classes: those whose roster names them, then the ``extra`` classes
+        the registry gives them (those the timetable has), in that order."""
+        listed = [c.name for c in self.classes if c.holds(student)]
+        return listed + [c for c in extra if c not in listed and self.school_class(c)]
 
 
 def default_timetable(settings: Settings) -> Timetable:
@@ -216,6 +237,7 @@ def default_timetable(settings: Settings) -> Timetable:
         end=DAY_MINUTES,
         late_from=late_from + settings.late_after_minutes,
         opens_before=0,
+        begins_at=late_from,
     )
     recipients = tuple(settings.recipients)
     return Timetable(

@@ -125,7 +125,7 @@ def _services(settings: Settings, analyzer: AnalyzerKind = "none") -> Services:
             memory_key = DataSealer([new_key().encode()], "memory")  # nothing sealed to keep
             services = build_services(settings, analyzer=analyzer, store=store, sealer=memory_key)
             # The dataset's students, as the server would list them after enrolment.
-            store.ensure_students(services.enrolment.names(), services.attendance.today())
+            services.enrolment.ensure_students(services.enrolment.names())
             return services
         return build_services(settings, analyzer=analyzer)
 

@@ -45,17 +45,15 @@ def _class_students(services: Services, class_name: str) -> list[str]:
     return [
         row.name
         for row in services.store.students()
-        if row.active and (school_class.holds(row.name) or class_name in row.classes)
+        if row.active and school_class.holds(row.name, row.classes)
     ]
 
 
 def _caption(services: Services, name: str) -> str:
     """A student's classes, for their card."""
-    timetable = services.attendance.timetable
     row = services.store.student(name)
-    extra = [c for c in (row.classes if row else ()) if timetable.school_class(c)]
-    classes = [c for c in timetable.classes_of(name) if c != "default"]
-    return ", ".join(dict.fromkeys(classes + extra))
+    classes = services.attendance.timetable.classes_of(name, row.classes if row else ())
+    return ", ".join(c for c in classes if c != "default")
 
 
 def _write_private(path: Path, data: bytes) -> None:

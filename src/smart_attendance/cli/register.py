@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,10 @@ from . import (
     friendly_errors,
     main,
 )
+
+if TYPE_CHECKING:
+    from ..app import Services
+    from ..attendance.corrections import BulkCorrected
 
 
 def parse_day(value: str | None, option: str) -> date | None:
@@ -37,6 +42,29 @@ def parse_range(first: str | None, last: str | None) -> tuple[date | None, date 
     return start, end
 
 
+def _register_services(env_file: str | None) -> Services:
+    """The services over the server's existing database, or one line saying where it is not."""
+    settings = _settings(env_file)
+    if not _database_exists(settings):
+        raise click.ClickException(
+            f"no database at {settings.db_url.removeprefix('sqlite:///')}: run the command in "
+            "the folder the server runs in, or set ATTENDANCE_DATA_DIR"
+        )
+    return _services(settings)
+
+
+def _echo_bulk(done: BulkCorrected, nothing: str) -> None:
+    if not done.changed:
+        click.echo(f"{nothing} ({done.kept} left as they were); nothing recorded.")
+        return
+    for entry in done.changed:
+        click.echo(
+            f"{entry.day.isoformat()} {entry.class_name} {entry.period}  {entry.student}: "
+            f"{entry.status}"
+        )
+    click.echo(f"{len(done.changed)} class periods corrected, {done.kept} left as they were.")
+
+
 def cli_source() -> str:
     """Who corrects from the command line: ``cli:<os user>`` (``cli`` if there is none)."""
     try:
@@ -44,6 +72,80 @@ def cli_source() -> str:
     except (KeyError, OSError, ImportError):  # no user name in the environment or passwd
         return "cli"
     return f"cli:{user}" if user else "cli"
+
+
+@main.command()
+@click.argument("name")
+@click.option("--from", "first", required=True, metavar="YYYY-MM-DD", help="First day.")
+@click.option("--to", "last", default=None, metavar="YYYY-MM-DD", help="Last day (default --from).")
+@click.option("--reason", required=True, help="Why (a doctor's note, a trip...).")
+@env_file_option
+def excuse(name: str, first: str, last: str | None, reason: str, env_file: str | None) -> None:
+    """Excuse NAME in every class period from --from to --to that has no mark (days ahead
+    too); periods where they were seen keep their mark. At most 92 days at once."""
+    from ..attendance.corrections import correct_days
+
+    start, end = parse_range(first, last)
+    assert start is not None
+    services = _register_services(env_file)
+    by = cli_source()
+    with friendly_errors():
+        try:
+            done = correct_days(
+                services.attendance,
+                services.files,
+                name=name,
+                first=start,
+                last=end or start,
+                reason=reason,
+                by=by,
+            )
+            services.audit.bulk_corrected(by, name, done)
+        finally:
+            services.close()
+    _echo_bulk(done, f"Nothing to excuse for {name}")
+
+
+@main.command("mark-period")
+@click.argument("class_name", metavar="CLASS")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Day (default today).")
+@click.option(
+    "--period", default=None, metavar="HH:MM", help="The period's start (needed with several)."
+)
+@click.option("--status", default="Present", show_default=True, help="The status to set.")
+@click.option("--reason", default="", help="Why (required for Excused).")
+@env_file_option
+def mark_period(
+    class_name: str,
+    day: str | None,
+    period: str | None,
+    status: str,
+    reason: str,
+    env_file: str | None,
+) -> None:
+    """Set every student of CLASS not marked in one period to --status (default Present):
+    a camera that was down, a lesson outside. Students who were seen keep their mark."""
+    from ..attendance.corrections import correct_period
+
+    the_day = parse_day(day, "--date")
+    services = _register_services(env_file)
+    by = cli_source()
+    with friendly_errors():
+        try:
+            done = correct_period(
+                services.attendance,
+                services.files,
+                class_name=class_name,
+                day=the_day or services.attendance.today(),
+                period=period,
+                status=status,
+                reason=reason,
+                by=by,
+            )
+            services.audit.bulk_corrected(by, f"class:{class_name}", done)
+        finally:
+            services.close()
+    _echo_bulk(done, f"Nobody to change in {class_name}")
 
 
 @main.command()
@@ -71,14 +173,8 @@ def mark(
     """Correct NAME's status in one class period; every correction is kept, with its history."""
     from ..attendance.corrections import correct
 
-    settings = _settings(env_file)
     the_day = parse_day(day, "--date")
-    if not _database_exists(settings):
-        raise click.ClickException(
-            f"no database at {settings.db_url.removeprefix('sqlite:///')}: run the command in "
-            "the folder the server runs in, or set ATTENDANCE_DATA_DIR"
-        )
-    services = _services(settings)
+    services = _register_services(env_file)
     with friendly_errors():
         try:
             result = correct(

@@ -88,6 +88,9 @@ class StudentRow:
     joined_on: date = date(1970, 1, 1)
     classes: tuple[str, ...] = ()  # classes beside those whose roster names them
     consent: str = "none"  # none | given | refused | withdrawn (changed by ConsentService only)
+    # UTC, naive: when they were added (expected in the periods that start after it); None:
+    # from the start of ``joined_on`` (a join date given by hand, or a row from before 0010)
+    joined_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class TimetableRow:
     source: str
     text: str
     default_late: int
+    # UTC, naive: the moment it came into force; None: the start of ``effective_from``
+    effective_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -450,19 +455,29 @@ class Store(
     # --- corrections --------------------------------------------------------------------------
 
     def record_correction(self, correction: Correction) -> None:
+        self.record_corrections([correction])
+
+    def record_corrections(self, rows: Sequence[Correction]) -> None:
+        """Record every correction of ``rows`` in one transaction (all or none)."""
+        if not rows:
+            return
         with self._begin() as conn:
             conn.execute(
-                corrections.insert().values(
-                    student=correction.name,
-                    day=correction.day,
-                    class_name=correction.class_name,
-                    period=correction.period,
-                    old_status=correction.old_status,
-                    new_status=correction.new_status,
-                    reason=correction.reason[:512],
-                    by=correction.by[:128],
-                    at=correction.at,
-                )
+                corrections.insert(),
+                [
+                    {
+                        "student": c.name,
+                        "day": c.day,
+                        "class_name": c.class_name,
+                        "period": c.period,
+                        "old_status": c.old_status,
+                        "new_status": c.new_status,
+                        "reason": c.reason[:512],
+                        "by": c.by[:128],
+                        "at": c.at,
+                    }
+                    for c in rows
+                ],
             )
 
     def corrections_between(
@@ -531,16 +546,21 @@ class Store(
             row.joined_on,
             classes,
             row.consent,
+            row.joined_at,
         )
 
-    def ensure_students(self, names: Iterable[str], joined_on: date) -> list[str]:
-        """Add the students not in the registry yet (joined ``joined_on``); the names added."""
+    def ensure_students(
+        self, names: Iterable[str], joined_on: date, joined_at: datetime | None = None
+    ) -> list[str]:
+        """Add the students not in the registry yet (joined ``joined_on``, at ``joined_at``
+        UTC); the names added."""
         wanted = sorted(set(names))
         with self._begin() as conn:
             known = {r[0] for r in conn.execute(select(students.c.name)).all()}
         added = []
         for name in (n for n in wanted if n not in known):
-            if self.add_student(StudentRow(name, joined_on=joined_on)):
+            row = StudentRow(name, joined_on=joined_on, joined_at=joined_at)
+            if self.add_student(row):
                 added.append(name)
         return added
 
@@ -555,6 +575,7 @@ class Store(
                         external_id=row.external_id,
                         active=row.active,
                         joined_on=row.joined_on,
+                        joined_at=row.joined_at,
                         classes=",".join(row.classes),
                     )
                 )
@@ -788,7 +809,15 @@ class Store(
                 select(timetables).order_by(timetables.c.effective_from, timetables.c.id)
             ).all()
         return [
-            TimetableRow(r.effective_from, r.digest, r.kind, r.source, r.text, r.default_late)
+            TimetableRow(
+                r.effective_from,
+                r.digest,
+                r.kind,
+                r.source,
+                r.text,
+                r.default_late,
+                r.effective_at,
+            )
             for r in rows
         ]
 
@@ -806,6 +835,7 @@ class Store(
                     source=row.source[:1024],
                     text=row.text,
                     default_late=row.default_late,
+                    effective_at=row.effective_at,
                 )
             )
         return True

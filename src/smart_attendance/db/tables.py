@@ -55,6 +55,8 @@ students = Table(
     Column("external_id", String(64), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("joined_on", Date, nullable=False),  # expected in class from this day
+    # UTC, when they were added: expected in the periods that start after it (NULL: all day)
+    Column("joined_at", DateTime, nullable=True),
     Column("classes", String(2048), nullable=False, default=""),  # extra classes, comma-separated
     # none|given|refused|withdrawn
     Column("consent", String(16), nullable=False, default="none", server_default="none"),
@@ -277,6 +279,8 @@ timetables = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("effective_from", Date, nullable=False),
+    # UTC: governs the periods of effective_from that start after it (NULL: the whole day)
+    Column("effective_at", DateTime, nullable=True),
     Column("digest", String(64), nullable=False),
     Column("kind", String(16), nullable=False),  # file | default
     Column("source", String(1024), nullable=False),  # the file's path ("" for the default)

@@ -30,9 +30,9 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,7 @@ from ..errors import (
     NotFoundError,
     NotReadyError,
 )
-from ..models import ENROL_PARAMS, Analyzer, Sealer
+from ..models import ENROL_PARAMS, Analyzer, Clock, Sealer
 from ..recognition.matcher import Gallery, Matcher
 from .enrolment import (
     PHOTO_SUFFIXES,
@@ -134,13 +134,13 @@ class EnrolmentService:
         settings: Settings,
         store: Store,
         analyzer: Analyzer | None,
-        today: Callable[[], date],
+        clock: Clock,
         sealer: Sealer,
     ) -> None:
         self.settings = settings
         self.store = store
         self.analyzer = analyzer
-        self.today = today
+        self.clock = clock
         self.sealer = sealer
         self.matcher = Matcher(Gallery.empty(), settings.match_threshold, settings.match_margin)
         self.report: EnrolmentReport | None = None
@@ -186,11 +186,9 @@ class EnrolmentService:
                 self.error = f"enrolment failed: {_failure(exc)}"
                 log.error("%s", self.error, exc_info=not isinstance(exc, AttendanceError))
             raise
-        # Every student folder is a student of the registry, expected in class from the day
-        # it was first seen.
-        self.store.ensure_students(
-            set(gallery.names) | set(enrolled_students(self.settings.dataset_dir)), self.today()
-        )
+        # Every student folder is a student of the registry, expected in the class periods
+        # that start after it was first seen.
+        self.ensure_students(set(gallery.names) | set(enrolled_students(self.settings.dataset_dir)))
         self.matcher = Matcher(gallery, self.settings.match_threshold, self.settings.match_margin)
         self.report = report
         self.error = None
@@ -328,16 +326,33 @@ class EnrolmentService:
             raise NotFoundError(f"no student named {name!r}")
         return row
 
+    def today(self) -> date:
+        return self.clock().astimezone(self.settings.zone).date()
+
+    def _utc_now(self) -> datetime:
+        return self.clock().astimezone(timezone.utc).replace(tzinfo=None)
+
+    def ensure_students(self, names: Iterable[str]) -> list[str]:
+        """Add the students of ``names`` not in the registry yet, joined now; the names added."""
+        return self.store.ensure_students(names, self.today(), self._utc_now())
+
     def add_student(
         self,
         name: str,
         display_name: str = "",
         external_id: str | None = None,
         classes: Sequence[str] = (),
+        joined: date | None = None,
     ) -> StudentRow:
-        """A new student of the registry (joined today) and their dataset folder."""
+        """A new student of the registry and their dataset folder. They joined now (expected
+        in the class periods that start from now on), or from the start of ``joined`` when
+        a join day is given."""
         _check_name(name)
-        row = StudentRow(name, display_name, external_id, True, self.today(), tuple(classes))
+        if joined is None:
+            day, at = self.today(), self._utc_now()
+        else:
+            day, at = joined, None
+        row = StudentRow(name, display_name, external_id, True, day, tuple(classes), joined_at=at)
         with self._lock:
             if self.store.student(name) is not None:
                 raise ConflictError(f"a student named {name!r} already exists")
@@ -360,7 +375,7 @@ class EnrolmentService:
             _check_name(row.name)
         with self._lock:
             current = self.student(name)
-            row = replace(row, joined_on=current.joined_on)
+            row = replace(row, joined_on=current.joined_on, joined_at=current.joined_at)
             if not renamed:
                 self.store.update_student(name, row)
                 return row

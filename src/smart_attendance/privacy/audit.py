@@ -12,7 +12,7 @@ import getpass
 import logging
 from datetime import UTC, datetime
 
-from ..attendance.corrections import Corrected
+from ..attendance.corrections import BulkCorrected, Corrected
 from ..db.privacy import AuditEntry
 from ..db.store import Store
 from ..errors import StoreError
@@ -67,6 +67,20 @@ class AuditLog:
                 entry.student,
                 f"{entry.status or 'undone'}: {entry.class_name} {entry.period} on "
                 f"{entry.day.isoformat()}",
+            )
+
+    def bulk_corrected(self, actor: str, subject: str, done: BulkCorrected) -> None:
+        """Keep a bulk correction (a student's days, a class period) that changed anything."""
+        if done.changed:
+            first, last = done.changed[0], done.changed[-1]
+            span = first.day.isoformat()
+            if last.day != first.day:
+                span += f" to {last.day.isoformat()}"
+            self.record(
+                actor,
+                "correct",
+                subject,
+                f"{first.status}: {len(done.changed)} class periods, {span}",
             )
 
     def entries(

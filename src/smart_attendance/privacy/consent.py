@@ -66,7 +66,7 @@ class ConsentService:
     def everyone(self) -> list[str]:
         """Every student of the registry and of the dataset folder (added to the registry)."""
         folders = enrolled_students(self.enrolment.settings.dataset_dir)
-        self.store.ensure_students(folders, self.enrolment.today())
+        self.enrolment.ensure_students(folders)
         return sorted(self.store.consent_states())
 
     def record(

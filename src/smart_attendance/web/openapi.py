@@ -142,6 +142,11 @@ SCHEMAS: dict[str, Schema] = {
         time={"type": "string", "description": "Local HH:MM:SS of the (first) mark"},
         class_=STRING,
         period=_nullable("string"),
+        reason={
+            "type": "string",
+            "enum": ["no_period_now", "closure_day", "not_in_a_class", "student_left"],
+            "description": "Only when attendance is null: why the student was not marked",
+        },
     ),
     "Recognition": {
         **_obj(
@@ -158,7 +163,8 @@ SCHEMAS: dict[str, Schema] = {
                 description="no_face, face_too_small, unknown_face; or why liveness failed: "
                 "no blink seen (blink mode); nonce_missing, nonce_unknown, nonce_expired, "
                 "nonce_used, face_changed, action_missing:ACTION, actions_out_of_order "
-                "(challenge mode)",
+                "(challenge mode); with status success and attendance null, why the student "
+                "was not marked: no_period_now, closure_day, not_in_a_class, student_left",
             ),
         ),
         "oneOf": [
@@ -317,6 +323,23 @@ SCHEMAS: dict[str, Schema] = {
         period=STRING,
         student=_ref("Entry"),
     ),
+    "BulkCorrected": _obj(
+        ("status", "changed", "kept", "entries"),
+        status={"const": "success"},
+        changed={"type": "integer", "description": "Class periods corrected"},
+        kept={"type": "integer", "description": "Left alone: a mark, or that status already"},
+        entries={
+            "type": "array",
+            "items": _obj(
+                ("date", "class", "period", "name", "status"),
+                date=DAY,
+                class_=STRING,
+                period=STRING,
+                name=STRING,
+                status=STRING,
+            ),
+        },
+    ),
     "Student": _obj(
         ("name", "display_name", "external_id", "classes", "photos", "active", "joined"),
         name=STRING,
@@ -383,11 +406,19 @@ NEW_STUDENT = _obj(
     display_name={"type": "string", "maxLength": 255},
     external_id=_nullable("string", maxLength=64),
     classes={"type": "array", "items": STRING, "maxItems": 100},
+    joined={
+        **DAY,
+        "description": "The day they joined (expected from its start); default: now, "
+        "expected in the periods that start from now on",
+    },
 )
 CHANGE_STUDENT = {
     **NEW_STUDENT,
     "required": [],
-    "properties": {**NEW_STUDENT["properties"], "active": BOOLEAN},
+    "properties": {
+        **{k: v for k, v in NEW_STUDENT["properties"].items() if k != "joined"},
+        "active": BOOLEAN,
+    },
 }
 SLOT: dict[str, Schema] = {
     "name": STRING,
@@ -405,6 +436,29 @@ CORRECTION = {
     },
 }
 UNDO = {"type": "object", "required": ["name", "date"], "properties": SLOT}
+STATUS_WORD = {"type": "string", "description": "Present, Late, Absent or Excused, any case"}
+CORRECT_DAYS = {
+    "type": "object",
+    "required": ["name", "from", "reason"],
+    "properties": {
+        "name": STRING,
+        "from": DAY,
+        "to": {**DAY, "description": "Default: from (one day); at most 92 days"},
+        "status": {**STATUS_WORD, "description": "Default Excused"},
+        "reason": {"type": "string", "maxLength": 512},
+    },
+}
+CORRECT_PERIOD = {
+    "type": "object",
+    "required": ["class", "date"],
+    "properties": {
+        "class": STRING,
+        "date": DAY,
+        "period": {"type": "string", "description": "The period's start, HH:MM"},
+        "status": {**STATUS_WORD, "description": "Default Present"},
+        "reason": {"type": "string", "maxLength": 512},
+    },
+}
 CHECKIN = _obj(
     ("badge",),
     closed=True,
@@ -638,6 +692,30 @@ def _paths() -> dict[str, Schema]:
                 {"201": _json(_ref("Corrected"), "Undone")},
                 ("400", "413", "503", *ADMIN),
                 body=_body(UNDO),
+                tag="register",
+            )
+        },
+        "/attendance/corrections/days": {
+            "post": _operation(
+                "Correct a student's unmarked class periods over days (default: Excused)",
+                {
+                    "200": _json(_ref("BulkCorrected"), "Nothing to change"),
+                    "201": _json(_ref("BulkCorrected"), "Corrected"),
+                },
+                ("400", "413", "503", *ADMIN),
+                body=_body(CORRECT_DAYS),
+                tag="register",
+            )
+        },
+        "/attendance/corrections/period": {
+            "post": _operation(
+                "Correct every unmarked student of one class period (default: Present)",
+                {
+                    "200": _json(_ref("BulkCorrected"), "Nothing to change"),
+                    "201": _json(_ref("BulkCorrected"), "Corrected"),
+                },
+                ("400", "413", "503", *ADMIN),
+                body=_body(CORRECT_PERIOD),
                 tag="register",
             )
         },

@@ -43,12 +43,18 @@ class _Slot(TypedDict):
     period: str | None
 
 
+def _object(body: object, *fields: str) -> dict[str, Any]:
+    """The request's JSON object, or a 400 naming the fields it takes."""
+    if not isinstance(body, dict):
+        names = ", ".join(f'"{field}"' for field in fields)
+        raise BadRequestError(f"send a JSON object: {{{names}}}")
+    return body
+
+
 def _slot_of(body: object, *more: str) -> tuple[dict[str, Any], _Slot]:
     """The JSON object of a correction or an undo (``more``: its other fields, named in the
     error) and the class period it names; the date is required."""
-    if not isinstance(body, dict):
-        fields = ", ".join(f'"{field}"' for field in ("name", "class", "date", "period", *more))
-        raise BadRequestError(f"send a JSON object: {{{fields}}}")
+    body = _object(body, "name", "class", "date", "period", *more)
     day = _day(_text(body, "date"), "date")
     if day is None:
         raise BadRequestError("date is required (YYYY-MM-DD)")
@@ -90,6 +96,46 @@ def blueprint(services: Services) -> Blueprint:
         result = corrections.undo(services.attendance, services.files, **slot, by=API_SOURCE)
         services.audit.corrected(API_SOURCE, result)
         return jsonify(result.to_json()), 201
+
+    @routes.post("/attendance/corrections/days")
+    def correct_days() -> Any:
+        body = _object(request.get_json(silent=True), "name", "from", "to", "status", "reason")
+        first = _day(_text(body, "from"), "from")
+        if first is None:
+            raise BadRequestError("from is required (YYYY-MM-DD)")
+        last = _day(_text(body, "to"), "to") or first
+        result = corrections.correct_days(
+            services.attendance,
+            services.files,
+            name=_text(body, "name") or "",
+            first=first,
+            last=last,
+            reason=_text(body, "reason") or "",
+            by=API_SOURCE,
+            status=_text(body, "status") or "Excused",
+        )
+        services.audit.bulk_corrected(API_SOURCE, _text(body, "name") or "", result)
+        return jsonify(result.to_json()), 201 if result.changed else 200
+
+    @routes.post("/attendance/corrections/period")
+    def correct_period() -> Any:
+        body = _object(request.get_json(silent=True), "class", "date", "period", "status", "reason")
+        day = _day(_text(body, "date"), "date")
+        class_name = _text(body, "class")
+        if day is None or class_name is None:
+            raise BadRequestError("class and date are required")
+        result = corrections.correct_period(
+            services.attendance,
+            services.files,
+            class_name=class_name,
+            day=day,
+            period=_text(body, "period"),
+            reason=_text(body, "reason") or "",
+            by=API_SOURCE,
+            status=_text(body, "status") or "Present",
+        )
+        services.audit.bulk_corrected(API_SOURCE, f"class:{class_name}", result)
+        return jsonify(result.to_json()), 201 if result.changed else 200
 
     def download(fmt: str) -> Response:
         first, last = _range(request.args.get("from"), request.args.get("to"))

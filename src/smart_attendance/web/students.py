@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -27,13 +28,14 @@ from ..app import Services
 from ..attendance.export import ExportFile
 from ..db.store import StudentRow
 from ..errors import BadRequestError
-from . import _attachment
+from . import _attachment, _day
 
 MAX_DISPLAY_NAME = 255
 MAX_EXTERNAL_ID = 64
 MAX_CLASSES = 100
-CREATE_FIELDS = frozenset({"name", "display_name", "external_id", "classes"})
-CHANGE_FIELDS = CREATE_FIELDS | {"active"}
+FIELDS = frozenset({"name", "display_name", "external_id", "classes"})
+CREATE_FIELDS = FIELDS | {"joined"}
+CHANGE_FIELDS = FIELDS | {"active"}
 CONSENT_FIELDS = frozenset({"state", "by", "document"})
 API_ACTOR = "api"  # the master key (API_SECRET_KEY)
 
@@ -89,15 +91,21 @@ def clean_classes(services: Services, value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(value))
 
 
+def clean_joined(value: Any) -> date | None:
+    """The day a new student joined (``YYYY-MM-DD``), or None: joined now."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError("joined must be a date as YYYY-MM-DD")
+    return _day(value, "joined")
+
+
 def _student_json(row: StudentRow, services: Services, photos: dict[str, int]) -> dict[str, Any]:
-    timetable = services.attendance.timetable
-    listed = timetable.classes_of(row.name)
-    extra = [c for c in row.classes if c not in listed and timetable.school_class(c)]
     return {
         "name": row.name,
         "display_name": row.display_name,
         "external_id": row.external_id,
-        "classes": listed + extra,
+        "classes": services.attendance.timetable.classes_of(row.name, row.classes),
         "photos": photos.get(row.name, 0),
         "active": row.active,
         "joined": row.joined_on.isoformat(),
@@ -133,6 +141,7 @@ def blueprint(services: Services) -> Blueprint:
             clean_display_name(body.get("display_name", "")),
             clean_external_id(body.get("external_id")),
             clean_classes(services, body.get("classes", [])),
+            clean_joined(body.get("joined")),
         )
         services.files.update()
         return jsonify(answer(row)), 201

@@ -18,7 +18,7 @@ Office and teachers get 403 on every route here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import time, timezone, tzinfo
 from typing import Any
 
 from flask import Blueprint, jsonify, make_response, request, session, url_for
@@ -112,7 +112,8 @@ def week_of(periods: tuple[Period, ...]) -> list[DayPeriods]:
 @dataclass(frozen=True)
 class InForce:
     row: TimetableRow
-    until: date | None  # the day before the next one came into force; None: still in force
+    since: str  # local, ``YYYY-MM-DD HH:MM`` (a day alone for rows recorded before 0010)
+    until: str  # when the next one came into force, like ``since``; "now": still in force
 
     @property
     def label(self) -> str:
@@ -121,13 +122,20 @@ class InForce:
         return self.row.source or "a timetable file"
 
 
-def history(rows: list[TimetableRow]) -> list[InForce]:
-    """The timetables in force, newest first, with the last day of each."""
+def _since(row: TimetableRow, zone: tzinfo) -> str:
+    if row.effective_at is None:
+        return row.effective_from.isoformat()
+    local = row.effective_at.replace(tzinfo=timezone.utc).astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def history(rows: list[TimetableRow], zone: tzinfo) -> list[InForce]:
+    """The timetables in force, newest first, each until the next came into force."""
     out = []
     for index, row in enumerate(rows):
         following = rows[index + 1] if index + 1 < len(rows) else None
-        until = following.effective_from - timedelta(days=1) if following else None
-        out.append(InForce(row, until))
+        until = _since(following, zone) if following else "now"
+        out.append(InForce(row, _since(row, zone), until))
     return list(reversed(out))
 
 
@@ -156,7 +164,7 @@ def register(routes: Blueprint, services: Services) -> None:
             timetable=timetable,
             week_of=week_of,
             minutes_text=minutes_text,
-            history=history(services.store.timetable_history()),
+            history=history(services.store.timetable_history(), services.settings.zone),
             settings=setting_rows(services.settings),
             health=services.health(),
             skipped=report.skipped if report else [],

@@ -49,11 +49,9 @@ def register(routes: Blueprint, services: Services) -> None:
         return services.clock().timestamp()
 
     def classes_of(student: str) -> list[str]:
-        timetable = services.attendance.timetable
-        listed = timetable.classes_of(student)
         row = services.store.student(student)
-        extra = [c for c in (row.classes if row else ()) if c not in listed]
-        return listed + extra
+        extra = row.classes if row else ()
+        return services.attendance.timetable.classes_of(student, extra)
 
     @routes.record_once
     def setup(state: Any) -> None:

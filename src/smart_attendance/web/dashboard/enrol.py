@@ -52,10 +52,7 @@ def register(routes: Blueprint, services: Services) -> None:
 
     def classes_of(row: StudentRow) -> list[str]:
         timetable = services.attendance.timetable
-        if timetable.is_default:
-            return []
-        listed = timetable.classes_of(row.name)
-        return listed + [c for c in row.classes if c not in listed and timetable.school_class(c)]
+        return [] if timetable.is_default else timetable.classes_of(row.name, row.classes)
 
     def listing(status: int = 200, **context: Any) -> Any:
         context.setdefault("form", {"name": "", "display_name": "", "classes": []})

@@ -144,9 +144,7 @@ def period_text(period: Period) -> str:
 
 def student_classes(services: Services, row: StudentRow) -> list[str]:
     """The student's classes: the timetable's rosters naming them, and their extra classes."""
-    timetable = services.attendance.timetable
-    listed = timetable.classes_of(row.name)
-    return listed + [c for c in row.classes if c not in listed and timetable.school_class(c)]
+    return services.attendance.timetable.classes_of(row.name, row.classes)
 
 
 def stats_for(services: Services, entries: list[Entry], names: set[str]) -> dict[str, StudentStats]:
@@ -250,7 +248,7 @@ def register(routes: Blueprint, services: Services) -> None:
         roster = {
             s.name
             for s in services.store.students()
-            if s.active and (school_class.holds(s.name) or name in s.classes)
+            if s.active and school_class.holds(s.name, s.classes)
         } | {e.student for e in entries}
         stats = stats_for(services, entries, roster)
         rows = [stats[n] for n in sorted(roster, key=lambda n: (n.casefold(), n))]

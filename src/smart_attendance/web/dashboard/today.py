@@ -19,6 +19,7 @@ from flask import Blueprint, render_template, request, url_for
 from ...app import Services
 from ...attendance import corrections
 from ...attendance.register import Entry
+from ...errors import BadRequestError
 from ...models import Correction
 from .charts import PENDING, stacked_bar
 from .common import access, act, back_to, parse_day, render, require
@@ -137,6 +138,57 @@ def register(routes: Blueprint, services: Services) -> None:
             return f"{entry.student}: {entry.status} in {entry.class_name} at {entry.period}."
 
         return act(run, back_to("dashboard.today"))
+
+    @routes.post("/today/period")
+    def today_period() -> Any:
+        """Everyone not marked in one class period set to one status (default Present)."""
+        fields = slot()
+        class_name = fields["class_name"]
+
+        def run() -> str:
+            if class_name is None:
+                raise BadRequestError("class is required")
+            done = corrections.correct_period(
+                services.attendance,
+                services.files,
+                class_name=class_name,
+                day=fields["day"],
+                period=fields["period"],
+                status=request.form.get("status") or "Present",
+                reason=request.form.get("reason", ""),
+                by=access().by,
+            )
+            services.audit.bulk_corrected(access().by, f"class:{class_name}", done)
+            if not done.changed:
+                return f"Nobody to change in {class_name} at {fields['period']}."
+            status = done.changed[0].status
+            return f"{len(done.changed)} students of {class_name}: {status}."
+
+        return act(run, back_to("dashboard.today"))
+
+    @routes.post("/student/<name>/excuse")
+    def student_excuse(name: str) -> Any:
+        """A student's unmarked periods over one or more days excused, with one reason."""
+        require(access().may_see_student(name), f"student {name}")
+
+        def run() -> str:
+            first = parse_day(request.form.get("from")) or services.attendance.today()
+            last = parse_day(request.form.get("to")) or first
+            done = corrections.correct_days(
+                services.attendance,
+                services.files,
+                name=name,
+                first=first,
+                last=last,
+                reason=request.form.get("reason", ""),
+                by=access().by,
+            )
+            services.audit.bulk_corrected(access().by, name, done)
+            if not done.changed:
+                return f"Nothing to excuse for {name}: every period was marked or excused."
+            return f"{name}: {len(done.changed)} class periods excused."
+
+        return act(run, url_for("dashboard.student_page", name=name))
 
     @routes.post("/today/undo")
     def today_undo() -> Any:
