@@ -249,7 +249,8 @@ def test_scans_stay_queued_while_offline_and_are_sent_after_a_restart(
     ]
     assert notes == [
         "client stopped: 0 blink(s) seen, 0 scan(s) queued; 0 sent, 0 refused, 0 quarantined, "
-        f"4 still queued (queue: {queue})"
+        f"4 still queued (queue: {queue}); not sent: cannot reach the server at {SERVER} "
+        "(ConnectionError): check that it runs and the URL (--server, ATTENDANCE_SERVER_URL)"
     ]
     assert len(Outbox(queue)) == 4
 

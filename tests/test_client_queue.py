@@ -23,9 +23,18 @@ from conftest import API_KEY, MONDAY_0855, Kit, json_response
 from smart_attendance.client import app as client_app
 from smart_attendance.client import hud
 from smart_attendance.client.outbox import Outbox, Scan
-from smart_attendance.client.uploader import Uploader
+from smart_attendance.client.uploader import Uploader, key_refused
 from smart_attendance.models import Recognition
-from test_client import SERVER, AppTransport, NoFaceEngine, _local, _m, _wall, session_to
+from test_client import (
+    SERVER,
+    AppTransport,
+    NoFaceEngine,
+    _cli,
+    _local,
+    _m,
+    _wall,
+    session_to,
+)
 
 MONDAY = MONDAY_0855.date()
 
@@ -337,3 +346,85 @@ def test_the_client_says_what_became_of_its_scans_when_it_stops(
     assert notes == [expected]
     [summary] = [r for r in caplog.records if r.getMessage().startswith("client stopped")]
     assert summary.getMessage() == expected
+
+
+def _headless(tmp_path: Path, server: str, **env: str) -> list[str]:
+    """``attendance client --no-window`` arguments on an empty wall, with a scan queued from
+    before (``env``: the settings the command reads)."""
+    queue = tmp_path / "queue"
+    Outbox(queue).put([b"\xff\xd8 a frame"], "door-9", 10, _local(8, 50))
+    wall = _wall(tmp_path / "wall")
+    return ["client", "--no-window", "--source", str(wall), "--server", server,
+            "--queue-dir", str(queue), "--camera", "door-9", "--drain", "1"]  # fmt: skip
+
+
+def test_a_headless_client_whose_key_is_refused_at_the_start_stops_saying_why(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_app, "FaceEngine", NoFaceEngine)
+    # The command's HTTP session goes to the app in this process.
+    to_app = session_to(AppTransport(kit.client))
+    monkeypatch.setattr("smart_attendance.client.uploader.requests.Session", lambda: to_app)
+    args = _headless(tmp_path, SERVER)
+    door = tmp_path / "door"  # the door machine's folder (the kit's server has tmp_path/data)
+    door.mkdir()
+    result = _cli(door, monkeypatch, *args, API_SECRET_KEY="not-the-key-0123456789abcdef")
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the server refused the API key in API_SECRET_KEY (HTTP 401): set "
+        "API_SECRET_KEY, in the environment or .env, to this camera's key (`attendance keys "
+        "add NAME` on the server prints one) or the server's own key (its data/api_key)."
+    )
+    assert len(Outbox(tmp_path / "queue")) == 1  # kept for when the key is fixed
+    # The key the server generated, read from its data folder, is named as such.
+    (door / "data").mkdir()
+    (door / "data" / "api_key").write_text("another-servers-key-0123456789\n")
+    result = _cli(door, monkeypatch, *args)
+    assert result.exit_code == 1
+    assert f"the key read from {door / 'data' / 'api_key'} (HTTP 401)" in result.stderr
+
+
+def test_an_unreachable_server_is_said_in_the_log_and_when_the_client_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(client_app, "FaceEngine", NoFaceEngine)
+    nobody = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
+    with caplog.at_level(logging.WARNING):
+        result = _cli(tmp_path, monkeypatch, *_headless(tmp_path, nobody), API_SECRET_KEY=API_KEY)
+    assert result.exit_code == 0  # the scans wait in the queue for the server
+    said = (
+        f"cannot reach the server at {nobody} (ConnectionError): check that it runs and the "
+        "URL (--server, ATTENDANCE_SERVER_URL)"
+    )
+    # Once in the log at the client's default level (WARNING), not once per try.
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"{said}; 1 scan(s) queued, kept until it is fixed"]
+    assert result.stderr.splitlines()[-1] == (
+        "client stopped: 0 blink(s) seen, 0 scan(s) queued; 0 sent, 0 refused, 0 quarantined, "
+        f"1 still queued (queue: {tmp_path / 'queue'}); not sent: {said}"
+    )
+
+
+def test_a_key_refused_while_running_is_logged_once_and_said_when_the_client_stops(
+    kit: Kit, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = Door(kit, tmp_path / "queue", key="not-the-key")
+    wrong.uploader.key_from = "API_SECRET_KEY"
+    try:
+        wrong.queue(kit.probe("ana_lima"), minute=50)
+        with caplog.at_level(logging.WARNING):
+            assert wrong.uploader.send_next() == "paused"
+            wrong.now += 61
+            assert wrong.uploader.send_next() == "paused"
+        client = [r for r in caplog.records if r.name.startswith("smart_attendance.client")]
+        [logged] = [r for r in client if r.levelno >= logging.WARNING]
+        assert logged.levelno == logging.ERROR
+        assert logged.getMessage().startswith(
+            "the server refused the API key in API_SECRET_KEY (HTTP 401): set API_SECRET_KEY"
+        )
+        assert client_app.summary(wrong.outbox, wrong.uploader).endswith(
+            "1 still queued (queue: "
+            f"{wrong.outbox.root}); not sent: {key_refused('API_SECRET_KEY')}"
+        )
+    finally:
+        wrong.close()

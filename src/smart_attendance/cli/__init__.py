@@ -748,6 +748,7 @@ def client(
         source=source,
         server=server or settings.server_url,
         key=key,
+        key_from=key_from,
         camera=camera or settings.camera_id,
         window=not no_window,
         record=record,

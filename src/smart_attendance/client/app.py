@@ -46,7 +46,7 @@ from . import hud, words
 from .outbox import Outbox, Scan
 from .qr import BadgeReader
 from .sources import open_frames
-from .uploader import Uploader
+from .uploader import Uploader, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class ClientOptions:
     source: str = "0"
     server: str = "http://127.0.0.1:5000"
     key: str = ""
+    key_from: str = ""  # where the key came from (API_SECRET_KEY or a key file), said on a 401
     camera: str = "door"
     queue_dir: Path = Path("data/client-queue")
     window: bool = True
@@ -563,9 +564,16 @@ def run(
         if scanner_ref:
             scanner_ref[0].on_answer(scan, answer)
 
-    uploader = Uploader(outbox, options.server, options.key, on_answer, session=session)
+    uploader = Uploader(
+        outbox, options.server, options.key, on_answer, session=session, key_from=options.key_from
+    )
     if len(outbox):  # said before the uploader starts, so before any answer it prints
         echo(f"{len(outbox)} queued scan(s) from before will be sent.")
+    if not check_server(options, uploader):
+        # Headless, nobody would see the HUD's "server: denied": stop, saying why.
+        note(f"Error: {uploader.problem}.")
+        uploader.stop()
+        return 1
     uploader.start()
     window = Window(f"Smart Attendance - {options.camera}") if options.window else None
     writer: Any = None
@@ -627,7 +635,8 @@ def run(
     finally:
         uploader.stop()
         ran = scanner_ref[0] if scanner_ref else None
-        if ran is not None or uploader.sent or uploader.rejected:  # not when nothing ran
+        stuck = uploader.problem and len(outbox)  # said even when no frame was read
+        if ran is not None or uploader.sent or uploader.rejected or stuck:
             note(summary(outbox, uploader, ran))
         _log_summary(outbox, uploader, ran)
         if ran is not None and ran.frames_with_face >= 5 * ran.fps and not ran.blinks:
@@ -639,6 +648,21 @@ def run(
             writer.release()
         if window is not None:
             window.close()
+
+
+def check_server(options: ClientOptions, uploader: Uploader) -> bool:
+    """Ask the server once at the start, with the key, whether it takes this camera's scans
+    (``GET /liveness/challenge``, the route the client asks anyway); False when it refuses the
+    key (401) and there is no window to show it (the client then stops). A server that cannot
+    be reached is said in the log (scans are queued meanwhile)."""
+    asked = ch.ask(uploader.session, options.server, options.key, options.camera)
+    if asked.mode == ch.DENIED:
+        uploader.refused_key(logged=options.window)  # headless: the client stops, saying it
+        return options.window
+    if asked.mode == ch.OFFLINE:
+        uploader.state = "offline"
+        uploader.trouble(unreachable(options.server.rstrip("/"), asked.detail))
+    return True
 
 
 def summary(outbox: Outbox, uploader: Uploader, scanner: Scanner | None = None) -> str:
@@ -653,9 +677,11 @@ def summary(outbox: Outbox, uploader: Uploader, scanner: Scanner | None = None) 
             )
         rate = f", camera {scanner.fps:.3g} fps" if scanner.live else ""
         seen = f"{scanner.blinks} blink(s) seen, {challenges}{scanner.scans} scan(s) queued{rate}; "
+    problem = f"; not sent: {uploader.problem}" if uploader.problem and len(outbox) else ""
     return (
         f"client stopped: {seen}{uploader.sent} sent, {uploader.rejected} refused, "
         f"{outbox.quarantined} quarantined, {len(outbox)} still queued (queue: {outbox.root})"
+        f"{problem}"
     )
 
 

@@ -18,6 +18,11 @@ What each answer does to the scan (``send``):
 * No connection (refused, DNS, connect timeout): kept and still due (no scan's fault, and the
   capture order is kept); the whole sender waits.
 
+What stops scans from being sent (a refused key, a wrong URL, a server that cannot be reached
+or is busy) is kept in ``problem`` and logged once when it starts, at WARNING or above (the
+client's default log level), so a headless client is never silent about it; the client's stop
+summary repeats it. A refused key is said with where the key came from (``key_from``).
+
 After any try that got no final answer the sender also waits a little before the next one
 (0.5 s, doubling up to 30 s, back to 0.5 s at the next final answer), so a server that is down
 or overloaded is not hammered by every queued scan in turn.
@@ -61,6 +66,29 @@ def _retry_after_s(response: requests.Response) -> float | None:
         return None  # an HTTP date: the back-off decides
 
 
+def key_refused(key_from: str = "") -> str:
+    """What a 401 means for the client: which key was refused and how to fix it."""
+    if key_from == "API_SECRET_KEY":
+        what = "the API key in API_SECRET_KEY"
+    elif key_from:
+        what = f"the key read from {key_from}"
+    else:
+        what = "the API key"
+    return (
+        f"the server refused {what} (HTTP 401): set API_SECRET_KEY, in the environment or "
+        ".env, to this camera's key (`attendance keys add NAME` on the server prints one) or "
+        "the server's own key (its data/api_key)"
+    )
+
+
+def unreachable(server: str, error: str) -> str:
+    """What a failed connection means for the client."""
+    return (
+        f"cannot reach the server at {server} ({error}): check that it runs and the URL "
+        "(--server, ATTENDANCE_SERVER_URL)"
+    )
+
+
 class Uploader:
     def __init__(
         self,
@@ -72,8 +100,11 @@ class Uploader:
         session: requests.Session | None = None,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        key_from: str = "",
     ) -> None:
         self.outbox = outbox
+        self.server = server.rstrip("/")
+        self.key_from = key_from  # where the key came from: API_SECRET_KEY or a key file
         self.url = server.rstrip("/") + "/recognize"
         self.checkin_url = server.rstrip("/") + "/checkin"
         self.key = key
@@ -87,6 +118,7 @@ class Uploader:
         self.state = "connecting"  # online | offline | busy | denied | wrong url
         self.sent = 0  # answered by the server this run
         self.rejected = 0  # refused by the server this run: moved to rejected/
+        self.problem = ""  # what keeps scans from being sent now ("": nothing known)
         # Students' display names as the server's answers gave them (folder name -> name).
         self.display_names: dict[str, str] = {}
         self._pause_s = 0.5  # the whole sender's wait after a try with no final answer
@@ -119,10 +151,23 @@ class Uploader:
         """Ask the server's /health, for the HUD's connection state while idle."""
         try:
             response = self._session.get(self.url.removesuffix("/recognize") + "/health", timeout=3)
-        except requests.RequestException:
+        except requests.RequestException as exc:
             self.state = "offline"
+            self.trouble(unreachable(self.server, type(exc).__name__))
             return
         self.state = "online" if response.status_code in (200, 503) else "offline"
+        if self.state == "online" and self.problem.startswith("cannot reach"):
+            self.trouble("")  # reachable again (a refused key is not cleared by /health)
+
+    def trouble(self, problem: str, level: int | None = logging.WARNING) -> None:
+        """What keeps scans from being sent now ("": nothing); logged at ``level`` when it
+        changes (None: not logged, the caller says it)."""
+        if problem and problem != self.problem and level is not None:
+            queued = len(self.outbox)
+            log.log(level, "%s; %d scan(s) queued, kept until it is fixed", problem, queued)
+        elif not problem and self.problem:
+            log.warning("the server answers again: sending the queued scans")
+        self.problem = problem
 
     def _run(self) -> None:
         last_check = float("-inf")
@@ -209,6 +254,7 @@ class Uploader:
         body = self._json(response)
         if 200 <= code < 300 and body is not None and "status" in body:
             self.state = "online"
+            self.trouble("")
             self._pause_s, self._hold_until = 0.5, float("-inf")
             answer = Recognition.from_json(body)
             self._learn_names(body)
@@ -222,7 +268,9 @@ class Uploader:
         # 408, 429, 5xx, or something that is not the server's answer (a proxy, a portal).
         self.state = "busy"
         status = str(body.get("status") or "") if body else ""
-        self._back_off(scan, f"HTTP {code} {status}".strip(), True, _retry_after_s(response))
+        answered = f"HTTP {code} {status}".strip()
+        self.trouble(f"the server at {self.server} cannot take scans now ({answered})")
+        self._back_off(scan, answered, True, _retry_after_s(response))
         self._hold()
         return RETRY
 
@@ -233,6 +281,7 @@ class Uploader:
             exc, requests.ConnectionError
         )
         self.state = "offline"
+        self.trouble(unreachable(self.server, type(exc).__name__))
         self._back_off(scan, f"unreachable ({type(exc).__name__})", scan_specific, None)
         self._hold()
         log.info("server unreachable (%s); %d scan(s) queued", type(exc).__name__, len(self.outbox))
@@ -240,23 +289,30 @@ class Uploader:
 
     def _paused(self, scan: Scan, code: int) -> str:
         state = PAUSE_STATES[code]
-        if self.state != state:  # said once, not once a minute
-            if code == 401:
-                log.error("the server refused the API key; scans stay queued until it is fixed")
-            else:
-                log.error(
-                    "the server answered %d for %s: is the server URL right? scans stay queued",
-                    code,
-                    self.checkin_url if scan.badge else self.url,
-                )
+        if code == 401:
+            self.refused_key()
+        else:
+            url = self.checkin_url if scan.badge else self.url
+            self.trouble(
+                f"the server answered HTTP {code} for {url}: check the server URL "
+                "(--server, ATTENDANCE_SERVER_URL)",
+                logging.ERROR,
+            )
         self.state = state
         self._hold(self.paused_s)
         return PAUSED
+
+    def refused_key(self, logged: bool = True) -> None:
+        """The server answered 401: sending waits for the key to be fixed (logged once,
+        unless not ``logged``: the caller says it)."""
+        self.state = "denied"
+        self.trouble(key_refused(self.key_from), logging.ERROR if logged else None)
 
     def _refused(
         self, scan: Scan, code: int, body: dict[str, Any] | None, response: requests.Response
     ) -> str:
         self.state = "online"
+        self.trouble("")
         self._pause_s, self._hold_until = 0.5, float("-inf")
         answer = Recognition.from_json(body or {"status": "refused", "error": f"HTTP {code}"})
         if answer.status in (RECOGNISED, UNKNOWN, LIVENESS_FAILED):  # not an answer: a refusal
