@@ -9,6 +9,7 @@ import io
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from email.message import EmailMessage
@@ -27,7 +28,7 @@ from scripted import ScriptedFace, identity
 from smart_attendance.app import build_services
 from smart_attendance.config import Settings
 from smart_attendance.errors import MailAuthError, MailTimeoutError, MailUnavailableError
-from smart_attendance.reports.mailer import send
+from smart_attendance.reports.mailer import missing_settings, send
 from smart_attendance.reports.scheduler import ReportScheduler
 
 USER, PASSWORD = "sender@school.test", "app-password-123"
@@ -250,7 +251,7 @@ def test_smtp_down_is_a_clear_error_then_a_retry_delivers(
     assert log.stdout.splitlines() == [
         "2026-11-23 08:00:00 UTC  2026-01-05  manual     sent    "
         "teacher@school.test, head@school.test",
-        "2026-11-23 07:55:00 UTC  2026-11-23  manual     failed  "
+        "2026-11-23 07:55:00 UTC  2026-11-23  manual     unsent  "
         "teacher@school.test, head@school.test  " + down.get_json()["error"],
     ]
 
@@ -406,8 +407,8 @@ def test_scheduler_retries_with_back_off_and_sends_once(kits: Callable[..., Kit]
     attempts = [(a["kind"], a["outcome"], a["at"]) for a in store.attempts()]
     assert attempts == [
         ("scheduled", "sent", datetime(2026, 11, 23, 16, 1, 30)),  # UTC
-        ("scheduled", "failed", datetime(2026, 11, 23, 16, 0, 30)),
-        ("scheduled", "failed", datetime(2026, 11, 23, 16, 0, 0)),
+        ("scheduled", "unsent", datetime(2026, 11, 23, 16, 0, 30)),  # no mail server
+        ("scheduled", "unsent", datetime(2026, 11, 23, 16, 0, 0)),
     ]
 
 
@@ -475,7 +476,60 @@ def test_a_scheduled_report_without_recipients_stops_start_up(
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == (
-        "Error: ATTENDANCE_REPORT_TIME is set but TEACHER_EMAIL is empty "
-        "(set it, or leave ATTENDANCE_REPORT_TIME empty)\n"
+        "Error: ATTENDANCE_REPORT_TIME is set but SENDER_PASSWORD and TEACHER_EMAIL are empty "
+        "(set them, or leave ATTENDANCE_REPORT_TIME empty; docs/report.md)\n"
     )
     assert not data.exists()  # stopped before opening the database or starting workers
+
+
+# --- sends that never reach the mail server ------------------------------------------------------
+
+
+NOT_CONFIGURED = (
+    "email is not configured: set SENDER_EMAIL, SENDER_PASSWORD and TEACHER_EMAIL in .env (in "
+    "the server's folder) or the environment, then restart the server; see docs/report.md "
+    "(for Gmail: an app password)"
+)
+
+
+def test_email_not_configured_names_every_setting_and_never_uses_up_the_hourly_sends(
+    kits: Callable[..., Kit], cli: Callable[..., Result]
+) -> None:
+    kit = kits(report_sends_per_hour=2)  # no email settings at all
+    for _ in range(5):  # an admin trying while setting up Gmail: never locked out
+        refused = send_now(kit)
+        assert refused.status_code == 503
+        assert refused.get_json() == {"status": "mail_not_configured", "error": NOT_CONFIGURED}
+    # The command says the same.
+    env = {**mail_env(kit.settings), "SENDER_EMAIL": "", "SENDER_PASSWORD": "", "TEACHER_EMAIL": ""}
+    del env["ATTENDANCE_SMTP_PORT"]  # not set: the port that goes with the security
+    result = cli("report", "send", env=env)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: {NOT_CONFIGURED}\n"
+    attempts = kit.services.store.attempts()
+    assert [a["outcome"] for a in attempts] == ["unsent"] * 6
+    # Another mail server (a relay may need no login): only what is missing is named.
+    relay = replace(kit.settings, smtp_host="mail.school.test", sender_email=USER)
+    assert missing_settings(relay) == ["TEACHER_EMAIL"]
+
+
+@pytest.mark.real
+def test_only_sends_that_reached_the_mail_server_count_against_the_hourly_limit(
+    kits: Callable[..., Kit],
+) -> None:
+    port = free_port()  # nothing listens there yet: the SMTP server is down
+    kit = kits(report_sends_per_hour=2, **mail_settings(port))
+    for _ in range(3):
+        down = send_now(kit)
+        assert down.get_json()["status"] == "mail_unavailable"
+        kit.clock.advance(minutes=1)
+    with SmtpServer(port, inbox=Inbox()) as smtp:
+        for _ in range(2):
+            assert send_now(kit).status_code == 200
+            kit.clock.advance(minutes=1)
+        limited = send_now(kit)
+        assert limited.status_code == 429
+        assert "sent by hand 2 times" in limited.get_json()["error"]
+    assert len(smtp.inbox.messages) == 2
+    outcomes = [a["outcome"] for a in reversed(kit.services.store.attempts())]
+    assert outcomes == ["unsent"] * 3 + ["sent"] * 2

@@ -483,7 +483,8 @@ SPECS: tuple[Spec, ...] = (
         "report_sends_per_hour",
         "5",
         _parse_int(1, 1000),
-        "`POST /send_report` calls allowed per hour (across servers); more get 429.",
+        "`POST /send_report` calls allowed per hour (across servers) that reached the mail "
+        "server (sent or refused by it); more get 429.",
     ),
     Spec(
         "ATTENDANCE_KEY_FAILURES_PER_MINUTE",

@@ -24,7 +24,7 @@
      |    +-- WorkerTimeoutError        a worker call took too long: the worker was replaced
      +-- StoreError                     the database cannot be reached or refused a write
      +-- MailError                      the report could not be sent (never shows the password)
-     |    +-- MailNotConfiguredError    SENDER_EMAIL or TEACHER_EMAIL is empty
+     |    +-- MailNotConfiguredError    SENDER_EMAIL, TEACHER_EMAIL (or Gmail's password) empty
      |    +-- MailUnavailableError      the SMTP server cannot be reached or refused the message
      |    +-- MailAuthError             the SMTP server refused the sender's login
      |    +-- MailTimeoutError          the SMTP server did not answer in time
@@ -148,7 +148,7 @@ class MailError(AttendanceError):
 
 
 class MailNotConfiguredError(MailError):
-    """SENDER_EMAIL or TEACHER_EMAIL is empty."""
+    """SENDER_EMAIL or TEACHER_EMAIL is empty, or SENDER_PASSWORD for Gmail's server."""
 
 
 class MailUnavailableError(MailError):

@@ -298,13 +298,14 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     settings = _settings(env_file)
     _logging(settings)
     if settings.report_time is not None:
-        from ..reports.mailer import missing_settings
+        from ..reports.mailer import missing_settings, names
 
         missing = missing_settings(settings)
         if missing:
+            empty, them = ("is empty", "it") if len(missing) == 1 else ("are empty", "them")
             raise click.ClickException(
-                f"ATTENDANCE_REPORT_TIME is set but {' and '.join(missing)} is empty "
-                "(set it, or leave ATTENDANCE_REPORT_TIME empty)"
+                f"ATTENDANCE_REPORT_TIME is set but {names(missing)} {empty} "
+                f"(set {them}, or leave ATTENDANCE_REPORT_TIME empty; docs/report.md)"
             )
     with friendly_errors():
         settings = ensure_session_secret(ensure_api_key(settings))

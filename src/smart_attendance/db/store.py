@@ -749,11 +749,16 @@ class Store(
 
     def sends_since(self, kind: str, since: datetime) -> list[datetime]:
         """When each send of ``kind`` after ``since`` (UTC) started, oldest first: the
-        messages of one send share its time, so each send counts once."""
+        messages of one send share its time, so each send counts once. Attempts that never
+        reached the mail server (outcome ``unsent``) are not sends."""
         with self._begin() as conn:
             rows = conn.execute(
                 select(report_attempts.c.at)
-                .where(report_attempts.c.kind == kind, report_attempts.c.at > since)
+                .where(
+                    report_attempts.c.kind == kind,
+                    report_attempts.c.at > since,
+                    report_attempts.c.outcome != "unsent",
+                )
                 .distinct()
                 .order_by(report_attempts.c.at)
             ).all()

@@ -262,7 +262,7 @@ report_attempts = Table(
     Column("day", Date, nullable=False),
     Column("kind", String(16), nullable=False),  # scheduled | manual
     Column("at", DateTime, nullable=False),  # UTC
-    Column("outcome", String(16), nullable=False),  # sent | failed
+    Column("outcome", String(16), nullable=False),  # sent | failed | unsent (no mail server)
     Column("recipients", String(1024), nullable=False),
     Column("error", String(512), nullable=False, default=""),
 )

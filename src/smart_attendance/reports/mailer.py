@@ -37,24 +37,46 @@ _MESSAGE_REFUSED = (
 )
 
 
+GMAIL = "smtp.gmail.com"  # the default SMTP host, which always asks for a login
+
+
 def missing_settings(settings: Settings) -> list[str]:
-    """The email settings that must be set before a report can be sent."""
+    """Every email setting that must be set before a report can be sent: the sender, its
+    password when the server is Gmail's (it always asks for one), the recipients."""
     missing = [] if settings.sender_email.strip() else ["SENDER_EMAIL"]
+    if not settings.sender_password and settings.smtp_host.strip().lower() == GMAIL:
+        missing.append("SENDER_PASSWORD")
     return missing + ([] if settings.recipients else ["TEACHER_EMAIL"])
+
+
+def names(items: Sequence[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def not_configured(missing: Sequence[str]) -> str:
+    """Why a report cannot be sent, every missing setting named, and where to set them."""
+    return (
+        f"email is not configured: set {names(missing)} in .env (in the server's folder) or "
+        "the environment, then restart the server; see docs/report.md (for Gmail: an app "
+        "password)"
+    )
 
 
 def check_configured(settings: Settings) -> None:
     missing = missing_settings(settings)
     if missing:
-        raise MailNotConfiguredError(f"email is not configured: set {' and '.join(missing)}")
+        raise MailNotConfiguredError(not_configured(missing))
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """The outcome of one message: the recipients the server accepted, or why none."""
+    """The outcome of one message: the recipients the server accepted, or why none;
+    ``reached``: whether the mail server was reached (False: it could not be connected to)."""
 
     delivered: tuple[str, ...]
     error: MailError | None = None
+    reached: bool = True
 
 
 def send(message: EmailMessage, settings: Settings) -> list[str]:
@@ -78,7 +100,13 @@ def send_all(
         for index, (message, recipients) in enumerate(batch):
             if client is None:
                 try:
-                    client = _connect(settings)
+                    opened = _open(settings)
+                except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                    error = _mail_error(exc, settings)
+                    results += [Delivery((), error, reached=False) for _ in batch[index:]]
+                    break
+                try:
+                    client = _start(opened, settings)
                 except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
                     error = _mail_error(exc, settings)
                     results += [Delivery((), error) for _ in batch[index:]]
@@ -107,18 +135,21 @@ def send_all(
     return results
 
 
-def _connect(settings: Settings) -> smtplib.SMTP:
+def _open(settings: Settings) -> smtplib.SMTP:
+    """A connection to the SMTP server, its greeting read (the server is reached)."""
     host, port = settings.smtp_host, settings.smtp_port_effective
     timeout = settings.smtp_timeout_s
-    context = ssl.create_default_context()
-    client: smtplib.SMTP
     if settings.smtp_security == "ssl":
-        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-    else:
-        client = smtplib.SMTP(host, port, timeout=timeout)
+        context = ssl.create_default_context()
+        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    return smtplib.SMTP(host, port, timeout=timeout)
+
+
+def _start(client: smtplib.SMTP, settings: Settings) -> smtplib.SMTP:
+    """``client`` after STARTTLS and the login the settings ask for (closed if they fail)."""
     try:
         if settings.smtp_security == "starttls":
-            client.starttls(context=context)
+            client.starttls(context=ssl.create_default_context())
         if settings.sender_password:
             client.login(settings.sender_email, settings.sender_password)
     except BaseException:

@@ -15,8 +15,11 @@ again by itself (its failure is in the log; ``attendance report send`` sends eve
 the day again).
 
 Sends asked over the API (``send_requested``) are limited to ``ATTENDANCE_REPORT_SENDS_PER_HOUR``,
-counted across servers from the attempt log (every manual send counts, sent or failed, the
-command's too); more raise ``RateLimitedError`` with the seconds until the oldest leaves the hour.
+counted across servers from the attempt log (every manual send that reached the mail server
+counts, delivered or refused, the command's too); more raise ``RateLimitedError`` with the
+seconds until the oldest leaves the hour. A send that never reached it (email not configured,
+the SMTP server cannot be connected to) is logged as ``unsent`` and does not count: an admin
+setting up email can try again at once.
 A report's day is one of ``models.FIRST_DAY`` to ``LAST_DAY``; another is a ``BadRequestError``.
 """
 
@@ -41,6 +44,8 @@ from . import classes, mailer
 from .content import HISTORY_DAYS, build_message, collect
 
 log = logging.getLogger(__name__)
+
+UNSENT = "unsent"  # an attempt that never reached the mail server: not counted in the limit
 
 
 def _check_day(day: date) -> date:
@@ -225,7 +230,7 @@ class ReportService:
                 [(o.message, o.recipients) for o in outgoing], self.settings
             )
         except AttendanceError as exc:  # not configured: nothing was tried
-            self.store.record_attempt(day, kind, at, "failed", self.settings.recipients, str(exc))
+            self.store.record_attempt(day, kind, at, UNSENT, self.settings.recipients, str(exc))
             log.error("%s report for %s not sent: %s", kind, day, exc)
             raise
         delivered: list[str] = []
@@ -238,7 +243,8 @@ class ReportService:
             errors.append(delivery.error)
             prefix = "" if item.class_name is None else f"class {item.class_name}: "
             error = f"{prefix}{delivery.error}"
-            self.store.record_attempt(day, kind, at, "failed", item.recipients, error)
+            outcome = "failed" if delivery.reached else UNSENT
+            self.store.record_attempt(day, kind, at, outcome, item.recipients, error)
             log.error("%s report for %s: %s not sent: %s", kind, day, item.label, delivery.error)
         recipients = tuple(dict.fromkeys(delivered))
         if not recipients and errors:
