@@ -19,7 +19,16 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import NO_FACE, PROBES, STUDENTS, Kit, build_dataset, face_bytes, make_kit
+from conftest import (
+    NO_FACE,
+    PROBES,
+    STUDENTS,
+    Kit,
+    build_dataset,
+    face_bytes,
+    make_kit,
+    run_cli,
+)
 from scripted import ScriptedFace, identity, near
 from smart_attendance import app as app_module
 from smart_attendance.cli import main as cli_main
@@ -227,3 +236,21 @@ def test_enroll_command_reports_every_skipped_real_photo(
     assert "notes.txt" not in out
     again = CliRunner().invoke(cli_main, ["enroll"], env=env)
     assert "2 students, 4 photos enrolled, 6 skipped (0 analysed, 8 from cache" in again.stdout
+
+
+@pytest.mark.real
+def test_the_enroll_command_prints_its_answer_and_no_log_noise(tmp_path: Path) -> None:
+    """A child process, so the command sets up its own logging (here, pytest's would)."""
+    (tmp_path / "dataset" / "bob_hope").mkdir(parents=True)
+    (tmp_path / "dataset" / "bob_hope" / "1.jpg").write_bytes(b"never read: no consent yet")
+    env = {"ATTENDANCE_WORKERS": "1"}  # consent required: nobody's photo is read
+    result = run_cli("enroll", env=env, cwd=tmp_path, timeout_s=120)
+    assert result.returncode == 0, result.stderr
+    # No Alembic plug-in or migration lines, no INFO lines of the server's log.
+    assert result.stderr.splitlines() == [
+        f"Data folder: {tmp_path / 'data'}",
+        f"Dataset folder: {tmp_path / 'dataset'}",
+    ]
+    assert result.stdout.startswith(
+        "Enrolment: 0 students, 0 photos enrolled, 0 skipped, 1 awaiting"
+    )

@@ -23,7 +23,7 @@ from click.testing import Result
 from sqlalchemy import text
 from werkzeug.test import TestResponse
 
-from conftest import API_KEY, Kit, make_kit
+from conftest import API_KEY, Kit, make_kit, scripted_folder
 from dashboard_kit import post_form, sign_in
 from scripted import ScriptedFace, identity, near
 from smart_attendance.errors import DataKeyError
@@ -190,6 +190,36 @@ def test_consent_through_the_command_reaches_the_running_server(
     assert listing.output.split()[:2] == ["cleo_park", "refused"]
     missing = cli("consent", "give", "--by", "x", "--document", "y", env=env)
     assert missing.exit_code != 0 and "name the students, or give --all" in missing.output
+
+
+def test_consent_for_photos_copied_in_while_the_server_runs_registers_the_folder(
+    school: Kit, cli: Callable[..., Result]
+) -> None:
+    """The README's order: photos copied into dataset/ with the server running, then consent
+    from the command. The folder is found and the student registered; a name with no folder
+    says what to do."""
+    scripted_folder(school, "bob_hope", seed=40)
+    env = {
+        "ATTENDANCE_DATA_DIR": str(school.settings.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(school.settings.dataset_dir),
+        "ATTENDANCE_DATABASE_URL": school.settings.database_url,
+    }
+    done = cli("consent", "give", "bob_hope", "--by", "his parents", "--document", "f1", env=env)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[0] == (
+        "bob_hope: none -> given (a new student, from its dataset folder)"
+    )
+    assert school.services.store.consent_states()["bob_hope"] == "given"
+    assert school.services.enrolment.refresh()  # what the server's watcher does every second
+    assert recognised(school, "bob_hope") == "bob_hope"
+    typo = cli("consent", "give", "bob_hop", "--by", "x", "--document", "y", env=env)
+    assert typo.exit_code == 1
+    assert typo.stderr == (
+        "Error: no student named 'bob_hop', and no dataset folder of that name: check the name "
+        "(`attendance consent list`), or put the student's photos in dataset/bob_hop/ "
+        "(ATTENDANCE_DATASET_DIR) and run `attendance enroll`\n"
+    )
+    assert "bob_hop" not in school.services.store.consent_states()
 
 
 # --- erasure and access ------------------------------------------------------------------------

@@ -152,13 +152,21 @@ def _database_exists(settings: Settings) -> bool:
     return Path(settings.db_url.removeprefix("sqlite:///")).is_file()
 
 
-def _logging(settings: Settings) -> None:
+def _logging(settings: Settings, command: bool = False) -> None:
+    """The log on standard error at ``ATTENDANCE_LOG_LEVEL``; for a ``command`` whose printed
+    lines are its answer (``enroll``), warnings and errors only unless DEBUG is asked for.
+    Alembic's own INFO lines (plug-ins, the migration context) are never shown: the store logs
+    what it did to the database in one line."""
+    level = settings.log_level
+    if command and level != "DEBUG":
+        level = "WARNING" if level == "INFO" else level
     logging.basicConfig(
-        level=settings.log_level,
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 env_file_option = click.option(
@@ -403,7 +411,7 @@ def _engine_kind(settings: Settings) -> AnalyzerKind:
 def enroll(env_file: str | None) -> None:
     """Enrol (or update) the students from the dataset folder, with a progress bar."""
     settings = _settings(env_file)
-    _logging(settings)
+    _logging(settings, command=True)
     with friendly_errors():
         if not settings.dataset_dir.is_dir():
             raise click.ClickException(

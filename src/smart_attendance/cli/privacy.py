@@ -34,7 +34,8 @@ def _record(
         changes = services.consent.record(chosen, state, by, document, _actor())
     for change in changes:
         deleted = f" ({change.photos_deleted} photo(s) deleted)" if change.photos_deleted else ""
-        click.echo(f"{change.student}: {change.before} -> {change.after}{deleted}")
+        added = " (a new student, from its dataset folder)" if change.registered else ""
+        click.echo(f"{change.student}: {change.before} -> {change.after}{deleted}{added}")
     if state == "given":
         click.echo("Running servers enrol them within seconds (no restart needed).")
 

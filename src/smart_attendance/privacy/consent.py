@@ -37,6 +37,7 @@ class ConsentChange:
     before: str
     after: str
     photos_deleted: int = 0
+    registered: bool = False  # added to the registry now, from its dataset folder
 
 
 def _clean(value: str, field: str, required: bool) -> str:
@@ -83,8 +84,22 @@ class ConsentService:
             raise BadRequestError("name at least one student (or all of them)")
         known = self.store.consent_states()
         missing = [n for n in names if n not in known]
+        registered: set[str] = set()
+        if missing:  # a dataset folder no server has registered yet (photos just copied in)
+            folders = set(enrolled_students(self.enrolment.settings.dataset_dir))
+            registered = set(
+                self.store.ensure_students(
+                    [n for n in missing if n in folders], self.enrolment.today()
+                )
+            )
+            known = self.store.consent_states()
+            missing = [n for n in names if n not in known]
         if missing:
-            raise NotFoundError(f"no student named {missing[0]!r}")
+            raise NotFoundError(
+                f"no student named {missing[0]!r}, and no dataset folder of that name: check "
+                "the name (`attendance consent list`), or put the student's photos in "
+                f"dataset/{missing[0]}/ (ATTENDANCE_DATASET_DIR) and run `attendance enroll`"
+            )
         at = self.clock().astimezone(UTC).replace(tzinfo=None)
         changes = []
         for name in dict.fromkeys(names):
@@ -92,7 +107,7 @@ class ConsentService:
             deleted = 0
             if state != GIVEN:
                 deleted = self.enrolment.forget_photos(name, reenrol=False)
-            changes.append(ConsentChange(name, known[name], state, deleted))
+            changes.append(ConsentChange(name, known[name], state, deleted, name in registered))
             detail = f"{state}, recorded for {by}" + (f", document {document}" if document else "")
             self.audit.record(actor, "consent", name, detail)
         self.enrolment.changed_elsewhere()  # re-enrol here, and tell every other server
