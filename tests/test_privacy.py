@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import stat
 import zipfile
 from collections.abc import Callable, Iterator
@@ -398,6 +399,27 @@ def test_the_enrol_pages_say_who_awaits_consent(school: Kit) -> None:
     assert 'data-awaiting="ana_lima"' in listing
     photos = school.client.get("/enrol/ana_lima").get_data(as_text=True)
     assert "data-awaiting-consent" in photos and "Awaiting consent" in photos
+
+
+def test_the_enrol_pages_say_whose_consent_was_refused_not_awaited(school: Kit) -> None:
+    consent(school, "cleo_park", "refused")
+    consent(school, "ben_ito", "given")
+    consent(school, "ben_ito", "withdrawn")
+    sign_in(school, "ada", "admin")
+    listing = school.client.get("/enrol").get_data(as_text=True)
+    photos_column = {
+        name: " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+        for name, cell in re.findall(
+            r'<span class="name">(\w+)</span>.*?<td class="num">(.*?)</td>', listing, re.S
+        )
+    }
+    assert photos_column == {
+        "ana_lima": "awaiting consent",
+        "ben_ito": "consent withdrawn",
+        "cleo_park": "consent refused",
+    }
+    photos = school.client.get("/enrol/cleo_park").get_data(as_text=True)
+    assert "Consent refused:" in photos and "Awaiting consent" not in photos
 
 
 def test_the_audit_command_prints_the_log(school: Kit, cli: Callable[..., Result]) -> None:
