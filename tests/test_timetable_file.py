@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import PARIS, ROOT, make_settings
+from conftest import PARIS, ROOT, make_kit, make_settings
+from dashboard_kit import sign_in
+from scripted import ScriptedAnalyzer
+from smart_attendance import app as app_module
 from smart_attendance.attendance.timetable import (
     DEFAULT_CLASS,
     EVERYONE,
@@ -23,6 +26,7 @@ from smart_attendance.attendance.timetable import (
 )
 from smart_attendance.errors import ConfigError
 from smart_attendance.models import STATUS_LATE, STATUS_PRESENT
+from smart_attendance.web import serving
 
 # A small school; the line numbers below are this text's.
 SCHOOL = """\
@@ -275,3 +279,65 @@ def test_the_documented_example_passes_the_check(
     gaps = [b.period.start - a.period.end for a, b in pairwise(day)]
     assert max(gaps) >= 60  # the lunch break
     assert timetable.closure_on(datetime(2026, 11, 11).date()) is not None
+
+
+# --- roster names that match no student ------------------------------------------------------
+
+MISSPELT = SCHOOL.replace(
+    'students = ["ana_lima", "ben_ito"]', 'students = ["ana_lima", "ben_itoo", "zoe"]'
+)
+
+
+def _serve_until_started(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> Result:
+    """``attendance serve`` in this process, stopped as soon as it would start serving (the
+    scripted engine; no socket)."""
+
+    class Stopped:
+        def run(self) -> None:
+            raise KeyboardInterrupt  # Ctrl-C at once
+
+    monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: ScriptedAnalyzer())
+    monkeypatch.setattr(serving, "make_server", lambda *_args: Stopped())
+    return cli("serve", env={"API_SECRET_KEY": "k" * 24, **env})
+
+
+def test_roster_names_matching_no_student_are_logged_at_start_and_shown_to_the_admin(
+    tmp_path: Path,
+    cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "timetable.toml"
+    path.write_text(MISSPELT, encoding="utf-8")
+    for name in ("ana_lima", "ben_ito"):
+        (tmp_path / "dataset" / name).mkdir(parents=True)
+    env = {
+        "ATTENDANCE_TIMETABLE": str(path),
+        "ATTENDANCE_DATASET_DIR": str(tmp_path / "dataset"),
+        "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
+    }
+    with caplog.at_level("WARNING"):
+        started = _serve_until_started(cli, monkeypatch, env)
+    assert started.exit_code == 0, started.output
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if "roster" in r.getMessage() or "match no" in r.getMessage()
+    ]
+    assert warned == [
+        f"the timetable {path} names students that match no student (not in the registry, no "
+        "dataset folder): math-7b: ben_itoo, zoe. They are never marked: check the spelling in "
+        "the file, or add the students (docs/timetable.md)"
+    ]
+    kit = make_kit(tmp_path / "kit", students=("ana_lima", "ben_ito"), timetable=path)
+    try:
+        sign_in(kit, "ada", "admin")
+        html = kit.client.get("/admin").get_data(as_text=True)
+    finally:
+        kit.services.close()
+    notes = re.findall(
+        r'data-unmatched-roster="([^"]+)"><strong>No such student:</strong> ([^<]*?) are', html
+    )
+    assert notes == [("math-7b", "ben_itoo, zoe")]

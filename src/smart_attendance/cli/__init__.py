@@ -367,6 +367,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     services.watcher.start()  # enrolments by other processes reach this server too
     with friendly_errors():  # from today on, the register reads this timetable
         services.attendance.adopt_timetable()
+        _warn_roster_names(services)
     click.echo(
         f"Serving on http://{settings.host}:{settings.port} "
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "
@@ -399,6 +400,16 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         scheduler.stop()
         purger.stop()
         services.close()
+
+
+def _warn_roster_names(services: Services) -> None:
+    """Log the timetable's roster names that match no student (the Admin page shows them)."""
+    from ..attendance.rosters import unmatched_roster_names, warn_unmatched
+
+    timetable = services.attendance.timetable
+    names = [row.name for row in services.store.students()]
+    unmatched = unmatched_roster_names(timetable, names, services.settings.dataset_dir)
+    warn_unmatched(unmatched, timetable.source)
 
 
 def _engine_kind(settings: Settings) -> AnalyzerKind:

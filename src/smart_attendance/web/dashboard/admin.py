@@ -25,6 +25,7 @@ from flask import Blueprint, jsonify, make_response, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ...app import Services
+from ...attendance.rosters import unmatched_roster_names
 from ...attendance.timetable import Period, Timetable, minutes_text
 from ...config import SPECS, Settings, Spec
 from ...db.store import TimetableRow
@@ -162,6 +163,11 @@ def register(routes: Blueprint, services: Services) -> None:
             teacher=TEACHER,
             class_names=[c.name for c in timetable.classes],
             timetable=timetable,
+            unmatched=unmatched_roster_names(
+                timetable,
+                [row.name for row in services.store.students()],
+                services.settings.dataset_dir,
+            ),
             week_of=week_of,
             minutes_text=minutes_text,
             history=history(services.store.timetable_history(), services.settings.zone),
