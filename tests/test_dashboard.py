@@ -382,3 +382,29 @@ def test_every_route_is_documented(kit: Kit) -> None:
         if not re.search(re.escape(path) + r"[`?\s)]", documented):
             missing.append(rule.rule)
     assert missing == []
+
+
+def test_users_add_without_a_terminal_says_to_use_password_stdin(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    env = {"ATTENDANCE_DATA_DIR": str(tmp_path / "data")}
+    result = cli("users", "add", "ada", "--role", "admin", env=env, input="")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: standard input is not a terminal, so the password cannot be asked: give it on "
+        "standard input with --password-stdin\n"
+    )
+
+
+def test_users_add_asks_again_for_a_password_too_short(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smart_attendance.cli import users
+
+    monkeypatch.setattr(users, "_terminal", lambda: True)  # a person at a terminal
+    env = {"ATTENDANCE_DATA_DIR": str(tmp_path / "data")}
+    typed = f"short\n{PASSWORD}\n{PASSWORD}\n"
+    result = cli("users", "add", "ada", "--role", "admin", env=env, input=typed)
+    assert result.exit_code == 0, result.output
+    assert "Error: a password has at least 10 characters; try again" in result.output
+    assert result.stdout.splitlines()[-1] == "Added admin ada. Sign in at /login on the server."

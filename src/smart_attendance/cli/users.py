@@ -2,7 +2,9 @@
 
 The first admin is made here, on the server: ``attendance users add NAME --role admin
 --password-stdin``. Passwords are read from standard input (``--password-stdin``, one line) or
-asked twice without echo; never from the command line, where other users could see them.
+asked twice without echo on a terminal (again while too short); never from the command line,
+where other users could see them. Without a terminal and without ``--password-stdin`` the
+command says to use it.
 """
 
 from __future__ import annotations
@@ -27,14 +29,40 @@ def _accounts(env_file: str | None) -> Iterator[AccountService]:
         yield services.accounts
 
 
+def _terminal() -> bool:
+    """Whether a person at a terminal can be asked for the password."""
+    return sys.stdin.isatty()
+
+
+def _acceptable(password: str) -> str:
+    """``password`` if the accounts would take it; else a usage error, which makes the prompt
+    say why and ask again."""
+    from ..errors import BadRequestError
+    from ..people.accounts import check_password
+
+    try:
+        return check_password(password)
+    except BadRequestError as exc:
+        raise click.UsageError(f"{exc}; try again") from None
+
+
 def _password(from_stdin: bool) -> str:
+    """The password from standard input (``--password-stdin``), else asked twice without echo
+    on the terminal, again until it is long enough."""
     if from_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
         if not password:
             raise click.ClickException("no password on standard input")
         return password
-    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not _terminal():
+        raise click.ClickException(
+            "standard input is not a terminal, so the password cannot be asked: give it on "
+            "standard input with --password-stdin"
+        )
+    value: str = click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True, value_proc=_acceptable
+    )
     return value
 
 
