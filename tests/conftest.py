@@ -597,6 +597,23 @@ def command_on(
     return run
 
 
+def serve_once(
+    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> Result:
+    """``attendance serve`` in this process (``cli``), stopped as soon as it would start
+    serving: what it says at start, with the scripted engine and no socket."""
+    from smart_attendance import app as app_module
+    from smart_attendance.web import serving
+
+    class Stopped:
+        def run(self) -> None:
+            raise KeyboardInterrupt  # Ctrl-C at once
+
+    monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: ScriptedAnalyzer())
+    monkeypatch.setattr(serving, "make_server", lambda *_args: Stopped())
+    return cli("serve", env={"API_SECRET_KEY": "k" * 24, **env})
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The garbage collector runs less often: every test builds a whole app (thousands of
     short-lived objects), and the default thresholds made the collector's passes over the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from collections.abc import Callable
 from datetime import time
 from pathlib import Path
@@ -12,6 +14,7 @@ import click
 import pytest
 from click.testing import Result
 
+from conftest import serve_once
 from smart_attendance.cli import ensure_api_key, main
 from smart_attendance.config import SPECS, Settings, load_settings
 from smart_attendance.db.store import Store
@@ -233,3 +236,27 @@ def test_unreachable_database_stops_serve_with_one_line(
     [line] = result.stderr.splitlines()[2:]  # after the data and dataset folders
     assert line.startswith("Error: ") and "database" in line
     assert "Traceback" not in result.stderr
+
+
+def test_the_servers_hints_name_the_command_as_it_was_run(
+    tmp_path: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make run`` runs .venv/bin/attendance, not on PATH: the hints say that path, as the
+    README does; once the virtualenv is active (on PATH), plain ``attendance``."""
+    venv = tmp_path / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "attendance").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(sys, "argv", [str(venv / "attendance"), "serve"])
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    env = {"ATTENDANCE_DATA_DIR": str(tmp_path / "data"), "ATTENDANCE_DATASET_DIR": "nope"}
+    result = serve_once(cli, monkeypatch, env)
+    assert result.exit_code == 0, result.output
+    assert (
+        "No dashboard account yet: create the first admin with "
+        "`.venv/bin/attendance users add NAME --role admin`." in result.stdout.splitlines()
+    )
+    assert "(or run `.venv/bin/attendance enroll`)" in result.stderr
+    monkeypatch.setattr(shutil, "which", lambda _name: str(venv / "attendance"))
+    result = serve_once(cli, monkeypatch, env)
+    assert "`attendance users add NAME --role admin`." in result.stdout
+    assert ".venv/bin" not in result.output

@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from conftest import PARIS, ROOT, make_kit, make_settings
+from conftest import PARIS, ROOT, make_kit, make_settings, serve_once
 from dashboard_kit import sign_in
-from scripted import ScriptedAnalyzer
-from smart_attendance import app as app_module
 from smart_attendance.attendance.timetable import (
     DEFAULT_CLASS,
     EVERYONE,
@@ -26,7 +24,6 @@ from smart_attendance.attendance.timetable import (
 )
 from smart_attendance.errors import ConfigError
 from smart_attendance.models import STATUS_LATE, STATUS_PRESENT
-from smart_attendance.web import serving
 
 # A small school; the line numbers below are this text's.
 SCHOOL = """\
@@ -288,21 +285,6 @@ MISSPELT = SCHOOL.replace(
 )
 
 
-def _serve_until_started(
-    cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
-) -> Result:
-    """``attendance serve`` in this process, stopped as soon as it would start serving (the
-    scripted engine; no socket)."""
-
-    class Stopped:
-        def run(self) -> None:
-            raise KeyboardInterrupt  # Ctrl-C at once
-
-    monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: ScriptedAnalyzer())
-    monkeypatch.setattr(serving, "make_server", lambda *_args: Stopped())
-    return cli("serve", env={"API_SECRET_KEY": "k" * 24, **env})
-
-
 def test_roster_names_matching_no_student_are_logged_at_start_and_shown_to_the_admin(
     tmp_path: Path,
     cli: Callable[..., Result],
@@ -319,7 +301,7 @@ def test_roster_names_matching_no_student_are_logged_at_start_and_shown_to_the_a
         "ATTENDANCE_DATA_DIR": str(tmp_path / "data"),
     }
     with caplog.at_level("WARNING"):
-        started = _serve_until_started(cli, monkeypatch, env)
+        started = serve_once(cli, monkeypatch, env)
     assert started.exit_code == 0, started.output
     warned = [
         r.getMessage()

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -60,6 +61,23 @@ def friendly_errors() -> Iterator[None]:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+
+def program() -> str:
+    """How to run this command again, for the hints it prints: ``attendance`` when that is the
+    one on PATH (an activated virtualenv, a system install) or when run as ``python -m``, else
+    the path it was run by, relative to the current folder where it can be (``make run``:
+    ``.venv/bin/attendance``, as the README writes it)."""
+    ran = Path(sys.argv[0] or "attendance")
+    if ran.name != "attendance":
+        return "attendance"
+    on_path = shutil.which("attendance")
+    try:
+        if on_path and Path(on_path).resolve() == ran.resolve():
+            return "attendance"
+        return str(ran.resolve().relative_to(Path.cwd().resolve()))
+    except (OSError, ValueError):  # elsewhere: the path as it was typed
+        return str(ran)
 
 
 def _installed(module: str) -> bool:
@@ -230,7 +248,7 @@ def ensure_api_key(
         echo(
             f"No API_SECRET_KEY was set, so one was generated and written to {key_file} "
             "(readable by this user only; not shown here, as this output is not a terminal). "
-            "Give cameras their own keys: `attendance keys add NAME`."
+            f"Give cameras their own keys: `{program()} keys add NAME`."
         )
     return replace(settings, api_key=key)
 
@@ -276,13 +294,13 @@ def _print_report(report: Any, verbose: bool = True) -> None:
         if len(shown) < len(report.skipped):
             click.echo(
                 f"  ... and {len(report.skipped) - len(shown)} more "
-                "(see `attendance enroll` or GET /enrolment)"
+                f"(see `{program()} enroll` or GET /enrolment)"
             )
     if report.awaiting:
         click.echo(
             f"{len(report.awaiting)} student(s) await consent and are not enrolled "
-            "(`attendance consent list --state none`); record it with `attendance consent give "
-            "NAME --by WHO --document REF` or on the student's page (docs/privacy.md)."
+            f"(`{program()} consent list --state none`); record it with `{program()} consent "
+            "give NAME --by WHO --document REF` or on the student's page (docs/privacy.md)."
         )
 
 
@@ -327,7 +345,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     if not settings.dataset_dir.is_dir():
         click.echo(
             f"Note: dataset folder {settings.dataset_dir} not found; nobody is enrolled. "
-            "Create dataset/<student>/photo.jpg and restart (or run `attendance enroll`).",
+            f"Create dataset/<student>/photo.jpg and restart (or run `{program()} enroll`).",
             err=True,
         )
 
@@ -385,7 +403,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         if not services.accounts.has_admin():
             click.echo(
                 "No dashboard account yet: create the first admin with "
-                "`attendance users add NAME --role admin`."
+                f"`{program()} users add NAME --role admin`."
             )
 
     def stop(_signum: int, _frame: Any) -> None:
