@@ -384,6 +384,8 @@ def test_the_token_is_kept_as_its_hash_only(school: Kit) -> None:
         (("nobody", "--out", "x.pdf"), "no student named 'nobody'"),
         (("--class", "chemistry", "--out", "x.pdf"), "unknown class 'chemistry'"),
         (("--class", "math-7b", "--out", "x.png"), "holds one card"),
+        (("--class", "math-7b", "--out", "x.jpg"), "holds one card"),
+        (("ana_lima", "--out", "x.gif"), "--out x.gif: a .gif file cannot hold badges"),
     ],
 )
 def test_print_mistakes_are_one_line_and_print_nothing(
@@ -393,8 +395,24 @@ def test_print_mistakes_are_one_line_and_print_nothing(
     assert result.exit_code == 1
     [line] = result.output.splitlines()
     assert line.startswith("Error: ") and words in line, line
-    assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "x.png").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("x.")]  # nor a folder
     assert school.services.badges.badges(revoked=True) == []
+
+
+def test_one_students_card_as_a_jpeg_file_is_read_like_the_png(
+    school: Kit, cli: Cli, tmp_path: Path
+) -> None:
+    card = tmp_path / "card.jpg"
+    printed = attendance(cli, school, "badges", "print", "ben_ito", "--out", str(card))
+    assert printed.exit_code == 0, printed.output
+    assert card.is_file() and card.read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, not a folder
+    assert printed.output == (
+        f"Printed 1 badge(s) to {card}; earlier badges of these students no longer work.\n"
+    )
+    assert stat.S_IMODE(card.stat().st_mode) == 0o600
+    [token] = BadgeReader().read(held_up(card, 300, 5, 1))
+    [row] = school.services.badges.badges("ben_ito")
+    assert school.services.store.badge_by_digest(digest(token)) == row
 
 
 def test_revoke_names_an_unknown_student_in_one_line(school: Kit, cli: Cli) -> None:

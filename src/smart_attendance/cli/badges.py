@@ -63,19 +63,30 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+IMAGES = (".png", ".jpg", ".jpeg")  # one student's card as an image file
+
+
 def _targets(out: Path, students: Sequence[str]) -> list[Path]:
-    """Where the cards go: one PDF (``.pdf``), one PNG (``.png``, one student), else one
-    ``NAME.png`` per student in the folder ``out``."""
+    """Where the cards go: one PDF (``.pdf``), one image (``.png``, ``.jpg``, ``.jpeg``: one
+    student), else one ``NAME.png`` per student in the folder ``out`` (an existing folder, or a
+    name without a file suffix). Another suffix is a mistake, not a folder to create."""
     suffix = out.suffix.lower()
-    if suffix == ".pdf":
+    if out.is_dir():
+        pass
+    elif suffix == ".pdf":
         return [out]
-    if suffix == ".png":
+    elif suffix in IMAGES:
         if len(students) != 1:
             raise click.ClickException(
                 f"--out {out.name} holds one card; for {len(students)} students give a folder "
                 "(a PNG each) or a .pdf"
             )
         return [out]
+    elif suffix:
+        raise click.ClickException(
+            f"--out {out.name}: a {suffix} file cannot hold badges; give a .pdf, a .png or "
+            ".jpg (one student), or a folder (a PNG each)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     return [out / f"{name}.png" for name in students]
 
@@ -92,14 +103,15 @@ def badges_group() -> None:
     "--out",
     required=True,
     type=click.Path(path_type=Path),
-    help="A .pdf (ten cards per A4 page), a .png (one student), or a folder (NAME.png each).",
+    help="A .pdf (ten cards per A4 page), a .png or .jpg (one student), or a folder "
+    "(NAME.png each).",
 )
 @env_file_option
 def badges_print(
     names: tuple[str, ...], class_name: str | None, out: Path, env_file: str | None
 ) -> None:
     """Print new badges for NAMES or a --class; their earlier badges stop working."""
-    from ..people.badges import card_png, cards_pdf, render_card
+    from ..people.badges import card_jpeg, card_png, cards_pdf, render_card
     from ..privacy.audit import cli_actor
 
     if bool(names) == bool(class_name):
@@ -115,6 +127,8 @@ def badges_print(
         targets = _targets(out, [card.student for card in cards])
         if len(targets) == 1 and targets[0].suffix.lower() == ".pdf":
             contents = [cards_pdf(images)]
+        elif len(targets) == 1 and targets[0].suffix.lower() in (".jpg", ".jpeg"):
+            contents = [card_jpeg(images[0])]
         else:
             contents = [card_png(image) for image in images]
         pending = [target.with_name(f".{target.name}.tmp") for target in targets]

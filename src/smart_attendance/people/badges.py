@@ -299,6 +299,13 @@ def card_png(card: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def card_jpeg(card: Image.Image) -> bytes:
+    """The card as a JPEG (high quality: the QR code's edges stay sharp enough to read)."""
+    out = io.BytesIO()
+    card.convert("RGB").save(out, format="JPEG", quality=95, dpi=(DPI, DPI))
+    return out.getvalue()
+
+
 def cards_pdf(cards: Sequence[Image.Image]) -> bytes:
     """A4 pages of ten cards each (two columns, five rows) at their real size, with cut lines."""
     if not cards:
