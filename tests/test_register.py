@@ -456,7 +456,7 @@ def test_corrections_are_rows_with_a_history(school: Kit) -> None:
         ({"reason": "x" * 513}, "the reason is longer than 512 characters"),
         ({"reason": "bell\x07"}, "the reason has control characters"),
         ({"class": "gym"}, "unknown class 'gym' (classes: math-7b, art)"),
-        ({"class": None}, "class is required (classes: math-7b, art)"),
+        ({"class": None}, "class is required (ben_ito's classes: math-7b, art)"),
         (
             {"period": "10:00"},
             "math-7b has no period at 10:00 on 2026-11-23 "
@@ -552,8 +552,8 @@ def test_mark_on_the_command_line(school: Kit, command: Callable[..., Result]) -
         ("Absent", "Excused", "cli:teacher1"),
         ("Excused", "Present", "cli:teacher1"),
     ]
-    # today by default; art is the only class of cleo but the class must be named
-    today = command("mark", "cleo_park", "--class", "art", "--status", "late")
+    # today by default; art is cleo's only class: no need to name it
+    today = command("mark", "cleo_park", "--status", "late")
     assert today.exit_code == 0, today.output
     assert today.stdout.splitlines()[0] == (
         "cleo_park, art 09:00 on 2026-11-23: not seen yet -> Late."
@@ -585,7 +585,8 @@ SLOT = ("--class", "math-7b", "--date", "2026-11-23", "--period", "08:30")
             "--date must be a date as YYYY-MM-DD, got '23/11/2026'",
         ),
         (("zed", *SLOT, "--status", "absent"), "unknown student 'zed'"),
-        (("ben_ito", "--status", "absent"), "class is required (classes: math-7b, art)"),
+        (("ben_ito", "--status", "absent"), "class is required (ben_ito's classes: math-7b, art)"),
+        (("zed", "--status", "absent"), "class is required (classes: math-7b, art)"),
     ],
 )
 def test_a_bad_mark_is_one_line(

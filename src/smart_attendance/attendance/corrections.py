@@ -107,8 +107,9 @@ def correct(
     period: str | None = None,
 ) -> Corrected:
     """Record a correction of ``name``'s status in one class period (``class_name`` may be
-    left out when the timetable has one class, ``period`` when the class has one period that
-    day). Raises ``BadRequestError`` naming what is wrong."""
+    left out when the timetable has one class or the student is in one class only,
+    ``period`` when the class has one period that day). Raises ``BadRequestError`` naming what
+    is wrong."""
     new_status = parse_status(status)
     reason = _clean_reason(new_status, reason)
     entry = find_entry(attendance, name, day, class_name, period)
@@ -339,10 +340,7 @@ def find_entry(
         raise BadRequestError("name is required")
     timetable = attendance.timetable
     if class_name is None:
-        if len(timetable.classes) != 1:
-            known = ", ".join(c.name for c in timetable.classes)
-            raise BadRequestError(f"class is required (classes: {known})")
-        class_name = timetable.classes[0].name
+        class_name = _class_of(attendance, name, day)
     entries = attendance.register.entries(day, day, class_name)
     if not entries:
         attendance.check_class(class_name)
@@ -380,6 +378,30 @@ def find_entry(
         # still record what happened (a student who was there before being added).
         return Entry(day, class_name, period, minutes_text(slot.period.end), name, None)
     raise BadRequestError(f"{name} is not on the roster of {class_name}")
+
+
+def _class_of(attendance: AttendanceService, name: str, day: date) -> str:
+    """The class meant when none is named: the timetable's only class, else the only class
+    the student is on the register of that day, else the only class they belong to (a roster,
+    or a class given beside it); ``BadRequestError`` naming the choices when there are more."""
+    timetable = attendance.timetable
+    if len(timetable.classes) == 1:
+        return timetable.classes[0].name
+    seen = {e.class_name for e in attendance.register.entries(day, day) if e.student == name}
+    in_order = [c.name for c in timetable.classes]  # the file's order, then any other
+    that_day = [c for c in in_order if c in seen] + sorted(seen - set(in_order))
+    if len(that_day) == 1:
+        return that_day[0]
+    row = attendance.store.student(name)
+    extra = [c for c in (row.classes if row else ()) if timetable.school_class(c)]
+    member = list(dict.fromkeys(timetable.classes_of(name) + extra))
+    if not that_day and len(member) == 1:
+        return member[0]
+    choices = that_day or member
+    if choices:
+        raise BadRequestError(f"class is required ({name[:80]}'s classes: {', '.join(choices)})")
+    known = ", ".join(c.name for c in timetable.classes)
+    raise BadRequestError(f"class is required (classes: {known})")
 
 
 def _periods_of(class_name: str, day: date, periods: Sequence[str], closure: Closure | None) -> str:
