@@ -188,7 +188,10 @@ def test_consent_through_the_command_reaches_the_running_server(
     assert school.services.enrolment.refresh()
     assert recognised(school, "cleo_park", seed=1) is None
     listing = cli("consent", "list", "--state", "refused", env=env)
-    assert listing.output.split()[:2] == ["cleo_park", "refused"]
+    header, row = listing.output.splitlines()
+    assert header.split() == ["Student", "Consent", "Last", "recorded", "(by,", "document)"]
+    assert row.split()[:2] == ["cleo_park", "refused"] and row.split()[3:5] == ["by", "Cleo"]
+    assert row.index("refused") == header.index("Consent")  # in the column
     missing = cli("consent", "give", "--by", "x", "--document", "y", env=env)
     assert missing.exit_code != 0 and "name the students, or give --all" in missing.output
 

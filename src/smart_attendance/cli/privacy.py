@@ -95,7 +95,8 @@ def consent_list(state: str | None, env_file: str | None) -> None:
     if not rows:
         click.echo("No students.")
         return
-    width = max(len(r[0]) for r in rows)
+    width = max([len(r[0]) for r in rows] + [len("Student")])
+    click.echo(f"{'Student':<{width}}  {'Consent':<9}  Last recorded (by, document)")
     for name, current, where in rows:
         click.echo(f"{name:<{width}}  {current:<9}  {where}")
 
