@@ -177,8 +177,8 @@ def test_stats_without_a_database_says_so_and_creates_nothing(
     lines = result.stdout.splitlines()
     assert lines[0] == "0 day(s) on record"
     assert [line.split() for line in lines[2:]] == [
-        ["ana", "0", "0", "0", "0.0", "0.0"],
-        ["ben", "0", "0", "0", "0.0", "0.0"],
+        ["ana", "0", "0", "0", "-", "-"],  # no period expected: nothing to count
+        ["ben", "0", "0", "0", "-", "-"],
     ]
     as_json = cli("stats", "--json", env=env)
     assert as_json.exit_code == 0

@@ -490,9 +490,12 @@ def stats(
         f"{'Student':30} {'Present':>7} {'OnTime':>7} {'Late':>5} {'Attend%':>8} {'Late%':>6}"
     )
     for row in rows:
+        # A dash where there is nothing to divide by: no expected period, no day present.
+        attend = f"{row.attendance_pct:8.1f}" if row.total_days else f"{'-':>8}"
+        late = f"{row.late_pct:6.1f}" if row.days_present else f"{'-':>6}"
         click.echo(
             f"{row.name[:30]:30} {row.days_present:7d} {row.days_on_time:7d} "
-            f"{row.days_late:5d} {row.attendance_pct:8.1f} {row.late_pct:6.1f}"
+            f"{row.days_late:5d} {attend} {late}"
         )
 
 
