@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from PIL import Image
 from werkzeug.test import TestResponse
 
 from conftest import API_KEY, MONDAY_0855, Kit, io_bytes, make_kit, scripted_folder
-from scripted import ScriptedFace, identity, near
+from dashboard_kit import post_form, sign_in
+from scripted import ScriptedAnalyzer, ScriptedFace, identity, near
+from smart_attendance import app as app_module
 from smart_attendance.app import build_services
 from smart_attendance.models import Box
+from smart_attendance.people.names import name_key
 from smart_attendance.people.service import GALLERY_VERSION
 from smart_attendance.people.watcher import GalleryWatcher
 
@@ -384,3 +388,58 @@ def test_the_gallery_version_is_a_shared_counter(kit_on_db: Kit) -> None:
     store.set_meta("counter", "41")
     assert store.bump_meta("counter") == 42
     assert store.meta_value("counter") == "42"
+
+
+# --- names that look the same ----------------------------------------------------------------
+
+
+def test_a_name_like_another_students_is_added_with_a_warning(kit: Kit) -> None:
+    assert name_key("Zoë  Martín") == name_key("zoe_martin") == name_key("ZOE-MARTIN")
+    first = post(kit, "/students", {"name": "Zoë Martín"})
+    assert (first.status_code, first.get_json()["warnings"]) == (201, [])
+    again = post(kit, "/students", {"name": "zoe martin", "display_name": "Zoe"})
+    assert again.status_code == 201  # two students may share a name: added all the same
+    assert again.get_json()["warnings"] == [
+        "'zoe martin' looks like 'Zoë Martín' (the same name but for case, accents, spaces or "
+        "underscores): check that it is not the same student added twice"
+    ]
+    # A display name counts too; a name that only shares a part does not.
+    shown = post(kit, "/students", {"name": "zm_7", "display_name": "ZOE MARTIN"})
+    assert "'zm_7' looks like 'Zoë Martín', 'zoe martin'" in shown.get_json()["warnings"][0]
+    other = post(kit, "/students", {"name": "zoe_martinez"})
+    assert other.get_json()["warnings"] == []
+    assert {"Zoë Martín", "zoe martin", "zm_7", "zoe_martinez"} <= set(listing(kit))
+
+
+def test_the_enrol_page_and_the_commands_warn_of_a_name_like_anothers(
+    kit: Kit, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = sign_in(kit, "olga", "office")
+    post_form(kit, "/enrol/students", token, name="Ana Lima")  # ana_lima is in the class
+    page = kit.client.get("/enrol/Ana%20Lima").get_data(as_text=True)
+    assert (
+        '<p class="flash warning">Note: &#39;Ana Lima&#39; looks like &#39;ana_lima&#39; (the '
+        "same name but for case, accents, spaces or underscores): check that it is not the "
+        "same student added twice.</p>"
+    ) in page
+    # attendance enroll: two folders of one student, as the dataset holds them now.
+    monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: ScriptedAnalyzer())
+    env = {
+        "ATTENDANCE_DATA_DIR": str(kit.settings.data_dir),
+        "ATTENDANCE_DATASET_DIR": str(kit.settings.dataset_dir),
+        "ATTENDANCE_WORKERS": "1",
+    }
+    enrolled = cli("enroll", env=env)
+    assert enrolled.exit_code == 0, enrolled.output
+    assert enrolled.stderr.splitlines()[-1] == (
+        "Warning: 'ana_lima' looks like 'Ana Lima' (the same name but for case, accents, "
+        "spaces or underscores): check that it is not the same student added twice."
+    )
+    # attendance consent give, registering a folder copied in: the same warning.
+    (kit.settings.dataset_dir / "Ben Ito").mkdir()
+    given = cli("consent", "give", "Ben Ito", "--by", "x", "--document", "y", env=env)
+    assert given.exit_code == 0, given.output
+    assert given.stderr == (
+        "Warning: 'Ben Ito' looks like 'ben_ito' (the same name but for case, accents, spaces "
+        "or underscores): check that it is not the same student added twice.\n"
+    )

@@ -435,10 +435,19 @@ def _engine_kind(settings: Settings) -> AnalyzerKind:
     return "pool" if settings.worker_count > 1 else "local"
 
 
+def look_alike_names(group: list[str]) -> str:
+    """One warning for students whose names look the same (``people/names.py``)."""
+    from ..people.names import look_alike_warning
+
+    return look_alike_warning(group[-1], group[:-1])
+
+
 @main.command()
 @env_file_option
 def enroll(env_file: str | None) -> None:
     """Enrol (or update) the students from the dataset folder, with a progress bar."""
+    from ..people.names import look_alike_groups
+
     settings = _settings(env_file)
     _logging(settings, command=True)
     with friendly_errors():
@@ -451,9 +460,12 @@ def enroll(env_file: str | None) -> None:
         services = _services(settings, analyzer=_engine_kind(settings))
         try:
             report = _progress_enroll(services)
+            alike = look_alike_groups(services.store.students())
         finally:
             services.close()
     _print_report(report)
+    for group in alike:
+        click.echo(f"Warning: {look_alike_names(group)}.", err=True)
 
 
 @main.command()

@@ -29,13 +29,23 @@ def _record(
 ) -> None:
     if bool(names) == everyone:
         raise click.UsageError("name the students, or give --all (not both)")
+    from ..people.names import look_alike_warning, look_alikes
+
     with opened_services(env_file) as services, friendly_errors():
         chosen = services.consent.everyone() if everyone else list(names)
         changes = services.consent.record(chosen, state, by, document, _actor())
+        students = services.store.students()
+    warnings = []
     for change in changes:
         deleted = f" ({change.photos_deleted} photo(s) deleted)" if change.photos_deleted else ""
         added = " (a new student, from its dataset folder)" if change.registered else ""
         click.echo(f"{change.student}: {change.before} -> {change.after}{deleted}{added}")
+        row = next((r for r in students if r.name == change.student), None)
+        alike = look_alikes(row, students) if change.registered and row else []
+        if alike:
+            warnings.append(look_alike_warning(change.student, alike))
+    for warning in warnings:
+        click.echo(f"Warning: {warning}.", err=True)
     if state == "given":
         click.echo("Running servers enrol them within seconds (no restart needed).")
 

@@ -352,7 +352,11 @@ SCHEMAS: dict[str, Schema] = {
         consent={"type": "string", "enum": ["none", "given", "refused", "withdrawn"]},
     ),
     "StudentAnswer": _obj(
-        ("status", "student"), status={"const": "success"}, student=_ref("Student")
+        ("status", "student"),
+        status={"const": "success"},
+        student=_ref("Student"),
+        # POST /students: other students whose name looks the same (added all the same)
+        warnings={"type": "array", "items": {"type": "string"}},
     ),
     "Students": _obj(
         ("status", "students"),

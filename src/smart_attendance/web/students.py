@@ -28,6 +28,7 @@ from ..app import Services
 from ..attendance.export import ExportFile
 from ..db.store import StudentRow
 from ..errors import BadRequestError
+from ..people.names import look_alike_warning, look_alikes
 from . import _attachment, _day
 
 MAX_DISPLAY_NAME = 255
@@ -144,7 +145,9 @@ def blueprint(services: Services) -> Blueprint:
             clean_joined(body.get("joined")),
         )
         services.files.update()
-        return jsonify(answer(row)), 201
+        alike = look_alikes(row, enrolment.students())
+        warnings = [look_alike_warning(row.name, alike)] if alike else []
+        return jsonify({**answer(row), "warnings": warnings}), 201
 
     @routes.patch("/students/<name>")
     def change_student(name: str) -> Any:

@@ -26,6 +26,7 @@ from flask import Blueprint, Response, flash, redirect, request, url_for
 from ...app import Services
 from ...db.store import StudentRow
 from ...errors import AttendanceError, BadRequestError, ForbiddenError, NotFoundError
+from ...people.names import look_alike_warning, look_alikes
 from ...people.service import PhotoResult
 from ..students import clean_classes, clean_display_name, clean_name
 from .common import _json, access, act, render, require, wants_json
@@ -96,9 +97,14 @@ def register(routes: Blueprint, services: Services) -> None:
             return listing(_status_of(exc), form=form, error=str(exc))
         services.files.update()
         target = url_for("dashboard.enrol_student", name=row.name)
+        alike = look_alikes(row, enrolment.students())
+        warnings = [look_alike_warning(row.name, alike)] if alike else []
         if wants_json():
-            return _json({"status": "success", "student": row.name, "url": target}, 201)
+            answer = {"status": "success", "student": row.name, "url": target}
+            return _json({**answer, "warnings": warnings}, 201)
         flash(f"{row.name} added. Now add their photos.", "success")
+        for warning in warnings:
+            flash(f"Note: {warning}.", "warning")
         return redirect(target, code=303)
 
     @routes.get("/enrol/<name>")
