@@ -103,7 +103,12 @@ def test_before_enrolment_the_server_answers_starting(new_kit: Callable[..., Kit
 def test_a_wrong_or_missing_key_is_denied(kit: Kit, key: str | None) -> None:
     response = kit.recognize(kit.probe("ana_lima"), key=key)
     assert response.status_code == 401
-    assert response.get_json() == {"status": "denied", "error": "missing or wrong X-API-KEY"}
+    assert response.get_json() == {
+        "status": "denied",  # and where keys come from
+        "error": "missing or wrong X-API-KEY: send the admin key (API_SECRET_KEY, or the key "
+        "the server generated in its data folder, data/api_key) or a camera key made with "
+        "`attendance keys add NAME`",
+    }
     for path in ("/statistics", "/enrolment"):
         assert kit.get(path, key=key).status_code == 401
     assert kit.services.store.marks_on(MONDAY) == []

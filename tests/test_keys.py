@@ -30,7 +30,7 @@ from werkzeug.test import TestResponse
 from conftest import API_KEY, Kit, ServerProcess, make_kit, run_cli
 from dashboard_kit import post_form, sign_in
 from smart_attendance.app import build_services
-from smart_attendance.web import CAMERA_ROUTES, OPEN_ROUTES, create_app
+from smart_attendance.web import CAMERA_ROUTES, KEY_REFUSED, OPEN_ROUTES, create_app
 
 Cli = Callable[..., Result]
 WRONG = "wrong-key-0123456789-abcdefghij"
@@ -150,7 +150,7 @@ def test_a_revoked_key_opens_nothing_at_once(
     caplog.set_level(logging.WARNING)
     answer = kit.recognize(kit.probe("ben_ito"), key=door)
     assert answer.status_code == 401
-    assert answer.get_json() == {"status": "denied", "error": "missing or wrong X-API-KEY"}
+    assert answer.get_json() == {"status": "denied", "error": KEY_REFUSED}
     assert f"{REFUSED}127.0.0.1" in caplog.text and door not in caplog.text
     [row] = kit.services.keys.camera_keys()
     assert row.revoked_at is not None and not row.valid

@@ -145,6 +145,14 @@ def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
 
+# The 401's words: where a key comes from (no path of this server: anyone may read them).
+KEY_REFUSED = (
+    "missing or wrong X-API-KEY: send the admin key (API_SECRET_KEY, or the key the server "
+    "generated in its data folder, data/api_key) or a camera key made with "
+    "`attendance keys add NAME`"
+)
+
+
 def create_app(services: Services) -> Flask:
     """The Flask app serving ``services``; it builds nothing but routes."""
     settings = services.settings
@@ -183,7 +191,7 @@ def create_app(services: Services) -> Flask:
         if holder is None:
             keys.refused(address)
             log.warning("api key refused from %s", address)
-            return jsonify({"status": "denied", "error": "missing or wrong X-API-KEY"}), 401
+            return jsonify({"status": "denied", "error": KEY_REFUSED}), 401
         if not holder.is_admin and request.endpoint not in CAMERA_ROUTES:
             return _error(
                 "forbidden",
