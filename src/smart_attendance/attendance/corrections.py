@@ -338,7 +338,6 @@ def find_entry(
     name = (name or "").strip()
     if not name:
         raise BadRequestError("name is required")
-    timetable = attendance.timetable
     if class_name is None:
         class_name = _class_of(attendance, name, day)
     entries = attendance.register.entries(day, day, class_name)
@@ -384,7 +383,7 @@ def _class_of(attendance: AttendanceService, name: str, day: date) -> str:
     """The class meant when none is named: the timetable's only class, else the only class
     the student is on the register of that day, else the only class they belong to (a roster,
     or a class given beside it); ``BadRequestError`` naming the choices when there are more."""
-    timetable = attendance.timetable
+    timetable = attendance.timetable_on(day)
     if len(timetable.classes) == 1:
         return timetable.classes[0].name
     seen = {e.class_name for e in attendance.register.entries(day, day) if e.student == name}

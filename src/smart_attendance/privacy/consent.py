@@ -87,11 +87,7 @@ class ConsentService:
         registered: set[str] = set()
         if missing:  # a dataset folder no server has registered yet (photos just copied in)
             folders = set(enrolled_students(self.enrolment.settings.dataset_dir))
-            registered = set(
-                self.store.ensure_students(
-                    [n for n in missing if n in folders], self.enrolment.today()
-                )
-            )
+            registered = set(self.enrolment.ensure_students([n for n in missing if n in folders]))
             known = self.store.consent_states()
             missing = [n for n in names if n not in known]
         if missing:
