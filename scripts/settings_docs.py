@@ -18,7 +18,12 @@ GROUPS = [
     ("Security", ["API_SECRET_KEY"]),
     (
         "Folders and database",
-        ["ATTENDANCE_DATASET_DIR", "ATTENDANCE_DATA_DIR", "ATTENDANCE_DATABASE_URL"],
+        [
+            "ATTENDANCE_DATASET_DIR",
+            "ATTENDANCE_DATA_DIR",
+            "ATTENDANCE_DATABASE_URL",
+            "ATTENDANCE_CSV_WRITE_SECONDS",
+        ],
     ),
     (
         "Class schedule",

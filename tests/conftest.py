@@ -368,6 +368,7 @@ def make_settings(base: Path, **overrides: Any) -> Settings:
         # Most tests are about other things than consent: every student may be enrolled
         # (tests/test_privacy*.py turn the product's default, 1, back on).
         require_consent=False,
+        csv_write_seconds=0,  # the CSV files on the request: tests read them right after
     )
     return replace(settings, **overrides)
 

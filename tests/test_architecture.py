@@ -34,13 +34,15 @@ LAYER = {
     "attendance": 2,
     "reports": 2,
     "evaluation": 2,
+    "demo": 2,
     "privacy": 2,
     "app": 3,
     "web": 4,
     "cli": 4,
 }
 # Within a layer: settings, errors and values know each other; a scan uses the gallery;
-# reports read the register's files; the evaluation uses enrolment's photo types; privacy
+# reports read the register's files; the evaluation uses enrolment's photo types; the demo
+# reads the timetable it writes; privacy
 # (erasure, export, purge) works on the gallery and the register; the command builds the web app.
 SAME_LAYER_ALLOWED = {
     ("config", "errors"),
@@ -48,6 +50,7 @@ SAME_LAYER_ALLOWED = {
     ("attendance", "people"),
     ("reports", "attendance"),
     ("evaluation", "people"),
+    ("demo", "attendance"),
     ("privacy", "people"),
     ("privacy", "attendance"),
     ("cli", "web"),

@@ -201,6 +201,7 @@ class Services:
 
     def close(self) -> None:
         self.watcher.stop()
+        self.files.close()  # the CSV changes still pending are written
         self.analyzer.close()
         self.store.close()
 
@@ -240,7 +241,7 @@ def build_services(
     )
     attendance = AttendanceService(settings, store, clock, timetable)
     intruders = IntruderService(settings, store, clock, sealer)
-    files = CsvFiles(settings.logs_dir, attendance)
+    files = CsvFiles(settings.logs_dir, attendance, settings.csv_write_seconds)
     review = ReviewService(settings, store, clock, attendance, files, enrolment)
     scans = ScanService(enrolment, recognition, attendance, intruders, files, review)
     reports = ReportService(settings, store, files, attendance, enrolment.names, clock)

@@ -246,6 +246,14 @@ SPECS: tuple[Spec, ...] = (
         "IANA time zone for days and class times. Empty: the machine's zone.",
     ),
     Spec(
+        "ATTENDANCE_CSV_WRITE_SECONDS",
+        "csv_write_seconds",
+        "2",
+        _parse_float(0, 300),
+        "The CSV files in logs/ (derived from the database) are written off the request path, "
+        "at most this often, changes coalesced, and at shutdown; 0: on the request itself.",
+    ),
+    Spec(
         "ATTENDANCE_INTRUDER_THRESHOLD",
         "intruder_threshold",
         "3",
@@ -667,6 +675,7 @@ class Settings:
     timezone: str = "UTC"
     timetable: Path | None = None
     alert_below_pct: float = 90.0
+    csv_write_seconds: float = 2.0
     intruder_threshold: int = 3
     match_threshold: float = 0.47
     match_margin: float = 0.12

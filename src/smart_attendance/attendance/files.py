@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timezone
 from pathlib import Path
+from time import monotonic
 
 from ..errors import AttendanceError
 from ..models import Mark, StudentStats
@@ -179,12 +180,24 @@ def write_private(path: Path, data: bytes) -> None:
 
 class CsvFiles:
     """Writes the CSV files of ``logs_dir`` from the register: a day's file lists every mark
-    and correction of the day (the current status), the statistics file every student."""
+    and correction of the day (the current status), the statistics file every student.
 
-    def __init__(self, logs_dir: Path, attendance: AttendanceService) -> None:
+    With ``delay_s`` (ATTENDANCE_CSV_WRITE_SECONDS) the files are written by a thread of
+    their own, off the request path: ``update`` only notes the day, and the writer writes
+    every day noted (and the statistics once) at most every ``delay_s`` seconds, and what is
+    left at ``close``. A crash in between loses nothing: the database is the record, and
+    ``sync`` at the next start writes every day changed since the last sync."""
+
+    def __init__(self, logs_dir: Path, attendance: AttendanceService, delay_s: float = 0) -> None:
         self.logs_dir = logs_dir
         self.attendance = attendance
+        self.delay_s = delay_s
         self._lock = threading.Lock()
+        self._pending: set[date] = set()
+        self._dirty = False
+        self._closing = False
+        self._wake = threading.Condition()
+        self._writer: threading.Thread | None = None
 
     def day_rows(self, day: date) -> list[Mark]:
         """The day's marks and corrections, as the day file lists them (in time order); a
@@ -218,25 +231,85 @@ class CsvFiles:
                 os.close(fd)  # releases the flock
 
     def update(self, day: date | None = None, stats: list[StudentStats] | None = None) -> None:
-        """Rewrite the statistics file and, with ``day``, that day's file (read from the
-        database under the lock); statistics already at hand are passed in. A failure is
-        logged: the database keeps every mark regardless."""
+        """The statistics file and, with ``day``, that day's file are to be rewritten: now
+        (``delay_s`` 0), else by the writer thread within ``delay_s`` seconds."""
+        if self.delay_s <= 0:
+            self.write(day, stats)
+            return
+        with self._wake:
+            if day is not None:
+                self._pending.add(day)
+            self._dirty = True
+            if self._writer is None and not self._closing:
+                self._writer = threading.Thread(target=self._run, name="csv-writer", daemon=True)
+                self._writer.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._dirty and not self._closing:
+                    self._wake.wait()
+                if not self._dirty:
+                    return  # closing, nothing left
+                # let the changes of the next moments join these (until closing)
+                deadline = monotonic() + self.delay_s
+                while not self._closing and (left := deadline - monotonic()) > 0:
+                    self._wake.wait(left)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending change now (in the calling thread)."""
+        with self._wake:
+            days, dirty = sorted(self._pending), self._dirty
+            self._pending, self._dirty = set(), False
+        if not dirty:
+            return
+        for day in days[:-1]:
+            self.write(day, with_stats=False)  # the statistics once, with the last day
+        self.write(days[-1] if days else None)
+
+    def close(self) -> None:
+        """Stop the writer thread after it wrote what is pending (the server's shutdown)."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join(timeout=60)
+        self.flush()
+
+    def write(
+        self,
+        day: date | None = None,
+        stats: list[StudentStats] | None = None,
+        *,
+        with_stats: bool = True,
+    ) -> None:
+        """Rewrite the statistics file (``with_stats``) and, with ``day``, that day's file,
+        read from the database under the lock, now; statistics already at hand are passed
+        in. A failure is logged: the database keeps every mark
+        regardless."""
         logs = self.logs_dir
         try:
             with self.locked():
                 if day is not None:
                     write_atomic(day_csv_path(logs, day), day_csv(self.day_rows(day)))
+                if not with_stats:
+                    return
                 if stats is None:
                     stats = self.attendance.statistics()
                 write_atomic(statistics_csv_path(logs), statistics_csv(stats))
         except (OSError, AttendanceError) as exc:
             log.error("could not update the CSV files in %s: %s", logs, exc)
 
-    def sync(self) -> list[date]:
+    def sync(self, with_stats: bool = True) -> list[date]:
         """Bring the day files up to date with the database (``attendance serve`` does it at
         start): each day with a mark or a correction whose file is missing, and each day
         changed since the previous sync (every day at the first), is computed again and
-        written when its file differs. The days whose file was written, oldest first."""
+        written when its file differs; the statistics file too (``with_stats``; the server
+        writes it in the background once the tallies are warm). The days whose file was
+        written, oldest first."""
         store = self.attendance.store
         logs = self.logs_dir
         last = store.change_ids()
@@ -255,8 +328,9 @@ class CsvFiles:
                         write_atomic(path, text)
                         written.append(day)
             with self.locked():
-                stats = statistics_csv(self.attendance.statistics())
-                write_atomic(statistics_csv_path(logs), stats)
+                if with_stats:
+                    stats = statistics_csv(self.attendance.statistics())
+                    write_atomic(statistics_csv_path(logs), stats)
                 done = f"marks={last[0]} mark={stamps[0] or '-'} corrections={last[1]} "
                 write_atomic(logs / SYNCED_FILE, done + f"correction={stamps[1] or '-'}\n")
         except OSError as exc:  # the next start tries again: nothing was marked as done

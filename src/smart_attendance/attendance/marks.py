@@ -34,6 +34,7 @@ from ..models import (
 from .expected import InForce, governing_slots, open_slots
 from .punctuality import check_window, parse_capture_time
 from .register import Register
+from .tallies import Tallies
 from .timetable import Slot, Timetable, from_row, minutes_text
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class AttendanceService:
         self.clock = clock
         self.timetable = timetable
         self.register = Register(store, self.day_slots, self.local_now)
+        self.tallies = Tallies(store, self.register, self.today)
         # (effective_from, effective_at UTC or None, timetable), oldest first
         self._history: list[tuple[date, datetime | None, Timetable]] | None = None
         self._lock = threading.Lock()
@@ -207,9 +209,9 @@ class AttendanceService:
         """Statistics over a range, and how many days of it had a class on record."""
         self.check_class(class_name)
         first, last = self.span(first, last)
-        entries = self.register.entries(first, last, class_name)
-        students = self.register.statistics_of(entries, self.settings.alert_below_pct)
-        days = len({e.day for e in entries if e.status is not None})
+        active = [s.name for s in self.store.students() if s.active]
+        alert = self.settings.alert_below_pct
+        students, days = self.tallies.statistics(first, last, class_name, active, alert)
         return Summary(first, last, days, students)
 
     def span(self, first: date | None, last: date | None) -> tuple[date, date]:

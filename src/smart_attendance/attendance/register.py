@@ -94,16 +94,23 @@ class Register:
         self.slots = slots  # the class periods of a day (of one class), as they were governed
         self.local_now = local_now
 
-    def entries(self, first: date, last: date, class_name: str | None = None) -> list[Entry]:
-        """Every expected student and every recorded mark or correction in the range."""
+    def entries(
+        self,
+        first: date,
+        last: date,
+        class_name: str | None = None,
+        student: str | None = None,
+    ) -> list[Entry]:
+        """Every expected student (or only ``student``) and every recorded mark or correction
+        in the range."""
         now = self.local_now()
         zone = now.tzinfo or timezone.utc
-        marks = {_key(m): m for m in self.store.marks_between(first, last, class_name)}
+        marks = {_key(m): m for m in self.store.marks_between(first, last, class_name, student)}
         history: dict[SlotKey, list[Correction]] = {}
-        for fix in self.store.corrections_between(first, last, class_name):
+        for fix in self.store.corrections_between(first, last, class_name, student):
             history.setdefault((fix.day, fix.class_name, fix.period, fix.name), []).append(fix)
         fixes = {key: in_force(rows) for key, rows in history.items()}
-        students = [s for s in self.store.students() if s.active]
+        students = [s for s in self.store.students() if s.active and student in (None, s.name)]
         out: dict[SlotKey, Entry] = {}
         for day in days(first, last):
             for slot in self.slots(day, class_name):

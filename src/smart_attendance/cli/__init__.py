@@ -339,7 +339,9 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
         _folders(settings)
         services = _services(settings, analyzer="pool")
-        services.files.sync()  # a mark recorded just before a crash reaches its day file
+        # a mark recorded just before a crash reaches its day file (the days changed since
+        # the last sync only; the statistics file follows in the background)
+        services.files.sync(with_stats=False)
         app = create_app(services)
 
     if not settings.dataset_dir.is_dir():
@@ -383,9 +385,15 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     threading.Thread(target=services.analyzer.warm_up, name="warm-up", daemon=True).start()
     threading.Thread(target=background, name="enrolment", daemon=True).start()
     services.watcher.start()  # enrolments by other processes reach this server too
-    with friendly_errors():  # from today on, the register reads this timetable
+    with friendly_errors():  # from now on, the register reads this timetable
         services.attendance.adopt_timetable()
         _warn_roster_names(services)
+
+    def warm_register() -> None:  # the year's tallies, then the statistics file from them
+        services.attendance.tallies.warm()
+        services.files.update()
+
+    threading.Thread(target=warm_register, name="register-warm", daemon=True).start()
     click.echo(
         f"Serving on http://{settings.host}:{settings.port} "
         f"({services.analyzer.workers} recognition workers, {settings.embedder} embedder, "

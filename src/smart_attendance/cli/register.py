@@ -249,3 +249,46 @@ def export_command(
             services.close()
         out.write_bytes(made.data)
     click.echo(f"{made.rows} row(s) written to {out}.")
+
+
+@main.command()
+@click.option("--students", type=int, default=1000, show_default=True, help="How many students.")
+@click.option("--days", type=int, default=180, show_default=True, help="School days on record.")
+@click.option("--periods", type=int, default=1, show_default=True, help="Periods a day (1-12).")
+@click.option(
+    "--data-dir",
+    "data_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new or empty folder (or an earlier demo's).",
+)
+@click.option("--seed", type=int, default=2026, show_default=True, help="Random seed.")
+def demo(students: int, days: int, periods: int, data_dir: Path, seed: int) -> None:
+    """Write a synthetic school with a year on record into a data folder of its own (invented
+    names, no faces): to look at a populated dashboard, and for the benchmarks."""
+    import os
+    from datetime import datetime
+
+    from ..demo import make_demo
+
+    url = os.environ.get("ATTENDANCE_DATABASE_URL", "")
+    with friendly_errors():
+        made = make_demo(
+            data_dir,
+            students=students,
+            days=days,
+            periods=periods,
+            today=datetime.now().astimezone().date(),
+            database_url=url,
+            seed=seed,
+            progress=click.echo,
+        )
+    click.echo(
+        f"Demo school in {made.data_dir}: {made.students} students, {made.school_days} school "
+        f"days ({made.first} to {made.last}), {made.marks} marks, {made.corrections} corrections."
+    )
+    click.echo("Serve it with:")
+    click.echo(
+        f"  ATTENDANCE_DATA_DIR={made.data_dir} ATTENDANCE_TIMETABLE={made.timetable} "
+        "ATTENDANCE_REQUIRE_CONSENT=0 attendance serve"
+    )

@@ -15,6 +15,7 @@ from .tables import (
     badges,
     consent_events,
     corrections,
+    day_tallies,
     face_cache,
     intruders,
     marks,
@@ -217,6 +218,7 @@ class PrivacyQueries:
                 (photos, photos.c.student),
                 (intruders, intruders.c.student),
                 (uncertain, uncertain.c.candidate),
+                (day_tallies, day_tallies.c.student),
             ):
                 done = conn.execute(delete(table).where(column == name))
                 out.rows[table.name] = int(done.rowcount or 0)

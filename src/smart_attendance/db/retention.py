@@ -17,7 +17,18 @@ from sqlalchemy import ColumnElement, Table, delete, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from .tables import audit, corrections, face_cache, intruders, job_runs, marks, photos, sightings
+from .tables import (
+    audit,
+    corrections,
+    day_tallies,
+    face_cache,
+    intruders,
+    job_runs,
+    marks,
+    photos,
+    sightings,
+    tallied_days,
+)
 from .tables import uncertain as uncertain_table
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
@@ -60,12 +71,17 @@ class RetentionQueries:
         return Expired(rows, [p for p in paths if p])
 
     def purge_register(self, before: date, dry_run: bool = False) -> dict[str, int]:
-        """Marks, corrections and sightings of days before ``before``: rows per table."""
+        """Marks, corrections and sightings of days before ``before``: rows per table (and
+        the tallies of those days, which statistics would otherwise still count)."""
         with self._begin() as conn:
-            return {
+            done = {
                 table.name: _purge(conn, table, table.c.day < before, dry_run)
                 for table in (marks, corrections, sightings)
             }
+            if not dry_run:
+                for table in (day_tallies, tallied_days):
+                    conn.execute(delete(table).where(table.c.day < before))
+            return done
 
     def purge_audit(self, before: datetime, dry_run: bool = False) -> int:
         """Audit entries written before ``before`` (UTC)."""

@@ -50,6 +50,7 @@ from .tables import (
     badges,
     consent_events,
     corrections,
+    day_tallies,
     face_cache,
     intruders,
     marks,
@@ -62,6 +63,7 @@ from .tables import (
     timetables,
     uncertain,
 )
+from .tallies import TallyQueries
 from .users import UserQueries
 
 log = logging.getLogger(__name__)
@@ -183,6 +185,7 @@ class Store(
     KeyQueries,
     StreakQueries,
     ChallengeQueries,
+    TallyQueries,
 ):
     """Queries over one database. Thread-safe (a connection per call from the engine's pool).
     ``sealer`` encrypts face descriptors at rest (``privacy.sealing``); a store without one
@@ -359,6 +362,34 @@ class Store(
             raise StoreError("could not record the mark (conflicting write); please retry")
         return MarkOutcome(existing, False)
 
+    def import_marks(self, rows: Sequence[Mark]) -> None:
+        """Insert many marks in one transaction (``attendance demo``: a school's history);
+        the unique constraints hold as for one mark: a duplicate fails the whole batch."""
+        if not rows:
+            return
+        with self._begin() as conn:
+            conn.execute(
+                marks.insert(),
+                [
+                    {
+                        "student": m.name,
+                        "day": m.day,
+                        "class_name": m.class_name,
+                        "period": m.period,
+                        "period_end": m.period_end,
+                        "late_after": m.late_after,
+                        "seen_at": m.seen_at,
+                        "status": m.status,
+                        "camera": m.camera,
+                        "source": m.source,
+                        "key_name": m.key_name,
+                        "event_id": None,
+                        "received_at": m.received_at,
+                    }
+                    for m in rows
+                ],
+            )
+
     @staticmethod
     def _mark(row: Any) -> Mark:
         return Mark(
@@ -401,10 +432,14 @@ class Store(
     def marks_on(self, day: date) -> list[Mark]:
         return self.marks_between(day, day)
 
-    def marks_between(self, first: date, last: date, class_name: str | None = None) -> list[Mark]:
+    def marks_between(
+        self, first: date, last: date, class_name: str | None = None, student: str | None = None
+    ) -> list[Mark]:
         query = select(marks).where(marks.c.day >= first, marks.c.day <= last)
         if class_name is not None:
             query = query.where(marks.c.class_name == class_name)
+        if student is not None:
+            query = query.where(marks.c.student == student)
         with self._begin() as conn:
             rows = conn.execute(query.order_by(marks.c.seen_at, marks.c.id)).all()
         return [self._mark(row) for row in rows]
@@ -581,12 +616,37 @@ class Store(
                 )
         except IntegrityError:
             return False
+        if row.joined_at is None:  # a join day by hand: days already tallied may change
+            self.forget_tallies()
         return True
+
+    def add_students(self, rows: Sequence[StudentRow]) -> None:
+        """Insert many new students in one transaction (``attendance demo``)."""
+        if not rows:
+            return
+        with self._begin() as conn:
+            conn.execute(
+                students.insert(),
+                [
+                    {
+                        "name": r.name,
+                        "display_name": r.display_name,
+                        "external_id": r.external_id,
+                        "active": r.active,
+                        "joined_on": r.joined_on,
+                        "joined_at": r.joined_at,
+                        "classes": ",".join(r.classes),
+                    }
+                    for r in rows
+                ],
+            )
+        self.forget_tallies()
 
     def update_student(self, name: str, row: StudentRow) -> None:
         """Store ``row`` for the student ``name``; a new name is carried into their marks,
         corrections, sightings, photos and review items in the same transaction (history is
         kept)."""
+        before = self.student(name)
         with self._begin() as conn:
             conn.execute(
                 update(students)
@@ -608,6 +668,7 @@ class Store(
                     intruders,
                     consent_events,
                     badges,
+                    day_tallies,
                 ):
                     conn.execute(
                         update(table).where(table.c.student == name).values(student=row.name)
@@ -618,6 +679,8 @@ class Store(
                     .where(uncertain.c.candidate == name)
                     .values(candidate=row.name)
                 )
+        if before is not None and (before.classes, before.active) != (row.classes, row.active):
+            self.forget_tallies()  # the classes they are expected in, on days already tallied
 
     # --- intruders ----------------------------------------------------------------------------
 
@@ -831,6 +894,7 @@ class Store(
         history = self.timetable_history()
         if history and history[-1].digest == row.digest:
             return False
+        self.forget_tallies()
         with self._begin() as conn:
             conn.execute(
                 timetables.insert().values(

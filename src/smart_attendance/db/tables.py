@@ -132,6 +132,7 @@ marks = Table(
     Column("key_name", String(64), nullable=False, default="", server_default=""),
     UniqueConstraint("student", "day", "class_name", "period", name="uq_marks_student_period"),
     UniqueConstraint("event_id", "student", name="uq_marks_event_student"),
+    Index("ix_marks_day", "day", "class_name"),  # a day's (or a class's day's) marks
 )
 
 corrections = Table(
@@ -272,6 +273,29 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(255), nullable=False),
+)
+
+day_tallies = Table(
+    "day_tallies",  # a closed day's counts per student and class (attendance/tallies.py)
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("class_name", String(64), primary_key=True),
+    Column("student", String(255), primary_key=True, index=True),
+    Column("present", Integer, nullable=False),
+    Column("late", Integer, nullable=False),
+    Column("excused", Integer, nullable=False),
+    Column("absent", Integer, nullable=False),
+)
+
+tallied_days = Table(
+    "tallied_days",  # the days whose tallies are kept, and under which generation
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("generation", Integer, nullable=False),
+    # the highest mark and correction ids when the day was computed: a later one on that day
+    # makes it computed again
+    Column("marks_seen", Integer, nullable=False),
+    Column("corrections_seen", Integer, nullable=False),
 )
 
 timetables = Table(
