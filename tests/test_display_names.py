@@ -304,3 +304,12 @@ def test_checkin_answers_with_the_display_name(school: Kit) -> None:
     ).get_json()
     assert answer["name"] == "ana_lima"  # what a program reads keeps the folder's name
     assert [(m["name"], m["display_name"]) for m in answer["marks"]] == [("ana_lima", "Zoë Martín")]
+
+
+def test_the_access_export_says_whose_data_it_is_by_display_name(school: Kit) -> None:
+    import zipfile
+
+    answer = school.get("/students/ana_lima/export")
+    assert answer.status_code == 200
+    readme = zipfile.ZipFile(io.BytesIO(answer.data)).read("README.txt").decode()
+    assert readme.startswith("Personal data held by Smart Attendance on Zoë Martín (ana_lima)\n")
