@@ -70,6 +70,8 @@ students = [{b}]
   end = "09:25"
   late_after_minutes = 10
 """
+# The names the pages show (the folders keep theirs); accents as a school has them.
+DISPLAY = {"chloe_dubois": "Chloé Dubois", "ines_moreau": "Inès Moreau", "jonas_berg": "Jonas Berg"}
 SKIN = ["#f1c27d", "#e0ac69", "#c68642", "#8d5524", "#ffdbac", "#d1a17a"]
 HAIR = ["#2b1b0e", "#4a2f1b", "#b5651d", "#111111", "#d6b370", "#6b3e26"]
 BACKDROP = ["#dbeafe", "#dcfce7", "#fef3c7", "#fce7f3", "#e0e7ff", "#f3f4f6"]
@@ -138,6 +140,13 @@ def build_school(base: Path) -> tuple[object, object, ScriptedAnalyzer]:
     services.consent.record([refused], "refused", "their father", "", "cli:office")
     app = create_app(services)
     client = app.test_client()
+    for name in names:
+        shown = DISPLAY.get(name) or name.replace("_", " ").title()
+        client.patch(
+            f"/students/{name}",
+            json={"display_name": shown},
+            headers={"X-API-KEY": settings.api_key},
+        )
     rng = random.Random(7)
 
     def scan(name: str | None, when: datetime, seed: int) -> None:
@@ -232,6 +241,7 @@ def main() -> None:
                 "class": "/class/5A",
                 "review": "/review",
                 "enrol": "/enrol/amara_okafor",
+                "enrol-list": "/enrol",
                 "reports": "/reports?class=5A",
                 "admin": "/admin",
                 "audit": "/admin/audit",

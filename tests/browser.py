@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -87,30 +88,34 @@ def browser(**kwargs: Any) -> Iterator[Any]:
         driver.quit()
 
 
-def set_width(driver: Any, width: int, height: int = HEIGHT) -> None:
+def set_width(driver: Any, width: int, height: int = HEIGHT, mobile: bool | None = None) -> None:
     """Make the page's viewport ``width`` CSS pixels wide. Headless Chromium keeps windows at
     least 500 px wide, so a phone's width is emulated (DevTools' device metrics, as its
-    device toolbar does): the page then lays out for exactly ``width``."""
+    device toolbar does): the page then lays out for exactly ``width``. ``mobile`` (default:
+    under 500 px) also emulates a phone's zoom: a page wider than the screen is zoomed out,
+    which widens the viewport; without it the viewport stays ``width`` whatever the page."""
     driver.set_window_size(max(width, 500) + 16, height + 120)
+    phone = width < 500 if mobile is None else mobile
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500},
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone},
     )
     inner = driver.execute_script("return window.innerWidth")
     assert inner == width, f"viewport {inner} px, wanted {width}"
 
 
-def screenshot(driver: Any, path: Path) -> Path:
-    """The whole page (not only the viewport) as a PNG, at the current width."""
+def screenshot(driver: Any, path: Path, mobile: bool | None = None) -> Path:
+    """The whole page (not only the viewport) as a PNG, at the current width (``mobile`` as
+    ``set_width``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     width = driver.execute_script("return window.innerWidth")
     full = driver.execute_script(
         "return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"
     )
-    set_width(driver, width, min(max(HEIGHT, int(full)), 6000))
+    set_width(driver, width, min(max(HEIGHT, int(full)), 6000), mobile)
     time.sleep(0.2)
     driver.save_screenshot(str(path))
-    set_width(driver, width)
+    set_width(driver, width, mobile=mobile)
     return path
 
 
@@ -126,6 +131,29 @@ def wait_for(condition: Callable[[], Any], timeout_s: float = 15, what: str = ""
             return last
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what or condition}: last {last!r}")
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` (a Flask app of this process: the tests' kit, its fixed clock) served on a free
+    loopback port by a thread; its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def document_width(driver: Any) -> int:
+    """How wide the page is laid out, in CSS pixels: wider than the window means the reader
+    scrolls sideways (or, on a phone, the page zooms out)."""
+    width: int = driver.execute_script("return document.documentElement.scrollWidth")
+    return width
 
 
 # --- what a reviewer checks by eye ---------------------------------------------------------------

@@ -12,6 +12,7 @@ import csv
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,17 @@ import pytest
 from browser import (
     browser,
     check_page,
+    document_width,
     require_chromium,
+    screenshot,
+    serving,
     set_width,
     start_browser,
     wait_for,
     y4m_clip,
 )
 from conftest import (
+    API_KEY,
     FACES,
     PROBES,
     STUDENTS,
@@ -329,3 +334,149 @@ def test_every_page_reads_at_360_and_1280_px(school: School) -> None:
     school.driver.delete_all_cookies()
     check_page(school.driver, school.server.url + "/login", "login", SCREENS)
     set_width(school.driver, 1280)
+
+
+# --- every page fits a phone, with the widest content a school has ------------------------------
+
+NARROW = 360
+LONG_NAME = "maximiliana_vanderbergh_oyelaran"  # a folder name with no space to break at
+CROWDED_TIMETABLE = f"""
+[[class]]
+name = "year-7-mathematics-and-science"
+teachers = ["head.of.mathematics@greenfield-secondary.example"]
+students = ["{LONG_NAME}", "ana_lima", "ben_ito", "Zoe_Martin"]
+  [[class.period]]
+  days = ["mon", "tue", "wed", "thu", "fri"]
+  start = "08:30"
+  end = "09:25"
+  late_after_minutes = 10
+  [[class.period]]
+  days = ["mon", "tue", "wed", "thu", "fri"]
+  start = "09:30"
+  end = "10:25"
+
+[[class]]
+name = "art-and-design"
+students = ["{LONG_NAME}", "ben_ito", "cleo_park"]
+  [[class.period]]
+  days = ["mon"]
+  start = "09:00"
+  end = "10:00"
+"""
+
+
+@pytest.fixture(scope="module")
+def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str, Any]]:
+    """A school whose pages are as wide as they get: a long folder name, display names, a
+    student in two classes, consent required (and awaited), corrections with a long reason, an
+    uncertain face and an intruder photo, a camera key. Scripted faces and a fixed clock: the
+    app of this process served on loopback (no real face needed). (kit, URL, browser)."""
+    require_chromium()
+    import io as _io
+
+    from PIL import Image
+
+    from conftest import PARIS, make_kit
+    from scripted import ScriptedFace, identity, near
+    from smart_attendance.attendance import corrections
+
+    def jpeg(seed: int) -> bytes:
+        out = _io.BytesIO()
+        Image.new("RGB", (320, 240), (seed * 40 % 256, 120, 90)).save(out, format="JPEG")
+        return out.getvalue()
+
+    base = tmp_path_factory.mktemp("crowded")
+    timetable = base / "timetable.toml"
+    timetable.write_text(CROWDED_TIMETABLE, encoding="utf-8")
+    monday = datetime(2026, 11, 23, 8, 20, tzinfo=PARIS)
+    kit = make_kit(
+        base,
+        students=("ana_lima", "ben_ito", "cleo_park", LONG_NAME, "Zoe_Martin"),
+        now=monday,
+        timetable=timetable,
+        require_consent=True,
+        session_idle_minutes=24 * 60,
+    )
+    services = kit.services
+    services.accounts.add("ada", "admin", PASSWORD)
+    services.keys.add("door-north-building-main-entrance")
+    for name, shown in (
+        (LONG_NAME, "Maximiliana van der Bergh-Oyelaran"),
+        ("Zoe_Martin", "Zoë Martín"),
+        ("ana_lima", "Ana Lima"),
+    ):
+        kit.client.patch(
+            f"/students/{name}", json={"display_name": shown}, headers={"X-API-KEY": API_KEY}
+        )
+    services.consent.record(["ana_lima", "ben_ito"], "given", "their parents", "F-1", "cli:t")
+    kit.clock.set(monday.replace(hour=8, minute=35))
+    kit.recognize(kit.probe("ana_lima"), camera="door-north-building-main-entrance")
+    near_ana = kit.analyzer.add(jpeg(1), ScriptedFace(near(kit.people["ana_lima"], 0.49, 3)))
+    kit.recognize(near_ana, camera="door-north-building-main-entrance")
+    for n in range(kit.settings.intruder_threshold):
+        stranger = kit.analyzer.add(jpeg(10 + n), ScriptedFace(identity(20_000 + n)))
+        kit.recognize(stranger, camera="gate")
+    kit.clock.set(monday.replace(hour=9, minute=40))
+    for name, status, reason in (
+        ("ben_ito", "Excused", "orthodontist appointment, letter from the parents on file"),
+        (LONG_NAME, "Late", ""),
+    ):
+        corrections.correct(
+            services.attendance,
+            services.files,
+            name=name,
+            day=monday.date(),
+            status=status,
+            reason=reason,
+            by="user:ada",
+            class_name="year-7-mathematics-and-science",
+            period="08:30",
+        )
+    with serving(kit.client.application) as url:
+        driver = start_browser()
+        try:
+            yield kit, url, driver
+        finally:
+            driver.quit()
+            services.close()
+
+
+def test_every_page_fits_a_phone_with_long_names_and_consent_awaited(
+    crowded: tuple[Any, str, Any],
+) -> None:
+    """At 360 px (and 1280 px) no page is wider than the screen: the Enrol page was 437 px on a
+    phone, its Photos column and the Add form cut off. Screenshots of each page at both
+    widths: tests/.cache/screens/crowded-NAME-WIDTH.png."""
+    from selenium.webdriver.common.by import By
+
+    _kit, url, driver = crowded
+    pages = {
+        "today": "/?date=2026-11-23",
+        "student": f"/student/{LONG_NAME}?from=2026-11-23&to=2026-11-23",
+        "class": "/class/year-7-mathematics-and-science?from=2026-11-23&to=2026-11-23",
+        "review": "/review?date=2026-11-23",
+        "enrol": "/enrol",
+        "enrol-student": f"/enrol/{LONG_NAME}",
+        "reports": "/reports?from=2026-11-23&to=2026-11-23",
+        "admin": "/admin",
+        "audit": "/admin/audit",
+        "login": "/login",
+    }
+    wide = {}
+    for width in (NARROW, 1280):
+        # Not zoomed out as a phone zooms out a page too wide: the viewport stays this wide.
+        set_width(driver, width, mobile=False)
+        driver.delete_all_cookies()
+        driver.get(url + "/login")
+        driver.find_element(By.ID, "username").send_keys("ada")
+        driver.find_element(By.ID, "password").send_keys(PASSWORD + "\n")
+        wait_for(lambda: "/login" not in driver.current_url, what="signed in")
+        for name, path in pages.items():
+            if name == "login":
+                driver.delete_all_cookies()
+            driver.get(url + path)
+            assert "Smart Attendance" in driver.title, (name, driver.title)
+            if document_width(driver) > width:
+                wide[f"{name} at {width} px"] = document_width(driver)
+            screenshot(driver, SCREENS / f"crowded-{name}-{width}.png", mobile=False)
+    assert wide == {}, f"pages wider than the screen: {wide}"

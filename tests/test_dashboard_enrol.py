@@ -85,7 +85,7 @@ def test_the_office_adds_a_student_with_classes_from_the_timetable(school: Kit) 
     page = school.client.get("/enrol/dan_roe")
     html = text(page)
     assert page.status_code == 200
-    assert "dan_roe added. Now add their photos." in html
+    assert "Dan Roe added. Now add their photos." in html  # the display name
     assert "No photo yet." in html and "0 photos enrolled" in html
     assert "Classes: art, math-7b" in html
     assert 'type="file" name="photo" multiple accept="image/jpeg,image/png"' in html
@@ -245,7 +245,7 @@ def test_removing_a_photo_deletes_it_and_the_face_is_no_longer_recognised(kit: K
     assert kit.services.store.meta_number(GALLERY_VERSION) == version + 1
     assert kit.recognize(kit.probe("dan_roe")).get_json()["status"] == "unknown"
     page = text(kit.client.get("/enrol/dan_roe"))
-    assert f"Photo {filename} removed; dan_roe has 0 photos enrolled." in page
+    assert f"Photo {filename} removed; Dan Roe has 0 photos enrolled." in page
     assert "No photo yet." in page and filename not in page.split("No photo yet.")[1]
 
     # One photo of two removed by fetch: the other still recognises ana.

@@ -239,13 +239,13 @@ def test_one_email_per_class_with_teachers_and_the_school_report(
     assert _images(class_7b) == ["image/png"]  # the class's chart
     assert _csv(class_7b) == {
         "register_7b_2026-11-23.csv": (
-            "Class,Period,End,Name,Status,Time,Source,Reason\n"
-            "7b,08:30,09:25,'=evil<b>,Absent,,,\n"
-            "7b,08:30,09:25,ana_lima,Present,08:35:00,camera:default,\n"
-            "7b,08:30,09:25,ben_ito,Excused,,office,dentist <appt>\n"
-            "7b,09:30,10:25,'=evil<b>,Absent,,,\n"
-            "7b,09:30,10:25,ana_lima,Present,09:40:00,camera:default,\n"
-            "7b,09:30,10:25,ben_ito,Late,09:50:00,camera:default,\n"
+            "\ufeffClass,Period,End,Name,Display name,Status,Time,Source,Reason\n"
+            "7b,08:30,09:25,'=evil<b>,'=evil<b>,Absent,,,\n"
+            "7b,08:30,09:25,ana_lima,ana_lima,Present,08:35:00,camera:default,\n"
+            "7b,08:30,09:25,ben_ito,ben_ito,Excused,,office,dentist <appt>\n"
+            "7b,09:30,10:25,'=evil<b>,'=evil<b>,Absent,,,\n"
+            "7b,09:30,10:25,ana_lima,ana_lima,Present,09:40:00,camera:default,\n"
+            "7b,09:30,10:25,ben_ito,ben_ito,Late,09:50:00,camera:default,\n"
         )
     }
     assert class_8a["Subject"] == (

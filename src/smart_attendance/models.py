@@ -209,6 +209,7 @@ class Mark:
     source: str = ""
     key_name: str = ""  # the camera key that made the mark ("": the master key, or by hand)
     received_at: datetime | None = None  # UTC, when the server got the scan (None: not kept)
+    timed: bool = True  # False: a status set by hand for a student never seen (no time)
 
 
 @dataclass(frozen=True)

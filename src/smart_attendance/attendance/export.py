@@ -1,19 +1,25 @@
 """Exports of the register: a CSV file, or an Excel workbook of two sheets.
 
 * ``Register`` (the CSV file, and the workbook's first sheet): one row per student per class
-  period, ``Date, Class, Period, Student, External ID, Status, Time, Source, Reason, Arrived
-  late``. Status is empty while a period runs and the student has not been seen; Time is when
+  period, ``Date, Class, Period, Student, Display name, External ID, Status, Time, Source,
+  Reason, Arrived late``. Student is the dataset folder's name (what the API and the commands
+  take); Display name is the registry's display name, else the folder's name again. Status is
+  empty while a period runs and the student has not been seen; Time is when
   the camera saw them; Source is ``camera:ID`` for a camera's mark, the corrector (``api``,
   ``cli:USER``) for a corrected entry; Arrived late is when the server received the scan
   (local ``YYYY-MM-DD HH:MM:SS``) for a mark that reached it long after it was seen
   (``punctuality.ARRIVED_LATE_AFTER``: a queued scan sent late, or a capture time set back),
   empty otherwise.
-* ``Days`` (the workbook's second sheet): one row per student, ``Student, External ID`` then
-  one column per day of the range (``YYYY-MM-DD``). A cell holds the day's statuses in period
-  order, one letter each, separated by spaces: ``P`` Present, ``L`` Late, ``A`` Absent,
-  ``E`` Excused, ``?`` not decided yet (the period runs); empty when the student was expected
-  in no period that day (a weekend, a closure, before they joined).
+* ``Days`` (the workbook's second sheet): one row per student, ``Student, Display name,
+  External ID`` then one column per day (``YYYY-MM-DD``) from the first day of the range on
+  which a student was expected (the days before the register began are left out) to the last.
+  A cell holds the day's statuses in period order, one letter each, separated by spaces: ``P``
+  Present, ``L`` Late, ``A`` Absent, ``E`` Excused, ``?`` not decided yet (the period runs);
+  empty when the student was expected in no period that day (a weekend, a closure, before
+  they joined).
 
+The CSV file starts with a UTF-8 byte-order mark (``BOM``), so that Excel on Windows reads
+its accents ("Zoë Martín") right; the original project's files in ``logs/`` have none.
 Every cell is text, and one a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``,
 tab, CR, LF first) starts with ``'`` (``files.safe_cell``). The builders are pure: they take
 the register's entries and the registry's rows, nothing else; ``build`` gathers both.
@@ -29,7 +35,7 @@ from datetime import date
 from ..db.store import StudentRow
 from ..errors import BadRequestError, MissingExtraError
 from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT
-from .files import render, safe_cell
+from .files import BOM, render, safe_cell
 from .marks import AttendanceService
 from .register import Entry, days
 
@@ -39,6 +45,7 @@ REGISTER_HEADER = (
     "Class",
     "Period",
     "Student",
+    "Display name",
     "External ID",
     "Status",
     "Time",
@@ -46,7 +53,7 @@ REGISTER_HEADER = (
     "Reason",
     "Arrived late",
 )
-DAYS_HEADER = ("Student", "External ID")
+DAYS_HEADER = ("Student", "Display name", "External ID")
 LETTERS = {STATUS_PRESENT: "P", STATUS_LATE: "L", STATUS_ABSENT: "A", STATUS_EXCUSED: "E"}
 UNDECIDED = "?"
 CONTENT_TYPES = {
@@ -55,8 +62,13 @@ CONTENT_TYPES = {
 }
 
 
-def _ids(students: Iterable[StudentRow]) -> dict[str, str]:
-    return {s.name: s.external_id or "" for s in students}
+def _people(students: Iterable[StudentRow]) -> dict[str, tuple[str, str]]:
+    """Folder name -> (the name to show, the external id)."""
+    return {s.name: (s.display_name or s.name, s.external_id or "") for s in students}
+
+
+def _person(people: dict[str, tuple[str, str]], name: str) -> tuple[str, str]:
+    return people.get(name, (name, ""))
 
 
 def _order(entries: Iterable[Entry]) -> list[Entry]:
@@ -68,14 +80,14 @@ def _order(entries: Iterable[Entry]) -> list[Entry]:
 
 def register_rows(entries: Iterable[Entry], students: Iterable[StudentRow]) -> list[list[str]]:
     """One row per student per class period (raw text; the writers make it formula-safe)."""
-    ids = _ids(students)
+    people = _people(students)
     return [
         [
             e.day.isoformat(),
             e.class_name,
             e.period,
             e.student,
-            ids.get(e.student, ""),
+            *_person(people, e.student),
             e.status or "",
             e.time or "",
             e.source,
@@ -89,23 +101,27 @@ def register_rows(entries: Iterable[Entry], students: Iterable[StudentRow]) -> l
 def day_rows(
     entries: Iterable[Entry], students: Iterable[StudentRow], first: date, last: date
 ) -> tuple[list[str], list[list[str]]]:
-    """The header and the rows of the ``Days`` sheet (one row per student in the entries)."""
-    ids = _ids(students)
-    span = list(days(first, last))
+    """The header and the rows of the ``Days`` sheet (one row per student in the entries):
+    one column per day from the first day of the range with an entry to ``last``."""
+    people = _people(students)
+    ordered = _order(entries)
+    start = max(first, min((e.day for e in ordered), default=first))
+    span = list(days(start, last))
     cells: dict[str, dict[date, list[str]]] = {}
-    for e in _order(entries):
+    for e in ordered:
         letter = LETTERS.get(e.status or "", UNDECIDED)
         cells.setdefault(e.student, {}).setdefault(e.day, []).append(letter)
     header = [*DAYS_HEADER, *(d.isoformat() for d in span)]
     rows = [
-        [name, ids.get(name, ""), *(" ".join(cells[name].get(d, [])) for d in span)]
+        [name, *_person(people, name), *(" ".join(cells[name].get(d, [])) for d in span)]
         for name in sorted(cells, key=lambda n: (n.casefold(), n))
     ]
     return header, rows
 
 
 def register_csv(entries: Iterable[Entry], students: Iterable[StudentRow]) -> str:
-    return render(REGISTER_HEADER, register_rows(entries, students))
+    """The CSV file's text, byte-order mark first."""
+    return BOM + render(REGISTER_HEADER, register_rows(entries, students))
 
 
 def register_xlsx(

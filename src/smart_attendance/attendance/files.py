@@ -1,6 +1,8 @@
 """The original project's CSV files, kept up to date from the database (``CsvFiles``).
 
-``logs/attendance_YYYY-MM-DD.csv`` (``Name,Time,Status``) and ``logs/student_statistics.csv``.
+``logs/attendance_YYYY-MM-DD.csv`` (``Name,Time,Status``; Time is empty for a status set by
+hand for a student the cameras never saw, e.g. excused) and ``logs/student_statistics.csv``.
+Names are the dataset folders' names, as in the original: these files are read by programs.
 The files are derived from the database, which is the record: a file that cannot be written
 is logged, never a lost mark. A file is written to a temporary name, flushed to disk (fsync)
 and renamed, and the folder is flushed too, so a reader never sees half a file and a power
@@ -57,6 +59,7 @@ STATS_HEADER = (
     "Attendance Percentage",
     "Late Percentage",
 )
+BOM = "\ufeff"  # first in the register's CSV files (not these): Excel then reads UTF-8
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 LOCK_FILE = ".csv.lock"  # in logs/: every writer of the CSV files holds it (flock)
 SYNCED_FILE = ".synced"  # in logs/: the last mark and correction the day files were checked to
@@ -80,8 +83,14 @@ def render(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
+def seen_time(mark: Mark) -> str:
+    """``HH:MM:SS`` when the student was seen; empty for a status set by hand for a student
+    never seen (excused, or marked present by hand)."""
+    return mark.seen_at.strftime("%H:%M:%S") if mark.timed else ""
+
+
 def day_csv(marks: Iterable[Mark]) -> str:
-    return render(DAY_HEADER, ((m.name, m.seen_at.strftime("%H:%M:%S"), m.status) for m in marks))
+    return render(DAY_HEADER, ((m.name, seen_time(m), m.status) for m in marks))
 
 
 def statistics_csv(stats: Iterable[StudentStats]) -> str:
@@ -213,7 +222,7 @@ class CsvFiles:
                 else None
             )
             mark = Mark(entry.student, day, seen, entry.status, "", entry.class_name)
-            rows.append(replace(mark, received_at=received))
+            rows.append(replace(mark, received_at=received, timed=entry.time is not None))
         return sorted(rows, key=lambda m: (m.seen_at, m.class_name, m.name))
 
     @contextlib.contextmanager

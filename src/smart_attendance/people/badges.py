@@ -28,7 +28,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -184,7 +184,8 @@ class BadgeService:
     ) -> Recognition:
         """Mark the badge's student as a recognised face would be (``camera`` and
         ``event_id`` already checked by the caller), signed ``badge:CAMERA`` (``key_name``:
-        the camera key that sent it)."""
+        the camera key that sent it); each mark names the student's display name, as a
+        recognised face's does."""
         seen_at = self.register.seen_at(captured_at)  # a bad capture time: 400 first
         try:
             name, row = self.student_of(text)
@@ -197,7 +198,9 @@ class BadgeService:
         if any(mark.new for mark in marks):
             self.on_marked(seen_at.date())
         log.info("badge #%d checked in at camera %s", row.id, camera)
-        return Recognition(RECOGNISED, (), tuple(marks))
+        student = self.store.student(name)
+        shown = (student.display_name if student else "") or name
+        return Recognition(RECOGNISED, (), tuple(replace(m, display_name=shown) for m in marks))
 
 
 # --- the cards ------------------------------------------------------------------------------------

@@ -79,14 +79,16 @@ class AccessService:
 
     def export(self, name: str, actor: str) -> bytes:
         """The zip of everything held on ``name`` (``NotFoundError`` if no such student)."""
-        self.enrolment.student(name)
+        student = self.enrolment.student(name)
+        shown = student.display_name
+        who = f"{shown} ({name})" if shown else name  # the README: a person reads it
         records = self.store.student_records(name)
         now = self.clock().astimezone(self.settings.zone)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(
                 "README.txt",
-                README.format(name=name, when=f"{now:%Y-%m-%d %H:%M}", zone=self.settings.timezone),
+                README.format(name=who, when=f"{now:%Y-%m-%d %H:%M}", zone=self.settings.timezone),
             )
             body = {
                 table: [{k: _json(v) for k, v in row.items()} for row in rows]

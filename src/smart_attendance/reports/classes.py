@@ -18,15 +18,17 @@ who changed what, and why). ``RegisterReport`` holds one of them; ``render_text`
   every student's statistics, the intruder photos, and the day file, the statistics file and
   the day's register as CSV files. On a closure day it says the school is closed.
 
-Counts are per student and period: a student absent from two periods is two absences. Every
-name, reason and other student-controlled text is escaped in HTML and neutralised in CSV.
+Counts are per student and period: a student absent from two periods is two absences. Students
+are named by their display name (``names``), else their folder's name; the register CSV has
+both (``Name``, ``Display name``). Every name, reason and other student-controlled text is
+escaped in HTML and neutralised in CSV.
 """
 
 from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -63,7 +65,17 @@ from .content import (
 )
 
 PENDING = "not seen yet"  # a period still running, the student not seen so far
-REGISTER_HEADER = ("Class", "Period", "End", "Name", "Status", "Time", "Source", "Reason")
+REGISTER_HEADER = (
+    "Class",
+    "Period",
+    "End",
+    "Name",
+    "Display name",
+    "Status",
+    "Time",
+    "Source",
+    "Reason",
+)
 _CSS_CLASS = {
     STATUS_PRESENT: "present",
     STATUS_LATE: "late",
@@ -110,6 +122,11 @@ class RegisterReport:
     intruders: list[dict[str, Any]] = field(default_factory=list)
     open_photo: Callable[[bytes], bytes] = as_stored  # intruder photos are sealed at rest
     day_rows: list[Mark] = field(default_factory=list)  # the logs/ day file (whole school)
+    names: Mapping[str, str] = field(default_factory=dict)  # folder name -> display name
+
+    def shown(self, name: str) -> str:
+        """The name a person reads: the student's display name, else ``name``."""
+        return self.names.get(name) or name
 
     @property
     def school(self) -> bool:
@@ -136,7 +153,10 @@ class RegisterReport:
 
     @property
     def students(self) -> list[str]:
-        return sorted({e.student for e in self.entries}, key=lambda n: (n.casefold(), n))
+        """The day's students, by the name a person reads."""
+        return sorted(
+            {e.student for e in self.entries}, key=lambda n: (self.shown(n).casefold(), n)
+        )
 
     @property
     def classes(self) -> list[str]:
@@ -152,10 +172,10 @@ class RegisterReport:
         for entry in sorted(self.entries, key=lambda e: (e.period, e.class_name)):
             if entry.status == status:
                 found.setdefault(entry.student, []).append(entry)
-        return sorted(found.items(), key=lambda item: (item[0].casefold(), item[0]))
+        return sorted(found.items(), key=lambda item: (self.shown(item[0]).casefold(), item[0]))
 
     def listing(self, status: str) -> str:
-        """``cleo_park (08:30, 09:30), dev_rao (08:30: doctor's note)``."""
+        """``Cleo Park (08:30, 09:30), dev_rao (08:30: doctor's note)``."""
         parts = []
         for name, entries in self.by_student(status):
             places = ", ".join(
@@ -164,14 +184,16 @@ class RegisterReport:
                 else self.place(e)
                 for e in entries
             )
-            parts.append(f"{name} ({places})")
+            parts.append(f"{self.shown(name)} ({places})")
         return ", ".join(parts)
 
     @property
     def late_arrivals(self) -> list[str]:
         """The marks of the day that arrived late, as ``content.late_arrival`` writes them."""
         return [
-            late_arrival(e.student, e.time or "", e.received_at, self.day, self.place(e))
+            late_arrival(
+                self.shown(e.student), e.time or "", e.received_at, self.day, self.place(e)
+            )
             for e in sorted(self.entries, key=lambda e: (e.time or "", e.class_name, e.student))
             if e.arrived_late and e.received_at is not None
         ]
@@ -251,7 +273,8 @@ def render_text(report: RegisterReport) -> str:
             for entry in period.entries:
                 seen = entry.time or "        "
                 status = entry.status or PENDING
-                lines.append(f"  {seen}  {status:7}  {entry.student}{_entry_note(entry)}")
+                who = report.shown(entry.student)
+                lines.append(f"  {seen}  {status:7}  {who}{_entry_note(entry)}")
             lines.append("")
     for status, label in ((STATUS_ABSENT, "Absent"), (STATUS_EXCUSED, "Excused")):
         listing = report.listing(status)
@@ -264,7 +287,8 @@ def render_text(report: RegisterReport) -> str:
     if report.corrections:
         lines.append("Corrections today:")
         lines += [
-            f"  {correction_text(fix, report.zone, report.scope)}" for fix in report.corrections
+            f"  {correction_text(fix, report.zone, report.scope, report.shown)}"
+            for fix in report.corrections
         ]
         lines.append("")
     if report.stats:
@@ -272,7 +296,7 @@ def render_text(report: RegisterReport) -> str:
         for s in report.stats:
             alert = "  (below the alert threshold)" if s.below_threshold else ""
             lines.append(
-                f"  {s.name}: {s.days_present}/{s.total_days} present "
+                f"  {report.shown(s.name)}: {s.days_present}/{s.total_days} present "
                 f"({s.attendance_pct:.1f}%), {s.days_late} late, {s.absent} absent, "
                 f"{s.excused} excused{alert}"
             )
@@ -353,7 +377,7 @@ def render_html(
     if report.late_arrivals:
         parts.append(late_arrivals_html(report.late_arrivals))
     if report.corrections:
-        parts.append(corrections_html(report.corrections, report.zone, report.scope))
+        parts.append(corrections_html(report.corrections, report.zone, report.scope, report.shown))
     parts.append("</div>")
     parts += chart_card(chart_cid)
     if report.stats:
@@ -364,7 +388,7 @@ def render_html(
         for s in report.stats:
             css = " class='absent'" if s.below_threshold else ""
             parts.append(
-                f"<tr><td>{e(s.name)}</td><td>{s.days_present}/{s.total_days}</td>"
+                f"<tr><td>{e(report.shown(s.name))}</td><td>{s.days_present}/{s.total_days}</td>"
                 f"<td>{s.days_late}</td><td>{s.absent}</td><td>{s.excused}</td>"
                 f"<td{css}>{s.attendance_pct:.1f}%</td></tr>"
             )
@@ -405,7 +429,7 @@ def _class_grid(report: RegisterReport) -> str:
     rows += [f"<th>{e(p.start)}<small>to {e(p.end)}</small></th>" for p in periods]
     rows.append("</tr>")
     for student in report.students:
-        row = [f"<tr><td>{e(student)}</td>"]
+        row = [f"<tr><td>{e(report.shown(student))}</td>"]
         for period in periods:
             entry = cells.get((period.start, student))
             row.append(_cell(entry))
@@ -434,9 +458,12 @@ def _cell(entry: Entry | None) -> str:
 # --- the email -----------------------------------------------------------------------------------
 
 
-def register_csv(entries: Sequence[Entry]) -> str:
-    """Every entry: class, period, end, name, status, time seen, source, reason."""
-    return csvfiles.render(
+def register_csv(entries: Sequence[Entry], names: Mapping[str, str] | None = None) -> str:
+    """Every entry: class, period, end, name (the folder's), display name (``names``, else
+    the folder's name), status, time seen, source, reason; a byte-order mark first, as the
+    register's exports (Excel on Windows then reads accents right)."""
+    shown = names or {}
+    return csvfiles.BOM + csvfiles.render(
         REGISTER_HEADER,
         (
             (
@@ -444,6 +471,7 @@ def register_csv(entries: Sequence[Entry]) -> str:
                 e.period,
                 e.period_end,
                 e.student,
+                shown.get(e.student) or e.student,
                 e.status or "",
                 e.time or "",
                 e.source,
@@ -480,10 +508,11 @@ def build_message(
         attachments = [
             (f"attendance_{day}.csv", csvfiles.day_csv(report.day_rows)),
             ("student_statistics.csv", csvfiles.statistics_csv(report.stats)),
-            (f"register_{day}.csv", register_csv(report.entries)),
+            (f"register_{day}.csv", register_csv(report.entries, report.names)),
         ]
     else:
-        attachments = [(f"register_{report.class_name}_{day}.csv", register_csv(report.entries))]
+        name = f"register_{report.class_name}_{day}.csv"
+        attachments = [(name, register_csv(report.entries, report.names))]
     return assemble(
         subject=report.subject,
         to=to,

@@ -4,7 +4,9 @@ reads on a phone (with a timetable, ``classes`` writes one per class and the who
 ``collect`` gathers the facts from the store; ``build_message`` turns them into an
 ``EmailMessage``: a plain-text part, an HTML part with a chart and intruder thumbnails as
 inline images, and the day's CSV files attached. Every name and other student-controlled text is
-escaped in HTML and neutralised in CSV. A day with no marks is a report that says everyone was
+escaped in HTML and neutralised in CSV. Students are named as a person reads them: their display
+name (``names``: folder name -> display name), else their folder's name; the attached CSV files
+keep the original's folder names. A day with no marks is a report that says everyone was
 absent, not an error. Students excused by a correction are listed as excused, marks that
 arrived late (received by the server long after they were seen: a queued scan, or a capture
 time set back) are listed as such, and the day's corrections (who changed what, and why) close
@@ -19,7 +21,7 @@ from __future__ import annotations
 import html
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -66,6 +68,11 @@ class DayReport:
     rows: list[Mark] | None = None  # the day file's rows (every status); None: the marks
     zone: ZoneInfo | None = None  # for the times of the corrections
     open_photo: Callable[[bytes], bytes] = as_stored  # intruder photos are sealed at rest
+    names: Mapping[str, str] = field(default_factory=dict)  # folder name -> display name
+
+    def shown(self, name: str) -> str:
+        """The name a person reads: the student's display name, else ``name``."""
+        return self.names.get(name) or name
 
     @property
     def present(self) -> list[Mark]:
@@ -92,7 +99,8 @@ class DayReport:
         for m in self.marks:
             if m.received_at is not None and arrived_late(m.seen_at, m.received_at, zone):
                 received = m.received_at.replace(tzinfo=timezone.utc).astimezone(zone)
-                out.append(late_arrival(m.name, f"{m.seen_at:%H:%M:%S}", received, self.day))
+                seen = f"{m.seen_at:%H:%M:%S}"
+                out.append(late_arrival(self.shown(m.name), seen, received, self.day))
         return out
 
     @property
@@ -113,9 +121,11 @@ def collect(
     excused: Sequence[tuple[str, str]] = (),
     corrections: Sequence[Correction] = (),
     zone: ZoneInfo | None = None,
+    display_names: Mapping[str, str] | None = None,
 ) -> DayReport:
     """The report of ``day``: ``marks`` are the day file's rows (every status; Present and
-    Late are the day's marks), ``excused`` the students excused by a correction."""
+    Late are the day's marks), ``excused`` the students excused by a correction, ``display_names``
+    the students' display names (folder name -> display name)."""
     names = sorted(set(enrolled), key=lambda n: (n.casefold(), n))
     return DayReport(
         day=day,
@@ -130,26 +140,37 @@ def collect(
         rows=list(marks),
         zone=zone,
         open_photo=store.sealer.open if store.sealer else as_stored,
+        names=dict(display_names or {}),
     )
 
 
-def correction_text(fix: Correction, zone: ZoneInfo | None, scope: str = "") -> str:
-    """``10:12  ben_ito, 7b 08:30: Absent -> Excused (by office: doctor's note)``: when (local
-    time), who, where (``scope`` "school": class and period, "class": the period, "": neither),
-    the change, by whom and why. Plain text: escape it for HTML."""
+def correction_text(
+    fix: Correction, zone: ZoneInfo | None, scope: str = "", shown: Callable[[str], str] = str
+) -> str:
+    """``10:12  Ben Ito, 7b 08:30: Absent -> Excused (by office: doctor's note)``: when (local
+    time), who (``shown``: the name a person reads), where (``scope`` "school": class and
+    period, "class": the period, "": neither), the change, by whom and why. Plain text: escape
+    it for HTML."""
     at = fix.at.replace(tzinfo=timezone.utc)
     when = at.astimezone(zone) if zone is not None else at
     place = {"school": f", {fix.class_name} {fix.period}", "class": f", {fix.period}"}
     old = fix.old_status or "not marked"
     why = f": {fix.reason}" if fix.reason else ""
     return (
-        f"{when:%H:%M}  {fix.name}{place.get(scope, '')}: {old} -> {fix.new_status} "
+        f"{when:%H:%M}  {shown(fix.name)}{place.get(scope, '')}: {old} -> {fix.new_status} "
         f"(by {fix.by}{why})"
     )
 
 
-def excused_text(excused: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f"{name} ({reason})" if reason else name for name, reason in excused)
+def excused_text(excused: Sequence[tuple[str, str]], shown: Callable[[str], str] = str) -> str:
+    return ", ".join(
+        f"{shown(name)} ({reason})" if reason else shown(name) for name, reason in excused
+    )
+
+
+def seen_text(mark: Mark) -> str:
+    """``HH:MM:SS`` the student was seen; ``by hand`` for a status set by hand (never seen)."""
+    return csvfiles.seen_time(mark) or "by hand"
 
 
 def late_arrival(name: str, seen: str, received: datetime, day: date, place: str = "") -> str:
@@ -189,7 +210,7 @@ def bar_chart(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    labels = [d.strftime("%d %b") for d in days]
+    labels = [f"{d.day} {d:%b}" for d in days]  # 7 Dec, as the dashboard's charts
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=110)
     bottom = [0] * len(days)
     for label, colour, values in bars:
@@ -242,15 +263,15 @@ def render_text(report: DayReport) -> str:
     ]
     if report.marks:
         lines.append("Present today:")
-        lines += [f"  {m.seen_at:%H:%M:%S}  {m.status:7}  {m.name}" for m in report.marks]
+        lines += [f"  {seen_text(m):8}  {m.status:7}  {report.shown(m.name)}" for m in report.marks]
     else:
         lines.append("Nobody was marked today: every enrolled student is absent.")
     lines.append("")
     if report.absent:
-        lines.append("Absent: " + ", ".join(report.absent))
+        lines.append("Absent: " + ", ".join(report.shown(n) for n in report.absent))
         lines.append("")
     if report.excused:
-        lines.append("Excused: " + excused_text(report.excused))
+        lines.append("Excused: " + excused_text(report.excused, report.shown))
         lines.append("")
     if report.late_arrivals:
         lines.append(f"Arrived late ({LATE_ARRIVALS}):")
@@ -258,12 +279,14 @@ def render_text(report: DayReport) -> str:
         lines.append("")
     if report.corrections:
         lines.append("Corrections today:")
-        lines += [f"  {correction_text(c, report.zone)}" for c in report.corrections]
+        lines += [
+            f"  {correction_text(c, report.zone, shown=report.shown)}" for c in report.corrections
+        ]
         lines.append("")
     if report.stats:
         lines.append("Statistics so far (attendance %, late %):")
         lines += [
-            f"  {s.name}: {s.attendance_pct:.1f}% present, {s.late_pct:.1f}% late"
+            f"  {report.shown(s.name)}: {s.attendance_pct:.1f}% present, {s.late_pct:.1f}% late"
             for s in report.stats
         ]
         lines.append("")
@@ -349,22 +372,24 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
         for mark in report.marks:
             css = "late" if mark.status == STATUS_LATE else "present"
             parts.append(
-                f"<tr><td>{e(mark.name)}</td><td>{mark.seen_at:%H:%M:%S}</td>"
+                f"<tr><td>{e(report.shown(mark.name))}</td><td>{seen_text(mark)}</td>"
                 f"<td class='{css}'>{e(mark.status)}</td></tr>"
             )
         parts.append("</table>")
     else:
         parts.append("<p><b>Nobody was marked today</b>: every enrolled student is absent.</p>")
     if report.absent:
-        parts.append(f"<p><b>Absent ({len(report.absent)}):</b> {e(', '.join(report.absent))}</p>")
+        absent = ", ".join(report.shown(n) for n in report.absent)
+        parts.append(f"<p><b>Absent ({len(report.absent)}):</b> {e(absent)}</p>")
     if report.excused:
         parts.append(
-            f"<p><b>Excused ({len(report.excused)}):</b> {e(excused_text(report.excused))}</p>"
+            f"<p><b>Excused ({len(report.excused)}):</b> "
+            f"{e(excused_text(report.excused, report.shown))}</p>"
         )
     if report.late_arrivals:
         parts.append(late_arrivals_html(report.late_arrivals))
     if report.corrections:
-        parts.append(corrections_html(report.corrections, report.zone))
+        parts.append(corrections_html(report.corrections, report.zone, shown=report.shown))
     parts.append("</div>")
     parts += chart_card(chart_cid)
     if report.stats:
@@ -374,7 +399,7 @@ def render_html(report: DayReport, chart_cid: str | None, thumb_cids: list[tuple
         )
         for s in report.stats:
             parts.append(
-                f"<tr><td>{e(s.name)}</td><td>{s.days_present}/{s.total_days}</td>"
+                f"<tr><td>{e(report.shown(s.name))}</td><td>{s.days_present}/{s.total_days}</td>"
                 f"<td>{s.days_late}</td><td>{s.attendance_pct:.1f}%</td>"
                 f"<td>{s.late_pct:.1f}%</td></tr>"
             )
@@ -394,9 +419,14 @@ def late_arrivals_html(arrivals: Sequence[str]) -> str:
 
 
 def corrections_html(
-    corrections: Sequence[Correction], zone: ZoneInfo | None, scope: str = ""
+    corrections: Sequence[Correction],
+    zone: ZoneInfo | None,
+    scope: str = "",
+    shown: Callable[[str], str] = str,
 ) -> str:
-    items = "".join(f"<li>{html.escape(correction_text(c, zone, scope))}</li>" for c in corrections)
+    items = "".join(
+        f"<li>{html.escape(correction_text(c, zone, scope, shown))}</li>" for c in corrections
+    )
     return f"<p><b>Corrections today ({len(corrections)}):</b></p><ul class='fixes'>{items}</ul>"
 
 
@@ -475,8 +505,12 @@ def assemble(
     for cid, _caption, data in thumbs:
         html_part.add_related(data, maintype="image", subtype="jpeg", cid=f"<{cid}>")
     for filename, content in attachments:
-        message.add_attachment(
-            content.encode("utf-8"), maintype="text", subtype="csv", filename=filename
+        message.add_attachment(  # the charset said: names with accents read right
+            content.encode("utf-8"),
+            maintype="text",
+            subtype="csv",
+            filename=filename,
+            params={"charset": "utf-8"},
         )
     return message
 

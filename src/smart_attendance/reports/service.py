@@ -128,6 +128,11 @@ class ReportService:
 
     # --- building -----------------------------------------------------------------------------
 
+    def _display_names(self) -> dict[str, str]:
+        """Folder name -> display name of the students that have one: reports name students
+        as a person reads them."""
+        return {s.name: s.display_name for s in self.store.students() if s.display_name}
+
     def _default_message(self, day: date) -> EmailMessage:
         stats = self.attendance.statistics(last=day)
         rows = self.files.day_rows(day)
@@ -146,6 +151,7 @@ class ReportService:
             excused=excused,
             corrections=self.store.corrections_between(day, day),
             zone=self.settings.zone,
+            display_names=self._display_names(),
         )
         if report.day_rows:  # the attached files and the ones in logs/ are the same
             self.files.update(day, report.stats)
@@ -169,6 +175,7 @@ class ReportService:
             zone=self.settings.zone,
             closure=closure.reason if closure else None,
             history=classes.collect_history(history),
+            names=self._display_names(),
         )
 
     def _statistics(self, day: date, class_name: str | None, today: set[str]) -> list[StudentStats]:

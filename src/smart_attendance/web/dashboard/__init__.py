@@ -30,8 +30,10 @@ NAME = "dashboard"
 
 def blueprint(services: Services) -> Blueprint:
     from . import admin, auth, enrol, people, privacy, reports, review, today
+    from .common import shown
 
     routes = Blueprint(NAME, __name__)
+    routes.add_app_template_filter(shown, "shown")  # {{ e.student|shown }}: the display name
     auth.register(routes, services)
     for page in (today, people, privacy, review, enrol, reports, admin):
         page.register(routes, services)

@@ -1,6 +1,7 @@
 """Charts of the dashboard as inline SVG, drawn on the server (no script, no library, no CDN):
-a stacked bar of statuses and a column chart of attendance per day. Every chart has a text
-alternative (``<title>`` and ``aria-label``) and its numbers are also printed beside it."""
+a stacked bar of statuses and a column chart of attendance per day (days labelled ``7 Dec``:
+``day_label``). Every chart has a text alternative (``<title>`` and ``aria-label``) and its
+numbers are also printed beside it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ FILL = {
     STATUS_ABSENT: "#b91c1c",
     PENDING: "#9ca3af",
 }
+
+
+def day_label(day: date) -> str:
+    """A chart's label of a day, ``7 Dec``: never ``07/12``, which reads as July in some
+    countries and December in others (the date inputs show the browser's own order)."""
+    return f"{day.day} {day:%b}"
 
 
 def describe(counts: Mapping[str, int]) -> str:
@@ -95,7 +102,7 @@ def daily_columns(
         if i % label_every == 0:
             out.append(
                 f'<text x="{x + bar / 2:.1f}" y="{height - 6}" font-size="11" '
-                f'text-anchor="middle" fill="#374151">{day:%d/%m}</text>'
+                f'text-anchor="middle" fill="#374151">{day_label(day)}</text>'
             )
     if threshold_pct is not None:
         y = top + plot_h * (1 - threshold_pct / 100)

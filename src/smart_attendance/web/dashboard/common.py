@@ -1,5 +1,7 @@
 """What the dashboard's pages share: the signed-in user, role checks, dates from the query
-string, page rendering with the navigation, and form actions that report back with a message."""
+string, page rendering with the navigation, form actions that report back with a message, and
+the name a person reads for a student (``shown``, the templates' ``|shown`` filter: the
+registry's display name, else the dataset folder's name; forms and links keep the folder's)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import flash, g, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from ...errors import AttendanceError, BadRequestError, ForbiddenError
@@ -23,6 +25,20 @@ def access() -> Access:
     """The signed-in user of this request (set by ``auth`` before every view)."""
     found: Access = g.access
     return found
+
+
+def display_names() -> dict[str, str]:
+    """Folder name -> display name of the students that have one, read once per request."""
+    if "display_names" not in g:
+        store = current_app.extensions["attendance"].store
+        g.display_names = {s.name: s.display_name for s in store.students() if s.display_name}
+    found: dict[str, str] = g.display_names
+    return found
+
+
+def shown(name: str) -> str:
+    """The name a person reads for student ``name``: their display name, else ``name``."""
+    return display_names().get(name) or name
 
 
 def require(allowed: bool, what: str = "this page") -> None:

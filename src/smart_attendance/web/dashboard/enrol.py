@@ -29,7 +29,7 @@ from ...errors import AttendanceError, BadRequestError, ForbiddenError, NotFound
 from ...people.names import look_alike_warning, look_alikes
 from ...people.service import PhotoResult
 from ..students import clean_classes, clean_display_name, clean_name
-from .common import _json, access, act, render, require, wants_json
+from .common import _json, access, act, render, require, shown, wants_json
 
 PHOTO_FIELD = "photo"
 ACCEPT = "image/jpeg,image/png"
@@ -61,7 +61,8 @@ def register(routes: Blueprint, services: Services) -> None:
             "enrol.html",
             "Enrol",
             status,
-            students=enrolment.students(),
+            # casefolded: "ben" between "Ana" and "Cleo", not after every capital (code points)
+            students=sorted(enrolment.students(), key=lambda s: (s.name.casefold(), s.name)),
             counts=enrolment.photo_counts(),
             class_names=class_names(),
             classes_of=classes_of,
@@ -102,7 +103,7 @@ def register(routes: Blueprint, services: Services) -> None:
         if wants_json():
             answer = {"status": "success", "student": row.name, "url": target}
             return _json({**answer, "warnings": warnings}, 201)
-        flash(f"{row.name} added. Now add their photos.", "success")
+        flash(f"{row.display_name or row.name} added. Now add their photos.", "success")
         for warning in warnings:
             flash(f"Note: {warning}.", "warning")
         return redirect(target, code=303)
@@ -191,7 +192,7 @@ def register(routes: Blueprint, services: Services) -> None:
             services.files.update()
             services.audit.record(access().by, "photos", name, "1 removed")
             photos = "photo" if left == 1 else "photos"
-            return f"Photo {filename} removed; {name} has {left} {photos} enrolled."
+            return f"Photo {filename} removed; {shown(name)} has {left} {photos} enrolled."
 
         if wants_json():  # errors answer with their own status (404, 400, 503)
             return _json({"status": "success", "message": run()}, 200)

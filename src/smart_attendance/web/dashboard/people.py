@@ -38,7 +38,7 @@ from ...models import (
 )
 from ...people.enrolment import photo_files
 from .charts import daily_columns
-from .common import MAX_RANGE_DAYS, access, parse_day, render, require
+from .common import MAX_RANGE_DAYS, access, parse_day, render, require, shown
 
 TERM_FALLBACK_DAYS = 60
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -251,7 +251,7 @@ def register(routes: Blueprint, services: Services) -> None:
             if s.active and school_class.holds(s.name, s.classes)
         } | {e.student for e in entries}
         stats = stats_for(services, entries, roster)
-        rows = [stats[n] for n in sorted(roster, key=lambda n: (n.casefold(), n))]
+        rows = [stats[n] for n in sorted(roster, key=lambda n: (shown(n).casefold(), n))]
         daily = calendar.daily_counts(entries)
         alert = services.settings.alert_below_pct
         return render(

@@ -19,7 +19,7 @@ from ...attendance.export import ExportFile
 from ...errors import BadRequestError
 from ...privacy.audit import ACTIONS
 from .. import _attachment
-from .common import access, act, render, require
+from .common import access, act, render, require, shown
 
 AUDIT_PAGE = 200  # entries on one page
 
@@ -45,7 +45,7 @@ def register(routes: Blueprint, services: Services) -> None:
                 if change.photos_deleted
                 else ""
             )
-            return f"Consent of {name} recorded as {state}.{gone}"
+            return f"Consent of {shown(name)} recorded as {state}.{gone}"
 
         return act(run, back)
 

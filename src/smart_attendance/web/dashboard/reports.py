@@ -29,7 +29,7 @@ from ...attendance.register import Entry
 from ...models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
 from .. import _attachment
 from .charts import daily_columns
-from .common import access, date_range, parse_day, render, require
+from .common import access, date_range, parse_day, render, require, shown
 
 DEFAULT_DAYS = 30
 PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
@@ -89,10 +89,11 @@ def class_names(services: Services) -> list[str]:
 
 
 def statistics(services: Services, entries: list[Entry], scope: Scope) -> list[StudentStats]:
-    """Per-student statistics of the entries; for one class (or a teacher's classes) only the
-    students who were expected there."""
+    """Per-student statistics of the entries, by the name a person reads; for one class (or a
+    teacher's classes) only the students who were expected there."""
     register = services.attendance.register
     stats = register.statistics_of(entries, services.settings.alert_below_pct)
+    stats.sort(key=lambda s: (shown(s.name).casefold(), s.name))
     if scope.everything:
         return stats
     present = {e.student for e in entries}

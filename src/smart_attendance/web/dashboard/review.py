@@ -31,7 +31,7 @@ from ...attendance.review import ReviewService
 from ...db.review import OPEN, IntruderRow, UncertainRow
 from ...errors import BadRequestError
 from ...models import MarkResult
-from .common import access, act, back_to, parse_day, render, require
+from .common import access, act, back_to, parse_day, render, require, shown
 
 OPEN_DAYS = 7  # ?open=1: the open items of this many days
 # The formats an intruder photo keeps (the frame's own) and the crops of uncertain faces (JPEG).
@@ -122,7 +122,10 @@ def register(routes: Blueprint, services: Services) -> None:
             intruders=intruder_groups(intruders),
             intruders_open=sum(r.state == OPEN for r in intruders),
             may_review_intruders=user.may_review_intruders,
-            students=queue.students() if user.may_review_intruders else [],
+            # the "This is…" list: by the name a person reads
+            students=sorted(queue.students(), key=lambda n: (shown(n).casefold(), n))
+            if user.may_review_intruders
+            else [],
             here=here,
             threshold=services.settings.match_threshold,
             margin=services.settings.match_margin,
@@ -163,7 +166,7 @@ def register(routes: Blueprint, services: Services) -> None:
                 student = request.form.get("student", "")
                 marks = queue.identify_intruder(row.id, student, by)
                 services.audit.record(by, "review", student.strip(), f"intruder photo {row.id}")
-                return f"Photo of {when}: {student.strip()} marked {marked(marks)}."
+                return f"Photo of {when}: {shown(student.strip())} marked {marked(marks)}."
             if action == "dismiss":
                 queue.dismiss_intruder(row.id, by)
                 services.audit.record(by, "review", "", f"intruder photo {row.id} dismissed")
@@ -187,13 +190,14 @@ def register(routes: Blueprint, services: Services) -> None:
             if action == "confirm":
                 marks = queue.confirm(row.id, by)
                 services.audit.record(by, "review", row.candidate, f"uncertain face {row.id}")
-                return f"Confirmed: {row.candidate} at {when}, marked {marked(marks)}."
+                return f"Confirmed: {shown(row.candidate)} at {when}, marked {marked(marks)}."
             if action == "reject":
                 queue.reject(row.id, by)
                 services.audit.record(
                     by, "review", row.candidate, f"uncertain face {row.id} rejected"
                 )
-                return f"Rejected: the face at {when} is not {row.candidate}; nobody marked."
+                who = shown(row.candidate)
+                return f"Rejected: the face at {when} is not {who}; nobody marked."
             raise BadRequestError("action must be confirm or reject")
 
         return act(run, back_to("dashboard.review", date=row.day.isoformat()))

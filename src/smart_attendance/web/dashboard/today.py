@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,7 +23,7 @@ from ...attendance.register import Entry
 from ...errors import BadRequestError
 from ...models import Correction
 from .charts import PENDING, stacked_bar
-from .common import access, act, back_to, parse_day, render, require
+from .common import access, act, back_to, parse_day, render, require, shown
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ class Period:
         return Counter(row.status for row in self.rows)
 
 
+def _rows(students: Sequence[tuple[Entry, tuple[Correction, ...]]]) -> tuple[Row, ...]:
+    """A period's rows by the name a person reads (``shown``), casefolded."""
+    rows = (Row(e, h) for e, h in students)
+    return tuple(sorted(rows, key=lambda r: (shown(r.entry.student).casefold(), r.entry.student)))
+
+
 def board(services: Services, day: date, class_name: str | None) -> dict[str, Any]:
     """The day's classes and periods that the signed-in user may see."""
     user = access()
@@ -62,7 +69,7 @@ def board(services: Services, day: date, class_name: str | None) -> dict[str, An
         require(user.may_see_class(class_name), f"class {class_name}")
     view = corrections.day_view(services.attendance, day, class_name)
     classes = [
-        (name, [Period(p.start, p.end, tuple(Row(e, h) for e, h in p.students)) for p in periods])
+        (name, [Period(p.start, p.end, _rows(p.students)) for p in periods])
         for name, periods in view.classes
         if user.may_see_class(name)
     ]
@@ -134,8 +141,9 @@ def register(routes: Blueprint, services: Services) -> None:
             services.audit.corrected(access().by, done)
             entry = done.entry
             if not done.changed:
-                return f"{entry.student} was already {entry.status}."
-            return f"{entry.student}: {entry.status} in {entry.class_name} at {entry.period}."
+                return f"{shown(entry.student)} was already {entry.status}."
+            who = shown(entry.student)
+            return f"{who}: {entry.status} in {entry.class_name} at {entry.period}."
 
         return act(run, back_to("dashboard.today"))
 
@@ -198,6 +206,6 @@ def register(routes: Blueprint, services: Services) -> None:
             done = corrections.undo(services.attendance, services.files, by=access().by, **fields)
             services.audit.corrected(access().by, done)
             status = done.entry.status or PENDING.lower()
-            return f"Undone: {done.entry.student} is {status} again."
+            return f"Undone: {shown(done.entry.student)} is {status} again."
 
         return act(run, back_to("dashboard.today"))
