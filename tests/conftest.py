@@ -140,6 +140,9 @@ class ServerProcess:
                 "ATTENDANCE_PORT": str(self.port),
                 "ATTENDANCE_WORKERS": "2",
                 "ATTENDANCE_REQUIRE_CONSENT": "0",  # tests of consent set it to 1
+                # the CSV files on the request: tests read them right after a scan (the
+                # background writer has tests of its own)
+                "ATTENDANCE_CSV_WRITE_SECONDS": "0",
             }
         )
         env.update(self.env)
@@ -203,6 +206,20 @@ class ServerProcess:
     def get(self, path: str, key: str | None = API_KEY) -> requests.Response:
         headers = {"X-API-KEY": key} if key is not None else {}
         return requests.get(self.url + path, headers=headers, timeout=30)
+
+    def joined_today(self, names: Sequence[str]) -> None:
+        """The students ``names`` (enrolled when the server started, so expected only in
+        the periods that begin after that) joined at the start of today: the tests' all-day
+        periods count them."""
+        today = self.get("/attendance").json()["date"]
+        for name in names:
+            answer = requests.patch(
+                f"{self.url}/students/{name}",
+                json={"joined": today},
+                headers={"X-API-KEY": API_KEY},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
 
 
 @pytest.fixture(scope="module")

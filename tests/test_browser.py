@@ -134,6 +134,7 @@ def school(tmp_path_factory: pytest.TempPathFactory) -> Iterator[School]:
     ):
         _add_user(server, name, role, classes)
     server.start()
+    server.joined_today(list(STUDENTS))
     driver = start_browser(download_dir=base / "downloads")
     try:
         yield School(server, driver, base)

@@ -441,3 +441,17 @@ def test_the_commands_make_bulk_corrections(
     assert bad.exit_code == 1 and bad.stderr == "Error: --to is before --from\n"
     audit = school.services.audit.entries(subject="ben_ito")
     assert audit[0].actor == "cli:teacher1" and audit[0].action == "correct"
+
+
+def test_a_join_day_set_by_hand_makes_the_morning_count(school: Kit) -> None:
+    school.clock.set(at(23, 10, 0))
+    status, _ = api(school, "POST", "/students", name="dan_roe", classes=["math-7b"])
+    assert status == 201
+    school.clock.set(at(24, 9, 0))
+    assert stats_of(school, "?from=2026-11-23&to=2026-11-23")["dan_roe"]["total_days"] == 1
+    status, body = api(school, "PATCH", "/students/dan_roe", joined="2026-11-23")
+    assert status == 200 and body["student"]["joined"] == "2026-11-23"
+    assert register_of(school, "2026-11-23")[("math-7b", "08:30", "dan_roe")] == "Absent"
+    assert stats_of(school, "?from=2026-11-23&to=2026-11-23")["dan_roe"]["total_days"] == 2
+    status, body = api(school, "PATCH", "/students/dan_roe", joined="23/11/2026")
+    assert status == 400 and "joined must be a date" in body["error"]

@@ -20,7 +20,11 @@ def unmatched_roster_names(
     """Per class (in the file's order), the roster names that are neither a student of the
     registry (``students``) nor a folder of the dataset (a student the server registers when it
     enrols); classes of every student have none."""
-    known = set(students) | set(enrolled_students(dataset_dir))
+    try:
+        folders = enrolled_students(dataset_dir)
+    except OSError:  # an unreadable dataset: enrolment says why; the registry alone here
+        folders = []
+    known = set(students) | set(folders)
     out: dict[str, list[str]] = {}
     for school_class in timetable.classes:
         if school_class.everyone:

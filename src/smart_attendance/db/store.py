@@ -657,6 +657,8 @@ class Store(
                     external_id=row.external_id,
                     active=row.active,
                     classes=",".join(row.classes),
+                    joined_on=row.joined_on,
+                    joined_at=row.joined_at,
                 )
             )
             if row.name != name:
@@ -679,8 +681,13 @@ class Store(
                     .where(uncertain.c.candidate == name)
                     .values(candidate=row.name)
                 )
-        if before is not None and (before.classes, before.active) != (row.classes, row.active):
-            self.forget_tallies()  # the classes they are expected in, on days already tallied
+        if before is not None and (
+            before.classes,
+            before.active,
+            before.joined_on,
+            before.joined_at,
+        ) != (row.classes, row.active, row.joined_on, row.joined_at):
+            self.forget_tallies()  # where they are expected, on days already tallied
 
     # --- intruders ----------------------------------------------------------------------------
 

@@ -366,7 +366,9 @@ class EnrolmentService:
         log.info("student %s added", name)
         return row
 
-    def update_student(self, name: str, row: StudentRow) -> StudentRow:
+    def update_student(
+        self, name: str, row: StudentRow, joined_changed: bool = False
+    ) -> StudentRow:
         """Store the registry fields of ``row`` for ``name`` (not the day they joined). A new
         name renames the dataset folder too, and their marks, corrections and sightings follow
         (history is kept); the gallery is rebuilt at once."""
@@ -375,7 +377,8 @@ class EnrolmentService:
             _check_name(row.name)
         with self._lock:
             current = self.student(name)
-            row = replace(row, joined_on=current.joined_on, joined_at=current.joined_at)
+            if not joined_changed:
+                row = replace(row, joined_on=current.joined_on, joined_at=current.joined_at)
             if not renamed:
                 self.store.update_student(name, row)
                 return row

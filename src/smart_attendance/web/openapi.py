@@ -420,7 +420,7 @@ CHANGE_STUDENT = {
     **NEW_STUDENT,
     "required": [],
     "properties": {
-        **{k: v for k, v in NEW_STUDENT["properties"].items() if k != "joined"},
+        **NEW_STUDENT["properties"],
         "active": BOOLEAN,
     },
 }

@@ -36,7 +36,7 @@ MAX_EXTERNAL_ID = 64
 MAX_CLASSES = 100
 FIELDS = frozenset({"name", "display_name", "external_id", "classes"})
 CREATE_FIELDS = FIELDS | {"joined"}
-CHANGE_FIELDS = FIELDS | {"active"}
+CHANGE_FIELDS = FIELDS | {"active", "joined"}
 CONSENT_FIELDS = frozenset({"state", "by", "document"})
 API_ACTOR = "api"  # the master key (API_SECRET_KEY)
 
@@ -165,7 +165,10 @@ def blueprint(services: Services) -> Blueprint:
             if not isinstance(body["active"], bool):
                 raise BadRequestError("active must be true or false")
             row = replace(row, active=body["active"])
-        row = enrolment.update_student(name, row)
+        joined = clean_joined(body.get("joined"))
+        if joined is not None:  # expected from the start of that day (a correction of it)
+            row = replace(row, joined_on=joined, joined_at=None)
+        row = enrolment.update_student(name, row, joined_changed=joined is not None)
         services.attendance.forget()  # the timetables read before the change
         services.files.update(services.attendance.today() if row.name != name else None)
         return jsonify(answer(row))
