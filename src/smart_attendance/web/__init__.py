@@ -18,10 +18,10 @@ and the register's and the registry's routes (``web/register.py``: ``GET /attend
 ``GET|POST /students``, ``PATCH /students/<name>``, ``POST /students/<name>/photos``).
 
 ``X-API-KEY`` is the admin key (``API_SECRET_KEY``: every route) or a camera key
-(``people/keys.py``: ``CAMERA_ROUTES`` only, else 403). A missing or wrong key is a 401, logged
-with the client's address (never the key) and counted in the database; an address with
-``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets 429 with ``Retry-After``
-before its key is even looked at (docs/api.md#keys).
+(``people/keys.py``: ``CAMERA_ROUTES`` only, else 403). A valid key is always served. A missing
+or wrong key is a 401, logged with the client's address (never the key) and counted in the
+database; an address with ``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets
+429 with ``Retry-After`` for its further wrong keys, uncounted and unlogged (docs/api.md#keys).
 
 Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
 mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
@@ -178,17 +178,18 @@ def create_app(services: Services) -> Flask:
         if request.blueprint == "dashboard":
             return None
         address = request.remote_addr or "unknown"
-        wait = keys.throttled(address)  # before the key is even looked at
-        if wait is not None:
-            response, code = _error(
-                "too_many_attempts",
-                f"too many wrong API keys from this address; try again in {wait} s",
-                429,
-            )
-            response.headers["Retry-After"] = str(wait)
-            return response, code
         holder = keys.check(request.headers.get("X-API-KEY", ""))
         if holder is None:
+            # Only wrong keys are throttled: a valid key is served whatever its address sent.
+            wait = keys.throttled(address)
+            if wait is not None:
+                response, code = _error(
+                    "too_many_attempts",
+                    f"too many wrong API keys from this address; try again in {wait} s",
+                    429,
+                )
+                response.headers["Retry-After"] = str(wait)
+                return response, code
             keys.refused(address)
             log.warning("api key refused from %s", address)
             return jsonify({"status": "denied", "error": KEY_REFUSED}), 401
