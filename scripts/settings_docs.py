@@ -92,6 +92,7 @@ GROUPS = [
             "ATTENDANCE_SESSION_SECRET",
             "ATTENDANCE_SESSION_IDLE_MINUTES",
             "ATTENDANCE_PROXY_HOPS",
+            "ATTENDANCE_TRUSTED_PROXIES",
         ],
     ),
     ("Camera client", ["ATTENDANCE_SERVER_URL", "ATTENDANCE_CAMERA_ID"]),

@@ -39,6 +39,7 @@ from smart_attendance.errors import (
 )
 from smart_attendance.models import Box, DetectParams, Face, Frame
 from smart_attendance.web import serving
+from smart_attendance.web.proxies import TrustedProxies
 from test_report import SmtpServer, mail_settings
 
 MONDAY = MONDAY_0855.date()
@@ -338,7 +339,11 @@ def test_serve_raises_the_open_file_limit_to_fit_its_connections(
     assert calls[-1] == (512, 512)
     assert found.connections == 512 - serving.RESERVED_FILES
     assert "open-file limit is 512" in found.note
-    assert serving.limits(Settings(proxy_hops=1)).per_address is None  # behind a proxy
+    behind = serving.limits(Settings(proxy_hops=1, trusted_proxies=("10.0.5.2",)))
+    assert (behind.per_address, behind.uncapped) == (192, ("10.0.5.2",))  # the proxy: uncapped
+    addresses = serving._Addresses(2, TrustedProxies(behind.uncapped))
+    assert [addresses.opened("10.0.5.2") for _ in range(3)] == [True] * 3
+    assert [addresses.opened("10.0.5.9") for _ in range(3)] == [True, True, False]
 
 
 # --- through a real server ----------------------------------------------------------------------

@@ -243,6 +243,50 @@ def test_behind_a_proxy_the_forwarded_address_is_throttled(tmp_path: Path) -> No
         kit.services.close()
 
 
+def test_a_forwarded_address_is_believed_from_the_trusted_proxies_only(tmp_path: Path) -> None:
+    kit = make_kit(
+        tmp_path,
+        enrol=False,
+        proxy_hops=1,
+        key_failures_per_minute=2,
+        trusted_proxies=("10.0.5.2", "127.0.0.0/8"),
+    )
+    try:
+
+        def get(key: str, forwarded: str, peer: str) -> TestResponse:
+            return kit.client.get(
+                "/statistics",
+                headers={"X-API-KEY": key, "X-Forwarded-For": forwarded},
+                environ_base={"REMOTE_ADDR": peer},
+            )
+
+        # Through the proxy: the forwarded address counts.
+        assert [get(WRONG, "192.0.2.1", "10.0.5.2").status_code for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
+        assert get(WRONG, "192.0.2.2", "10.0.5.2").status_code == 401
+        # Around the proxy, straight to the port: a forged header is ignored, the connection's
+        # own address is throttled (the guesser cannot spread its guesses over made-up ones).
+        answers = [get(WRONG, f"198.51.100.{n}", "10.0.9.9").status_code for n in range(3)]
+        assert answers == [401, 401, 429]
+        assert get(WRONG, "192.0.2.3", "10.0.5.2").status_code == 401  # the proxy's clients
+    finally:
+        kit.services.close()
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    from smart_attendance.config import load_settings
+    from smart_attendance.errors import ConfigError
+
+    env = {"ATTENDANCE_TRUSTED_PROXIES": "10.0.5.2, 10.1.0.0/16,::1"}
+    assert load_settings(env, None).trusted_proxies == ("10.0.5.2", "10.1.0.0/16", "::1")
+    assert load_settings({}, None).trusted_proxies == ("127.0.0.0/8", "::1")
+    with pytest.raises(ConfigError, match="ATTENDANCE_TRUSTED_PROXIES: expected IP addresses"):
+        load_settings({"ATTENDANCE_TRUSTED_PROXIES": "nginx.local"}, None)
+
+
 # --- the dashboard --------------------------------------------------------------------------------
 
 

@@ -151,6 +151,25 @@ def _parse_liveness(raw: str) -> str:
     raise ValueError(f"expected 0, 1 (blink), blink or challenge, got {raw!r}")
 
 
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.5.0/24``), comma-separated, each checked; as written."""
+    import ipaddress
+
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or networks (such as 127.0.0.1 or 10.0.5.0/24), "
+                f"comma-separated, got {part!r}"
+            ) from None
+        found.append(part)
+    return tuple(found)
+
+
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -550,8 +569,18 @@ SPECS: tuple[Spec, ...] = (
         _parse_int(0, 5),
         "Reverse proxies in front of the server (nginx: 1). Their X-Forwarded-For and "
         "X-Forwarded-Proto headers then give the client's address (sign-in throttling, logs) "
-        "and HTTPS (the session cookie becomes Secure). 0: the headers are ignored, so nobody "
-        "can forge an address.",
+        "and HTTPS (the session cookie becomes Secure), from ATTENDANCE_TRUSTED_PROXIES only. "
+        "0: the headers are ignored, so nobody can forge an address.",
+    ),
+    Spec(
+        "ATTENDANCE_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "127.0.0.0/8,::1",
+        _parse_networks,
+        "Addresses or networks of the reverse proxies, comma-separated (10.0.5.2, "
+        "10.0.5.0/24). With ATTENDANCE_PROXY_HOPS set, X-Forwarded-For and X-Forwarded-Proto "
+        "are believed only on connections from these; anyone else reaching the port directly "
+        "is taken at their own address. The default: loopback, a proxy on this machine.",
     ),
     Spec(
         "ATTENDANCE_HOST",
@@ -714,6 +743,7 @@ class Settings:
     session_secret: str = field(default="", repr=False)
     session_idle_minutes: int = 60
     proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
     port: int = 5000
     log_level: str = "INFO"

@@ -37,7 +37,6 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..app import Services
 from ..attendance.export import ExportFile
@@ -65,6 +64,7 @@ from ..errors import (
     WorkerTimeoutError,
 )
 from ..models import FIRST_DAY, LAST_DAY
+from .proxies import ForwardedFromProxies, TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -302,9 +302,9 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(students.blueprint(services))
     app.register_blueprint(badges.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services))
-    if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+    if settings.proxy_hops:  # X-Forwarded-* believed from the configured proxies only
+        app.wsgi_app = ForwardedFromProxies(  # type: ignore[method-assign]
+            app.wsgi_app, settings.proxy_hops, TrustedProxies(settings.trusted_proxies)
         )
 
     @app.errorhandler(AttendanceError)

@@ -11,10 +11,10 @@ arrived whole, so a held connection costs a socket, not a thread. What is added 
 * **Slow senders**: a request's headers and body must arrive within
   ``ATTENDANCE_CHANNEL_TIMEOUT_S`` in all, however steadily they trickle in; an idle
   connection is closed after as long. Checked every ``cleanup_interval_s`` seconds.
-* **One address**: without a proxy in front (``ATTENDANCE_PROXY_HOPS`` 0), one client address
-  holds at most half of the connections; more are answered 503 at once and closed. Behind a
-  proxy every connection comes from the proxy, so there is no such cap (the proxy's own
-  limits apply).
+* **One address**: one client address holds at most half of the connections; more are
+  answered 503 at once and closed. Behind a proxy (``ATTENDANCE_PROXY_HOPS``) the proxies'
+  addresses (``ATTENDANCE_TRUSTED_PROXIES``) have no such cap, as every client comes through
+  them (the proxy's own limits apply); anyone reaching the port directly still has it.
 * **Bodies**: the largest body is the upload limit (``ATTENDANCE_MAX_UPLOAD_MB``). A larger
   ``Content-Length`` is refused as soon as the headers are in, before any of the body is read
   (and before the key is checked); a chunked body as soon as it passes the limit. Waitress's
@@ -37,6 +37,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
 from ..config import Settings
+from .proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,13 @@ class Limits:
     """What the server is built with (the connection limit after the open-file limit)."""
 
     connections: int
-    per_address: int | None  # None: no cap per address (behind a proxy)
+    per_address: int  # connections one client address may hold (the proxies' are uncapped)
     open_files: int | None  # the soft RLIMIT_NOFILE now (None: not known on this system)
     channel_timeout_s: int
     cleanup_interval_s: int
     max_body_bytes: int
     note: str = ""  # why the connection limit is lower than asked, if it is
+    uncapped: tuple[str, ...] = ()  # the trusted proxies' networks, behind a proxy
 
 
 def raise_open_files(wanted: int) -> int | None:
@@ -93,12 +95,13 @@ def limits(settings: Settings) -> Limits:
     timeout_s = max(1, round(settings.channel_timeout_s))
     return Limits(
         connections=connections,
-        per_address=None if settings.proxy_hops else max(1, connections // 2),
+        per_address=max(1, connections // 2),
         open_files=open_files,
         channel_timeout_s=timeout_s,
         cleanup_interval_s=max(1, min(5, timeout_s // 4)),
         max_body_bytes=settings.max_upload_bytes,
         note=note,
+        uncapped=settings.trusted_proxies if settings.proxy_hops else (),
     )
 
 
@@ -106,8 +109,9 @@ class _Addresses:
     """Open connections per client address (the event loop opens them; closing may happen in
     a request thread, hence the lock)."""
 
-    def __init__(self, cap: int | None) -> None:
+    def __init__(self, cap: int | None, uncapped: TrustedProxies | None = None) -> None:
         self.cap = cap
+        self.uncapped = uncapped or TrustedProxies(())
         self._open: Counter[str] = Counter()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -116,7 +120,7 @@ class _Addresses:
         """Count one more connection from ``host``; False when it is over the cap."""
         with self._lock:
             self._open[host] += 1
-            if self.cap is None or self._open[host] <= self.cap:
+            if self.cap is None or self._open[host] <= self.cap or self.uncapped.trusts(host):
                 return True
             first = host not in self._warned
             self._warned.add(host)
@@ -230,7 +234,10 @@ def make_server(app: Any, settings: Settings, found: Limits | None = None) -> An
     channel = type(
         "Channel",
         (GuardedChannel,),
-        {"addresses": _Addresses(found.per_address), "error_task_class": error_task},
+        {
+            "addresses": _Addresses(found.per_address, TrustedProxies(found.uncapped)),
+            "error_task_class": error_task,
+        },
     )
     server = create_server(
         app,
