@@ -52,6 +52,7 @@ GROUPS = [
             "ATTENDANCE_INTRUDER_THRESHOLD",
             "ATTENDANCE_INTRUDER_COOLDOWN_S",
             "ATTENDANCE_INTRUDER_MAX_MB",
+            "ATTENDANCE_REVIEW_MAX_MB",
         ],
     ),
     (

@@ -246,7 +246,7 @@ def test_the_intruder_photos_stay_under_their_disk_cap(tmp_path: Path) -> None:
     [event] = kit.services.store.intruders_on(MONDAY)
     assert (event["camera"], event["path"]) == ("door", "")  # the event is kept
     (old / "intruder_120000_door_0badf00d.jpg").unlink()  # room again (counted again later)
-    kit.services.intruders._disk_counted_at -= intruders.DISK_RECOUNT_S
+    kit.services.intruders.disk.recount()
     _scan_all(kit, _stranger_frames(kit, 2, 3), "door")
     assert [p.parent.name for p in _photos(kit)] == ["2026-11-23"]
 

@@ -104,9 +104,51 @@ def test_a_camera_key_marks_and_its_name_is_kept_with_the_mark(kit_on_db: Kit) -
     )
     assert checkin.status_code == 200, checkin.get_json()
     marks = {m.name: m for m in kit.services.store.marks_on(kit.clock().date())}
-    assert (marks["ana_lima"].key_name, marks["ana_lima"].source) == ("door-1", "camera:cam-7")
+    # A camera key is its own camera, whatever camera id it names.
+    assert (marks["ana_lima"].key_name, marks["ana_lima"].source) == ("door-1", "camera:door-1")
     assert (marks["ben_ito"].key_name, marks["ben_ito"].source) == ("", "camera:default")
-    assert (marks["cleo_park"].key_name, marks["cleo_park"].source) == ("door-1", "badge:cam-7")
+    assert (marks["cleo_park"].key_name, marks["cleo_park"].source) == ("door-1", "badge:door-1")
+
+
+def test_a_camera_key_cannot_act_as_another_camera(tmp_path: Path) -> None:
+    # A stolen key of door-1 naming door-2 would reset door-2's intruder streak between the
+    # frames of a real stranger, who would then never be photographed.
+    kit = make_kit(tmp_path, intruder_photos="off")
+    try:
+        door_1 = kit.services.keys.add("door-1").key
+        door_2 = kit.services.keys.add("door-2").key
+        for n in range(3):
+            stranger = kit.recognize(kit.stranger(7), key=door_2, camera="whatever")
+            assert stranger.get_json()["status"] == "unknown"
+            if n < 2:
+                known = kit.recognize(kit.probe("ana_lima"), key=door_1, camera="door-2")
+                assert known.get_json()["name"] == "ana_lima"
+        [event] = kit.services.store.intruders_on(kit.clock().date())
+        assert event["camera"] == "door-2"  # its streak ran on, whatever door-1 said
+        # The admin key still names any camera.
+        assert kit.recognize(kit.probe("ben_ito"), camera="cam-9").status_code == 200
+        sources = {m.name: m.source for m in kit.services.store.marks_on(kit.clock().date())}
+        assert sources == {"ana_lima": "camera:door-1", "ben_ito": "camera:cam-9"}
+    finally:
+        kit.services.close()
+
+
+def test_a_camera_key_draws_challenges_for_its_own_camera_only(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from smart_attendance.db.tables import liveness_challenges
+
+    kit = make_kit(tmp_path, enrol=False, require_liveness="challenge")
+    try:
+        door_1 = kit.services.keys.add("door-1").key
+        assert call(kit, "GET", "/liveness/challenge?camera=door-2", door_1).status_code == 200
+        assert call(kit, "GET", "/liveness/challenge", door_1).status_code == 200  # id optional
+        assert call(kit, "GET", "/liveness/challenge?camera=door-2", API_KEY).status_code == 200
+        with kit.services.store.engine.connect() as conn:
+            rows = conn.execute(select(liveness_challenges.c.camera)).all()
+        assert sorted(r.camera for r in rows) == ["door-1", "door-1", "door-2"]
+    finally:
+        kit.services.close()
 
 
 def _path(rule: str) -> str:

@@ -506,6 +506,14 @@ SPECS: tuple[Spec, ...] = (
         "Disk the intruder photos may use in all; beyond it new captures keep only the event.",
     ),
     Spec(
+        "ATTENDANCE_REVIEW_MAX_MB",
+        "review_max_mb",
+        "200",
+        _parse_int(1, 1_000_000),
+        "Disk the review queue's crops of uncertain faces may use in all; beyond it new "
+        "uncertain faces are not queued (the scan is answered all the same).",
+    ),
+    Spec(
         "ATTENDANCE_REPORT_SENDS_PER_HOUR",
         "report_sends_per_hour",
         "5",
@@ -727,6 +735,7 @@ class Settings:
     worker_timeout_s: float = 30.0
     intruder_cooldown_s: int = 300
     intruder_max_mb: int = 500
+    review_max_mb: int = 200
     report_sends_per_hour: int = 5
     key_failures_per_minute: int = 10
     data_key: str = field(default="", repr=False)

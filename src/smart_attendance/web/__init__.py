@@ -6,6 +6,9 @@ Routes (compatible with the original project's clients):
   with ``ATTENDANCE_REQUIRE_LIVENESS=challenge`` a field ``nonce`` (or ``X-Liveness-Nonce``)
 * ``GET /liveness/challenge?camera=ID``  header ``X-API-KEY``: the liveness mode, and in
   challenge mode a one-use nonce with the actions the next scan must show
+
+A camera key acts as its own camera (the key's name: ``acting_camera``) whatever ``camera``
+a request names; the admin key names any.
 * ``GET /statistics``  header ``X-API-KEY``
 * ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
@@ -141,6 +144,15 @@ def _attachment(made: ExportFile) -> Response:
     )
 
 
+def acting_camera(requested: str | None) -> str | None:
+    """The camera a request acts as: a camera key is its own camera (the key's name), whatever
+    camera id the request names, so a stolen key cannot draw another door's challenges, reset
+    its intruder streak or sign marks with its name; the admin key names any camera
+    (``requested``, None: the default one)."""
+    key_name: str = g.get("key_name", "")
+    return key_name or requested
+
+
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
@@ -213,7 +225,7 @@ def create_app(services: Services) -> Flask:
             hint = f" (got file fields: {', '.join(names)[:100]})" if names else ""
             return _error("bad_request", "send the image as multipart field 'image'" + hint, 400)
         frames = [upload.read() for upload in uploads]
-        camera = request.form.get("camera") or request.headers.get("X-Camera-Id")
+        camera = acting_camera(request.form.get("camera") or request.headers.get("X-Camera-Id"))
         event_id = request.form.get("event_id") or request.headers.get("X-Event-Id")
         raw_fps = request.form.get("fps")
         try:
@@ -236,7 +248,8 @@ def create_app(services: Services) -> Flask:
     @app.get("/liveness/challenge")
     def liveness_challenge() -> Any:
         # A new nonce at every call: never cached by a proxy or the client's HTTP library.
-        challenge = services.scans.challenge(request.args.get("camera"), g.get("key_name", ""))
+        camera = acting_camera(request.args.get("camera"))
+        challenge = services.scans.challenge(camera, g.get("key_name", ""))
         response = jsonify(challenge.to_json())
         response.headers["Cache-Control"] = "no-store"
         return response
