@@ -92,6 +92,7 @@ GROUPS = [
         [
             "ATTENDANCE_SESSION_SECRET",
             "ATTENDANCE_SESSION_IDLE_MINUTES",
+            "ATTENDANCE_SESSION_MAX_HOURS",
             "ATTENDANCE_PROXY_HOPS",
             "ATTENDANCE_TRUSTED_PROXIES",
         ],

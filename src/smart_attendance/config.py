@@ -567,8 +567,15 @@ SPECS: tuple[Spec, ...] = (
         "session_idle_minutes",
         "60",
         _parse_int(1, 24 * 60),
-        "A dashboard session unused this long ends; the user signs in again. An open Today page "
-        "keeps its session alive (it refreshes itself).",
+        "A dashboard session unused this long ends; the user signs in again. The Today page's "
+        "own refreshes are not use: a board left open ends like any other page.",
+    ),
+    Spec(
+        "ATTENDANCE_SESSION_MAX_HOURS",
+        "session_max_hours",
+        "12",
+        _parse_int(1, 24 * 30),
+        "A dashboard session ends this many hours after its sign-in, however much it is used.",
     ),
     Spec(
         "ATTENDANCE_PROXY_HOPS",
@@ -751,6 +758,7 @@ class Settings:
     threads: int = 8
     session_secret: str = field(default="", repr=False)
     session_idle_minutes: int = 60
+    session_max_hours: int = 12
     proxy_hops: int = 0
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default

@@ -224,6 +224,14 @@ login_failures = Table(
     Column("at", DateTime, nullable=False, index=True),  # UTC
 )
 
+ended_sessions = Table(
+    "ended_sessions",  # dashboard sessions signed out: their cookies open nothing any more
+    metadata,
+    Column("session_sha256", String(64), primary_key=True),  # the session id's, never the id
+    Column("ended_at", DateTime, nullable=False),  # UTC
+    Column("expires_at", DateTime, nullable=False, index=True),  # UTC; then it is forgotten
+)
+
 
 camera_keys = Table(
     "camera_keys",  # one API key per door camera, stored as the SHA-256 of the key only

@@ -19,9 +19,11 @@ password.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -44,6 +46,7 @@ MAX_PASSWORD = 1024
 THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5  # for one account from one address, within the window
 MAX_FAILURES_PER_ADDRESS = 20  # from one address, any account, within the window
+SESSION_ID_BYTES = 32
 
 
 def check_username(name: str) -> str:
@@ -260,10 +263,31 @@ class AccountService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def session_user(self, name: str, stamp: str) -> UserRow | None:
-        """The account of a session: None when it was disabled, removed, or its password
-        changed after the session began (``stamp``)."""
+    # --- sessions -----------------------------------------------------------------------------
+
+    @staticmethod
+    def new_session_id() -> str:
+        """A random id for a new session (kept in its signed cookie)."""
+        return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+    def end_session(self, session_id: str, until: datetime) -> None:
+        """Sign the session ``session_id`` out on every server: its cookie, even copied, opens
+        nothing any more. Remembered until ``until`` (UTC), when it would have ended anyway."""
+        until = until.astimezone(timezone.utc).replace(tzinfo=None)
+        self.store.end_session(_session_digest(session_id), self._now(), until)
+
+    def session_user(self, name: str, stamp: str, session_id: str) -> UserRow | None:
+        """The account of a session: None when it was signed out, or the account disabled,
+        removed, or its password changed after the session began (``stamp``)."""
+        if not session_id or len(session_id) > 128:
+            return None
         row = self.store.user(name)
         if row is None or not row.active or row.password_changed_at.isoformat() != stamp:
             return None
+        if self.store.session_ended(_session_digest(session_id)):
+            return None
         return row
+
+
+def _session_digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
