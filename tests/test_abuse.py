@@ -430,6 +430,56 @@ def test_slow_connections_from_one_address_do_not_lock_the_cameras_out(
         slow.close()
 
 
+def _upload_slowly(port: int, body: bytes, chunk: int, pause_s: float, key: str = API_KEY) -> bytes:
+    """POST ``body`` (multipart, boundary ``b``) to /recognize ``chunk`` bytes at a time, a
+    pause between them; the server's answer (b"" when it closed the connection unanswered)."""
+    head = (
+        "POST /recognize HTTP/1.1\r\nHost: x\r\n"
+        f"X-API-KEY: {key}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for start in range(0, len(body), chunk):
+                sock.sendall(body[start : start + chunk])
+                time.sleep(pause_s)
+        except OSError:  # closed by the server while sending
+            return answer
+        while data := sock.recv(65536):
+            answer += data
+    return answer
+
+
+def _multipart(frame: bytes, padding: int) -> bytes:
+    return (
+        b'--b\r\nContent-Disposition: form-data; name="padding"\r\n\r\n'
+        + b"x" * padding
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="image"; filename="f.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + frame + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.real
+def test_a_slow_but_steady_upload_gets_through_and_a_trickle_is_cut(
+    guarded: ServerProcess,
+) -> None:
+    # 3 s channel timeout: 240 KB at about 40 KB/s takes 6 s in all, never 3 s without
+    # progress (weak Wi-Fi: a 1.4 MB scan at 50 KB/s was cut at 20 s before).
+    body = _multipart(jpeg(640, 480), 240_000)
+    started = time.monotonic()
+    answer = _upload_slowly(guarded.port, body, 4000, 0.1)
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert took > 2 * 3  # longer than the channel timeout in all
+    # A body of a few bytes a second is closed a channel timeout after it stalls.
+    started = time.monotonic()
+    answer = _upload_slowly(guarded.port, body[:4000], 20, 0.25)
+    assert answer == b""
+    assert time.monotonic() - started < 3 + 1 + 3  # the timeout, the check interval, slack
+
+
 def _tree(pid: int) -> list[int]:
     pids, todo = [], [pid]
     while todo:

@@ -473,7 +473,8 @@ SPECS: tuple[Spec, ...] = (
         "20",
         _parse_float(1, 3600),
         "A connection that sends or receives nothing for this many seconds is closed; a request "
-        "whose headers and body take longer than this in all is refused (slow senders).",
+        "whose headers take longer than this in all, or whose body brings less than 2 KB/s over "
+        "this many seconds, is closed (slow senders). A slow but steady upload goes on.",
     ),
     Spec(
         "ATTENDANCE_MAX_REQUEST_PIXELS",
