@@ -11,8 +11,15 @@ Starts ``attendance serve`` (2 workers, no student enrolled) and measures:
   one header line every second, never finishing. Prints how many the server held and refused,
   the latency of real requests (from 127.0.0.1) while they are held, and how long the server
   took to close them all.
+* **Wrong keys from a camera's address**: a door camera with its own camera key scans one
+  frame after another from 127.0.0.1 while a guesser on the same address (a school NAT) sends
+  ``--guesses`` wrong keys as fast as it can. Prints the camera's scans a second before and
+  during the guessing, its answers, and the guesser's (401 until throttled, then 429).
+* **A slow upload**: one scan of ``--upload-kb`` KB sent at ``--upload-kbps`` KB/s (weak Wi-Fi:
+  1400 KB at 50 KB/s, 28 s, longer than the channel timeout in all). Prints its answer and time.
 
-    .venv/bin/python bench/bench_abuse.py [--slow 400] [--frames 60] [--src PATH]
+    .venv/bin/python bench/bench_abuse.py [--slow 400] [--frames 60] [--guesses 300]
+        [--upload-kb 1400] [--upload-kbps 50] [--cases pixels,slow,lockout,upload] [--src PATH]
 
 ``--src`` runs the server from another checkout's ``src`` folder (``PYTHONPATH``), e.g. the
 last commit's: ``mkdir /tmp/old && git archive HEAD src | tar -x -C /tmp/old`` then
@@ -28,6 +35,8 @@ import os
 import socket
 import statistics
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,7 +46,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from common import FRAMES, Server, machine, multipart, our_server, require, table
+from common import BOUNDARY, FRAMES, Server, machine, multipart, our_server, require, table
 
 KEY = "bench-abuse-key-0123456789abcdef"  # long enough for any key check
 SLOW_ADDRESS = "127.0.0.2"  # the slow clients' address (loopback; the cameras use 127.0.0.1)
@@ -88,9 +97,11 @@ def reset_peaks(server: Server) -> None:
             Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
 
 
-def recognize(url: str, body: bytes, timeout_s: float = 120) -> tuple[int | str, float]:
+def recognize(
+    url: str, body: bytes, timeout_s: float = 120, key: str = KEY
+) -> tuple[int | str, float]:
     headers = {
-        "X-API-KEY": KEY,
+        "X-API-KEY": key,
         "Content-Type": "multipart/form-data; boundary=bench-boundary-7f3a9c",
     }
     started = time.perf_counter()
@@ -109,16 +120,18 @@ class Camera(threading.Thread):
     def __init__(self, url: str, body: bytes) -> None:
         super().__init__(daemon=True)
         self.url, self.body = url, body
+        self.key = KEY
+        self.pause_s = 0.1  # between scans (0: at full rate)
         self.latencies: list[float] = []
         self.failures = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            status, seconds = recognize(self.url, self.body, timeout_s=60)
+            status, seconds = recognize(self.url, self.body, timeout_s=60, key=self.key)
             self.latencies.append(seconds)
             self.failures += status != 200
-            time.sleep(0.1)
+            time.sleep(self.pause_s)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -221,13 +234,122 @@ def slow_case(server: Server, count: int, frame: bytes, wait_s: float) -> list[o
     ]
 
 
+def camera_key(server: Server, data: Path, dataset: Path, src: str | None) -> str:
+    """A camera key made with ``attendance keys add`` on the server's folders."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
+    env.update(
+        {
+            "API_SECRET_KEY": KEY,
+            "ATTENDANCE_DATA_DIR": str(data),
+            "ATTENDANCE_DATASET_DIR": str(dataset),
+        }
+    )
+    if src:
+        env["PYTHONPATH"] = os.path.abspath(src)
+    made = subprocess.run(
+        [sys.executable, "-m", "smart_attendance", "keys", "add", "door-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+def scans_per_s(server: Server, body: bytes, key: str, seconds: float) -> tuple[float, int]:
+    """One scan after another for ``seconds``: scans a second, and how many were not 200."""
+    done = failed = 0
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        status, _ = recognize(server.url, body, timeout_s=30, key=key)
+        done += 1
+        failed += status != 200
+    return done / seconds, failed
+
+
+def lockout_case(server: Server, frame: bytes, key: str, guesses: int) -> list[object]:
+    body = multipart(frame)
+    before, _ = scans_per_s(server, body, key, 3.0)
+    camera = Camera(server.url, body)
+    camera.key, camera.pause_s = key, 0.0
+    answers: dict[object, int] = {}
+    camera.start()
+    started = time.monotonic()
+    with requests.Session() as session:
+        for n in range(guesses):
+            try:
+                status: object = session.get(
+                    server.url + "/statistics",
+                    headers={"X-API-KEY": f"wrong-key-{n:06d}-0123456789abcdef"},
+                    timeout=30,
+                ).status_code
+            except requests.RequestException as exc:
+                status = type(exc).__name__
+            answers[status] = answers.get(status, 0) + 1
+    took = time.monotonic() - started
+    camera.stop()
+    during = len(camera.latencies) / max(took, 1e-9)
+    statuses = ", ".join(
+        f"{count} x {status}" for status, count in sorted(answers.items(), key=str)
+    )
+    return [
+        guesses,
+        f"{took:.1f}",
+        statuses,
+        f"{before:.1f}",
+        f"{during:.1f}",
+        f"{len(camera.latencies) - camera.failures} of {len(camera.latencies)}",
+    ]
+
+
+def upload_case(server: Server, frame: bytes, size_kb: int, kbps: float) -> list[object]:
+    """One scan padded to ``size_kb`` KB, sent at ``kbps`` KB/s on a raw socket."""
+    padding = max(0, size_kb * 1024 - len(frame) - 400)
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="padding"\r\n\r\n'.encode()
+        + b"x" * padding
+        + b"\r\n"
+        + multipart(frame)
+    )
+    head = (
+        f"POST /recognize HTTP/1.1\r\nHost: x\r\nX-API-KEY: {KEY}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    chunk = max(1, int(kbps * 1024 / 10))  # ten sends a second
+    answer = b""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(head)
+        try:
+            for start in range(0, len(body), chunk):
+                sock.sendall(body[start : start + chunk])
+                time.sleep(max(0.0, started + (start + chunk) / (kbps * 1024) - time.monotonic()))
+            while data := sock.recv(65536):
+                answer += data
+        except OSError as exc:
+            answer = f"cut: {type(exc).__name__}".encode()
+    took = time.monotonic() - started
+    status = answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed, no answer"
+    return [f"{len(body) / 1024:.0f}", f"{kbps:g}", status, f"{took:.1f}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slow", type=int, default=400, help="slow connections from one address")
     parser.add_argument("--frames", type=int, default=60, help="40 MP PNG frames in the burst")
     parser.add_argument("--src", default=None, help="run the server from this src folder")
     parser.add_argument("--wait", type=float, default=40.0, help="seconds to wait for closing")
+    parser.add_argument(
+        "--guesses", type=int, default=300, help="wrong keys from a camera's address"
+    )
+    parser.add_argument("--upload-kb", type=int, default=1400, help="size of the slow upload")
+    parser.add_argument("--upload-kbps", type=float, default=50.0, help="its rate, KB/s")
+    parser.add_argument(
+        "--cases", default="pixels,slow,lockout,upload", help="which cases, comma-separated"
+    )
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
     frame = sorted(require(FRAMES).glob("*.jpg"))[0].read_bytes()
     png = big_png(6324, 6324)  # 39.99 MP: under the 40 MP per image
     jpeg = big_jpeg(4000, 3000)
@@ -242,40 +364,65 @@ def main() -> None:
             server.wait_ready()
             for _ in range(3):  # models loaded in both workers
                 recognize(server.url, multipart(frame, frame))
-            pixel_rows = [
-                pixel_case(server, "1 x 640x480 JPEG", multipart(frame), frame),
-                pixel_case(
-                    server, f"{args.frames} x 40 MP PNG", multipart(*[png] * args.frames), frame
-                ),
-                pixel_case(server, "2 x 40 MP PNG", multipart(png, png), frame),
-                pixel_case(server, "8 x 12 MP JPEG", multipart(*[jpeg] * 8), frame),
-            ]
-            slow_row = slow_case(server, args.slow, frame, args.wait)
+            pixel_rows = slow_row = lockout_row = upload_row = None
+            if "pixels" in cases:
+                pixel_rows = [
+                    pixel_case(server, "1 x 640x480 JPEG", multipart(frame), frame),
+                    pixel_case(
+                        server, f"{args.frames} x 40 MP PNG", multipart(*[png] * args.frames), frame
+                    ),
+                    pixel_case(server, "2 x 40 MP PNG", multipart(png, png), frame),
+                    pixel_case(server, "8 x 12 MP JPEG", multipart(*[jpeg] * 8), frame),
+                ]
+            if "slow" in cases:
+                slow_row = slow_case(server, args.slow, frame, args.wait)
+            if "lockout" in cases:
+                door = camera_key(server, tmp / "data", tmp / "dataset", args.src)
+                lockout_row = lockout_case(server, frame, door, args.guesses)
+            if "upload" in cases:
+                upload_row = upload_case(server, frame, args.upload_kb, args.upload_kbps)
         finally:
             server.stop()
     source = f"server from {args.src}" if args.src else "this checkout"
     print(f"POST /recognize under abuse ({source}); {machine()}")
-    print()
-    header = [
-        "request",
-        "body MB",
-        "answer",
-        "seconds",
-        "RSS before (MB)",
-        "peak RSS (MB)",
-        "other camera, slowest (ms)",
-    ]
-    print(table(header, pixel_rows))
-    print()
-    header = [
-        "slow connections (one address)",
-        "held",
-        "refused",
-        "real request, median (ms)",
-        "last (ms)",
-        "slow connections closed",
-    ]
-    print(table(header, [slow_row]))
+    if pixel_rows:
+        header = [
+            "request",
+            "body MB",
+            "answer",
+            "seconds",
+            "RSS before (MB)",
+            "peak RSS (MB)",
+            "other camera, slowest (ms)",
+        ]
+        print()
+        print(table(header, pixel_rows))
+    if slow_row:
+        header = [
+            "slow connections (one address)",
+            "held",
+            "refused",
+            "real request, median (ms)",
+            "last (ms)",
+            "slow connections closed",
+        ]
+        print()
+        print(table(header, [slow_row]))
+    if lockout_row:
+        header = [
+            "wrong keys (camera's address)",
+            "seconds",
+            "guesser's answers",
+            "camera scans/s before",
+            "during",
+            "camera scans answered 200",
+        ]
+        print()
+        print(table(header, [lockout_row]))
+    if upload_row:
+        header = ["slow upload (KB)", "KB/s", "answer", "seconds"]
+        print()
+        print(table(header, [upload_row]))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ GROUPS = [
             "ATTENDANCE_INTRUDER_THRESHOLD",
             "ATTENDANCE_INTRUDER_COOLDOWN_S",
             "ATTENDANCE_INTRUDER_MAX_MB",
+            "ATTENDANCE_REVIEW_MAX_MB",
         ],
     ),
     (
@@ -91,7 +92,9 @@ GROUPS = [
         [
             "ATTENDANCE_SESSION_SECRET",
             "ATTENDANCE_SESSION_IDLE_MINUTES",
+            "ATTENDANCE_SESSION_MAX_HOURS",
             "ATTENDANCE_PROXY_HOPS",
+            "ATTENDANCE_TRUSTED_PROXIES",
         ],
     ),
     ("Camera client", ["ATTENDANCE_SERVER_URL", "ATTENDANCE_CAMERA_ID"]),

@@ -39,6 +39,7 @@ from smart_attendance.errors import (
 )
 from smart_attendance.models import Box, DetectParams, Face, Frame
 from smart_attendance.web import serving
+from smart_attendance.web.proxies import TrustedProxies
 from test_report import SmtpServer, mail_settings
 
 MONDAY = MONDAY_0855.date()
@@ -245,7 +246,7 @@ def test_the_intruder_photos_stay_under_their_disk_cap(tmp_path: Path) -> None:
     [event] = kit.services.store.intruders_on(MONDAY)
     assert (event["camera"], event["path"]) == ("door", "")  # the event is kept
     (old / "intruder_120000_door_0badf00d.jpg").unlink()  # room again (counted again later)
-    kit.services.intruders._disk_counted_at -= intruders.DISK_RECOUNT_S
+    kit.services.intruders.disk.recount()
     _scan_all(kit, _stranger_frames(kit, 2, 3), "door")
     assert [p.parent.name for p in _photos(kit)] == ["2026-11-23"]
 
@@ -338,7 +339,11 @@ def test_serve_raises_the_open_file_limit_to_fit_its_connections(
     assert calls[-1] == (512, 512)
     assert found.connections == 512 - serving.RESERVED_FILES
     assert "open-file limit is 512" in found.note
-    assert serving.limits(Settings(proxy_hops=1)).per_address is None  # behind a proxy
+    behind = serving.limits(Settings(proxy_hops=1, trusted_proxies=("10.0.5.2",)))
+    assert (behind.per_address, behind.uncapped) == (192, ("10.0.5.2",))  # the proxy: uncapped
+    addresses = serving._Addresses(2, TrustedProxies(behind.uncapped))
+    assert [addresses.opened("10.0.5.2") for _ in range(3)] == [True] * 3
+    assert [addresses.opened("10.0.5.9") for _ in range(3)] == [True, True, False]
 
 
 # --- through a real server ----------------------------------------------------------------------
@@ -423,6 +428,56 @@ def test_slow_connections_from_one_address_do_not_lock_the_cameras_out(
         assert slow.open() == 0
     finally:
         slow.close()
+
+
+def _upload_slowly(port: int, body: bytes, chunk: int, pause_s: float, key: str = API_KEY) -> bytes:
+    """POST ``body`` (multipart, boundary ``b``) to /recognize ``chunk`` bytes at a time, a
+    pause between them; the server's answer (b"" when it closed the connection unanswered)."""
+    head = (
+        "POST /recognize HTTP/1.1\r\nHost: x\r\n"
+        f"X-API-KEY: {key}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for start in range(0, len(body), chunk):
+                sock.sendall(body[start : start + chunk])
+                time.sleep(pause_s)
+        except OSError:  # closed by the server while sending
+            return answer
+        while data := sock.recv(65536):
+            answer += data
+    return answer
+
+
+def _multipart(frame: bytes, padding: int) -> bytes:
+    return (
+        b'--b\r\nContent-Disposition: form-data; name="padding"\r\n\r\n'
+        + b"x" * padding
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="image"; filename="f.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + frame + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.real
+def test_a_slow_but_steady_upload_gets_through_and_a_trickle_is_cut(
+    guarded: ServerProcess,
+) -> None:
+    # 3 s channel timeout: 240 KB at about 40 KB/s takes 6 s in all, never 3 s without
+    # progress (weak Wi-Fi: a 1.4 MB scan at 50 KB/s was cut at 20 s before).
+    body = _multipart(jpeg(640, 480), 240_000)
+    started = time.monotonic()
+    answer = _upload_slowly(guarded.port, body, 4000, 0.1)
+    took = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert took > 2 * 3  # longer than the channel timeout in all
+    # A body of a few bytes a second is closed a channel timeout after it stalls.
+    started = time.monotonic()
+    answer = _upload_slowly(guarded.port, body[:4000], 20, 0.25)
+    assert answer == b""
+    assert time.monotonic() - started < 3 + 1 + 3  # the timeout, the check interval, slack
 
 
 def _tree(pid: int) -> list[int]:

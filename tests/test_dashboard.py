@@ -103,10 +103,17 @@ def test_failed_sign_ins_are_throttled_per_account_and_address(kit: Kit) -> None
     assert _login(kit, "ada", PASSWORD, "10.0.0.1")[0] == 303
 
 
-def test_one_address_guessing_many_accounts_is_throttled(kit: Kit) -> None:
+def test_one_address_guessing_many_accounts_is_throttled_but_a_right_password_gets_in(
+    kit: Kit,
+) -> None:
+    kit.services.accounts.add("ada", "admin", PASSWORD)
     for n in range(20):
         assert _login(kit, f"user{n}", "guess", "10.0.0.9")[0] == 401
     assert _login(kit, "someone-else", "guess", "10.0.0.9")[0] == 429
+    assert _login(kit, "ada", "not her password", "10.0.0.9")[0] == 429
+    # A teacher behind the same school NAT who types the right password gets in.
+    assert _login(kit, "ada", PASSWORD, "10.0.0.9")[0] == 303
+    assert kit.client.get("/").status_code == 200
 
 
 def test_csrf_token_is_required_on_every_form(school: Kit) -> None:
@@ -158,6 +165,70 @@ def test_an_idle_session_ends_and_an_active_one_goes_on(kit: Kit) -> None:
     assert kit.client.get("/").status_code == 302  # the session is gone, not only refused once
     page = kit.client.get(expired.headers["Location"]).get_data(as_text=True)
     assert "Your session ended" in page
+
+
+def test_a_copied_session_cookie_opens_nothing_after_sign_out(kit: Kit) -> None:
+    token = sign_in(kit)
+    copied = kit.client.get_cookie("attendance_session")
+    assert copied is not None
+    assert kit.client.post("/logout", data={"csrf_token": token}).status_code == 303
+    # Someone who copied the cookie before the sign-out sets it in their own browser.
+    thief = kit.client.application.test_client()
+    thief.set_cookie("attendance_session", copied.value)
+    assert thief.get("/").status_code == 302
+    assert thief.get("/today/board", headers={"X-Requested-With": "fetch"}).status_code == 401
+    # Ended on every server: another app on the same database refuses it too.
+    other = create_app(kit.services).test_client()
+    other.set_cookie("attendance_session", copied.value)
+    assert other.get("/").status_code == 302
+    sign_in(kit)  # a new sign-in is a new session
+    assert kit.client.get("/").status_code == 200
+
+
+def test_a_session_ends_after_its_maximum_lifetime_however_used(kit: Kit) -> None:
+    assert kit.settings.session_max_hours == 12
+    sign_in(kit)
+    for _ in range(12):
+        kit.clock.advance(minutes=59)
+        assert kit.client.get("/").status_code == 200  # in use all along
+    kit.clock.advance(minutes=13)  # 12 h 1 min after the sign-in
+    ended = kit.client.get("/")
+    assert ended.status_code == 302 and "reason=expired" in ended.headers["Location"]
+
+
+def test_the_boards_own_refresh_does_not_keep_a_session_alive(school: Kit) -> None:
+    kit = make_kit(school.settings.data_dir.parent / "idle", session_idle_minutes=60)
+    try:
+        sign_in(kit)
+        refresh = {"X-Requested-With": "fetch", "X-Live-Refresh": "1"}
+        for _ in range(6):
+            kit.clock.advance(minutes=10)
+            assert kit.client.get("/today/board", headers=refresh).status_code == 200
+        kit.clock.advance(minutes=1)  # 61 minutes since the user last did anything
+        assert kit.client.get("/today/board", headers=refresh).status_code == 401
+    finally:
+        kit.services.close()
+
+
+def test_serve_refuses_a_short_session_secret_in_one_line(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    short = "s" * 31
+    result = cli(
+        "serve",
+        env={
+            "API_SECRET_KEY": "k" * 24,
+            "ATTENDANCE_SESSION_SECRET": short,
+            "ATTENDANCE_DATA_DIR": str(tmp_path / "d"),
+            "ATTENDANCE_DATASET_DIR": str(tmp_path / "dataset"),
+            "ATTENDANCE_PORT": "9",  # were the secret taken, listening there would fail
+        },
+    )
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: ATTENDANCE_SESSION_SECRET is too short (31 bytes; at least 32)")
+    assert short not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_new_password_or_a_disabled_account_ends_open_sessions(kit: Kit) -> None:

@@ -104,9 +104,51 @@ def test_a_camera_key_marks_and_its_name_is_kept_with_the_mark(kit_on_db: Kit) -
     )
     assert checkin.status_code == 200, checkin.get_json()
     marks = {m.name: m for m in kit.services.store.marks_on(kit.clock().date())}
-    assert (marks["ana_lima"].key_name, marks["ana_lima"].source) == ("door-1", "camera:cam-7")
+    # A camera key is its own camera, whatever camera id it names.
+    assert (marks["ana_lima"].key_name, marks["ana_lima"].source) == ("door-1", "camera:door-1")
     assert (marks["ben_ito"].key_name, marks["ben_ito"].source) == ("", "camera:default")
-    assert (marks["cleo_park"].key_name, marks["cleo_park"].source) == ("door-1", "badge:cam-7")
+    assert (marks["cleo_park"].key_name, marks["cleo_park"].source) == ("door-1", "badge:door-1")
+
+
+def test_a_camera_key_cannot_act_as_another_camera(tmp_path: Path) -> None:
+    # A stolen key of door-1 naming door-2 would reset door-2's intruder streak between the
+    # frames of a real stranger, who would then never be photographed.
+    kit = make_kit(tmp_path, intruder_photos="off")
+    try:
+        door_1 = kit.services.keys.add("door-1").key
+        door_2 = kit.services.keys.add("door-2").key
+        for n in range(3):
+            stranger = kit.recognize(kit.stranger(7), key=door_2, camera="whatever")
+            assert stranger.get_json()["status"] == "unknown"
+            if n < 2:
+                known = kit.recognize(kit.probe("ana_lima"), key=door_1, camera="door-2")
+                assert known.get_json()["name"] == "ana_lima"
+        [event] = kit.services.store.intruders_on(kit.clock().date())
+        assert event["camera"] == "door-2"  # its streak ran on, whatever door-1 said
+        # The admin key still names any camera.
+        assert kit.recognize(kit.probe("ben_ito"), camera="cam-9").status_code == 200
+        sources = {m.name: m.source for m in kit.services.store.marks_on(kit.clock().date())}
+        assert sources == {"ana_lima": "camera:door-1", "ben_ito": "camera:cam-9"}
+    finally:
+        kit.services.close()
+
+
+def test_a_camera_key_draws_challenges_for_its_own_camera_only(tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from smart_attendance.db.tables import liveness_challenges
+
+    kit = make_kit(tmp_path, enrol=False, require_liveness="challenge")
+    try:
+        door_1 = kit.services.keys.add("door-1").key
+        assert call(kit, "GET", "/liveness/challenge?camera=door-2", door_1).status_code == 200
+        assert call(kit, "GET", "/liveness/challenge", door_1).status_code == 200  # id optional
+        assert call(kit, "GET", "/liveness/challenge?camera=door-2", API_KEY).status_code == 200
+        with kit.services.store.engine.connect() as conn:
+            rows = conn.execute(select(liveness_challenges.c.camera)).all()
+        assert sorted(r.camera for r in rows) == ["door-1", "door-1", "door-2"]
+    finally:
+        kit.services.close()
 
 
 def _path(rule: str) -> str:
@@ -187,18 +229,32 @@ def test_wrong_keys_are_logged_without_the_key_and_throttled_per_address(
     refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith(REFUSED)]
     assert refused == [f"{REFUSED}10.0.0.7"] * limit
     assert WRONG not in caplog.text
-    # Throttled: the key is not even looked at, the right one neither.
-    for key in (f"{WRONG}-x", API_KEY):
+    # Throttled: wrong keys get 429, neither logged nor counted.
+    for key in (f"{WRONG}-x", None):
         answer = call(kit, "GET", "/statistics", key, "10.0.0.7")
         assert answer.status_code == 429
         assert answer.headers["Retry-After"] == str(60 - limit)
         assert answer.get_json()["status"] == "too_many_attempts"
-    assert len(refused) == limit  # a throttled attempt is neither logged nor counted
-    assert call(kit, "GET", "/statistics", API_KEY, "10.0.0.8").status_code == 200
-    assert call(kit, "POST", "/recognize", API_KEY, "10.0.0.7").status_code == 429
+    assert len(refused) == limit
     assert call(kit, "GET", "/health", None, "10.0.0.7").status_code == 200  # no key needed
     kit.clock.advance(seconds=56)  # the oldest failure is now more than a minute old
-    assert call(kit, "GET", "/statistics", API_KEY, "10.0.0.7").status_code == 200
+    assert call(kit, "GET", "/statistics", WRONG, "10.0.0.7").status_code == 401
+
+
+def test_a_valid_key_is_served_from_an_address_that_sends_wrong_keys(kit_on_db: Kit) -> None:
+    # A guesser behind the school's NAT (or a proxy) shares the cameras' address (the test
+    # client's 127.0.0.1): the camera's key and the admin key keep working while it is throttled.
+    kit = kit_on_db
+    door = kit.services.keys.add("door-1").key
+    answers = []
+    for n in range(3 * kit.settings.key_failures_per_minute):
+        answers.append(call(kit, "GET", "/statistics", f"{WRONG}-{n}").status_code)
+        scan = kit.recognize(kit.probe("ana_lima", seed=n), key=door)
+        assert scan.status_code == 200 and scan.get_json()["name"] == "ana_lima"
+    limit = kit.settings.key_failures_per_minute
+    assert answers == [401] * limit + [429] * (2 * limit)
+    assert call(kit, "GET", "/statistics", API_KEY).status_code == 200
+    assert call(kit, "GET", "/statistics", None).status_code == 429
 
 
 def test_the_throttle_is_shared_by_every_server_on_the_database(kit_on_db: Kit) -> None:
@@ -208,7 +264,8 @@ def test_the_throttle_is_shared_by_every_server_on_the_database(kit_on_db: Kit) 
         other = create_app(other_services).test_client()
         for _ in range(kit.settings.key_failures_per_minute):
             assert other.get("/statistics", headers={"X-API-KEY": WRONG}).status_code == 401
-        assert call(kit, "GET", "/statistics", API_KEY).status_code == 429
+        assert call(kit, "GET", "/statistics", WRONG).status_code == 429
+        assert call(kit, "GET", "/statistics", API_KEY).status_code == 200
     finally:
         other_services.close()
 
@@ -226,6 +283,50 @@ def test_behind_a_proxy_the_forwarded_address_is_throttled(tmp_path: Path) -> No
         assert get(API_KEY, "192.0.2.2").status_code == 200  # same proxy, another client
     finally:
         kit.services.close()
+
+
+def test_a_forwarded_address_is_believed_from_the_trusted_proxies_only(tmp_path: Path) -> None:
+    kit = make_kit(
+        tmp_path,
+        enrol=False,
+        proxy_hops=1,
+        key_failures_per_minute=2,
+        trusted_proxies=("10.0.5.2", "127.0.0.0/8"),
+    )
+    try:
+
+        def get(key: str, forwarded: str, peer: str) -> TestResponse:
+            return kit.client.get(
+                "/statistics",
+                headers={"X-API-KEY": key, "X-Forwarded-For": forwarded},
+                environ_base={"REMOTE_ADDR": peer},
+            )
+
+        # Through the proxy: the forwarded address counts.
+        assert [get(WRONG, "192.0.2.1", "10.0.5.2").status_code for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
+        assert get(WRONG, "192.0.2.2", "10.0.5.2").status_code == 401
+        # Around the proxy, straight to the port: a forged header is ignored, the connection's
+        # own address is throttled (the guesser cannot spread its guesses over made-up ones).
+        answers = [get(WRONG, f"198.51.100.{n}", "10.0.9.9").status_code for n in range(3)]
+        assert answers == [401, 401, 429]
+        assert get(WRONG, "192.0.2.3", "10.0.5.2").status_code == 401  # the proxy's clients
+    finally:
+        kit.services.close()
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    from smart_attendance.config import load_settings
+    from smart_attendance.errors import ConfigError
+
+    env = {"ATTENDANCE_TRUSTED_PROXIES": "10.0.5.2, 10.1.0.0/16,::1"}
+    assert load_settings(env, None).trusted_proxies == ("10.0.5.2", "10.1.0.0/16", "::1")
+    assert load_settings({}, None).trusted_proxies == ("127.0.0.0/8", "::1")
+    with pytest.raises(ConfigError, match="ATTENDANCE_TRUSTED_PROXIES: expected IP addresses"):
+        load_settings({"ATTENDANCE_TRUSTED_PROXIES": "nginx.local"}, None)
 
 
 # --- the dashboard --------------------------------------------------------------------------------
@@ -394,13 +495,13 @@ def test_a_real_server_takes_camera_keys_and_throttles_guesses(
             session.get(server.url + "/statistics", headers={"X-API-KEY": WRONG}, timeout=10)
         )
     assert {r.status_code for r in during} == {429}
-    assert server.get("/statistics", key=master).status_code == 429
+    assert server.get("/statistics", key=master).status_code == 200  # a valid key: served
     log = server.output()
     assert log.count(f"{REFUSED}127.0.0.1") == limit
     assert WRONG not in log and master not in log and door not in log
     print(
         f"\nguesses before throttling: {limit} in {throttled_after:.3f} s "
         f"({limit / throttled_after:.0f} guesses/s); then {len(during)} guesses in 2 s all "
-        f"refused unread (429, Retry-After {retry_after} s): at most {limit} guesses a minute "
+        f"refused (429, Retry-After {retry_after} s): at most {limit} guesses a minute "
         f"({limit / 60:.2f}/s)"
     )

@@ -200,6 +200,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
         base / "data",
         env={
             "ATTENDANCE_PROXY_HOPS": "1",
+            "ATTENDANCE_TRUSTED_PROXIES": PROXY_ADDRESS,  # nginx only, not the test's 127.0.0.1
             "ATTENDANCE_CLASS_START": "00:00",
             "ATTENDANCE_LATE_AFTER_MINUTES": "1440",
         },
@@ -354,10 +355,17 @@ def test_the_server_sees_the_clients_address_and_https(proxied: Proxied) -> None
     while "failed sign-in for 'nobody'" not in proxied.server.output():
         assert time.monotonic() < deadline, proxied.server.output()[-2000:]
         time.sleep(0.1)
+    # Around the proxy, straight to the server's port: a forged header is not believed.
+    direct = requests.get(
+        proxied.server.url + "/students",
+        headers={"X-API-KEY": "not-the-key", "X-Forwarded-For": "198.51.100.7"},
+        timeout=30,
+    )
+    assert direct.status_code == 401
     log = proxied.server.output()
     assert "failed sign-in for 'nobody' from 127.0.0.1" in log
-    assert "api key refused from 127.0.0.1" in log
-    assert PROXY_ADDRESS not in log and "203.0.113.9" not in log
+    assert log.count("api key refused from 127.0.0.1") == 2
+    assert PROXY_ADDRESS not in log and "203.0.113.9" not in log and "198.51.100.7" not in log
 
 
 def test_bursts_of_scans_from_one_address_are_limited(proxied: Proxied) -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import sqlite3
 import stat
 import zipfile
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from conftest import API_KEY, Kit, make_kit, scripted_folder
 from dashboard_kit import post_form, sign_in
 from scripted import ScriptedFace, identity, near
 from smart_attendance.errors import DataKeyError
+from smart_attendance.privacy import erasure as erasure_module
 from smart_attendance.privacy.sealing import DataSealer, load_sealer, new_key
 from test_review import BORDERLINE, jpeg
 
@@ -285,6 +287,58 @@ def test_erasure_leaves_the_name_in_no_file_and_the_face_unknown(school: Kit) ->
     views = [e for e in school.services.audit.entries() if e.action == "view"]
     assert views and {e.subject for e in views} == {body["erased"]}
     assert school.client.delete("/students/ana_lima", headers=HEADERS).status_code == 404
+
+
+def test_an_erasure_that_failed_after_its_database_step_is_finished_by_a_retry(
+    school: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy_day(school)
+    scrub = erasure_module.scrub_csv_files
+    calls = []
+
+    def fails_once(folder: Path, name: str) -> int:
+        calls.append(name)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return scrub(folder, name)
+
+    monkeypatch.setattr(erasure_module, "scrub_csv_files", fails_once)
+    failed = school.client.delete("/students/ana_lima", headers=HEADERS)
+    assert failed.status_code == 500
+    assert db_rows(school, "SELECT count(*) FROM marks WHERE student = 'ana_lima'") == [(0,)]
+    assert files_naming(school.settings.logs_dir, "ana_lima")  # the CSV lines are left
+    assert [e for e in school.services.audit.entries() if e.action == "erase"] == []
+    # The retry finishes the job: CSV lines, one audit entry, compaction.
+    answer = school.client.delete("/students/ana_lima", headers=HEADERS)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["csv_lines"] >= 2
+    assert files_naming(school.settings.data_dir, "ana_lima") == []
+    [erasure] = [e for e in school.services.audit.entries() if e.action == "erase"]
+    assert erasure.subject == answer.get_json()["erased"]
+    assert "finished after a failure" in erasure.detail
+    assert db_rows(school, "SELECT count(*) FROM pending_erasures") == [(0,)]
+    assert school.client.delete("/students/ana_lima", headers=HEADERS).status_code == 404
+
+
+def test_an_erasure_whose_checkpoint_cannot_complete_stays_pending(school: Kit) -> None:
+    if school.settings.database_url:
+        pytest.skip("SQLite's write-ahead log")
+    busy_day(school)
+    reader = sqlite3.connect(school.settings.data_dir / "attendance.db", isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM marks").fetchall()  # a read the log must keep
+        busy = school.client.delete("/students/ana_lima", headers=HEADERS)
+        assert busy.status_code == 503, busy.get_json()
+        assert "retry to finish" in busy.get_json()["error"]
+    finally:
+        reader.close()
+    assert [e.action for e in school.services.audit.entries(1)] == ["erase"]  # recorded once
+    answer = school.client.delete("/students/ana_lima", headers=HEADERS)
+    assert answer.status_code == 200, answer.get_json()
+    assert files_naming(school.settings.data_dir, "ana_lima") == []
+    assert len([e for e in school.services.audit.entries() if e.action == "erase"]) == 1
+    assert db_rows(school, "SELECT count(*) FROM pending_erasures") == [(0,)]
 
 
 def test_the_export_holds_every_record_photos_and_a_readme(school: Kit) -> None:

@@ -286,6 +286,26 @@ def test_a_full_disk_never_fails_the_scan_and_leaves_no_row(
     assert line.endswith("OSError: [Errno 28] No space left on device")
 
 
+def test_the_crops_stay_under_their_disk_cap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kit = make_kit(tmp_path, now=at(23, 8, 35), timetable=timetable_file(tmp_path), review_max_mb=1)
+    try:
+        old = kit.settings.data_dir / "review" / "2026-11-20"
+        old.mkdir(parents=True)
+        (old / "uncertain_120000_door_0badf00d.jpg").write_bytes(bytes(1024 * 1024 - 100))
+        body = scan(kit, face_of(kit, "ana_lima", BORDERLINE, 1), at(23, 8, 35))
+        assert body["status"] == "unknown"  # answered all the same
+        assert queued(kit) == []
+        assert "ATTENDANCE_REVIEW_MAX_MB=1 already" in caplog.text
+        (old / "uncertain_120000_door_0badf00d.jpg").unlink()  # room again
+        kit.services.review.disk.recount()
+        scan(kit, face_of(kit, "ana_lima", BORDERLINE, 2), at(23, 8, 50))
+        assert len(queued(kit)) == 1
+    finally:
+        kit.services.close()
+
+
 def test_a_frame_that_cannot_be_cropped_is_logged_not_queued(school: Kit) -> None:
     frame = school.probe("ana_lima", BORDERLINE, seed=20)  # scripted bytes, not an image
     assert scan(school, frame, at(23, 8, 35))["status"] == "unknown"

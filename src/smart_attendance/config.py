@@ -151,6 +151,25 @@ def _parse_liveness(raw: str) -> str:
     raise ValueError(f"expected 0, 1 (blink), blink or challenge, got {raw!r}")
 
 
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.5.0/24``), comma-separated, each checked; as written."""
+    import ipaddress
+
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"expected IP addresses or networks (such as 127.0.0.1 or 10.0.5.0/24), "
+                f"comma-separated, got {part!r}"
+            ) from None
+        found.append(part)
+    return tuple(found)
+
+
 def _parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -454,7 +473,8 @@ SPECS: tuple[Spec, ...] = (
         "20",
         _parse_float(1, 3600),
         "A connection that sends or receives nothing for this many seconds is closed; a request "
-        "whose headers and body take longer than this in all is refused (slow senders).",
+        "whose headers take longer than this in all, or whose body brings less than 2 KB/s over "
+        "this many seconds, is closed (slow senders). A slow but steady upload goes on.",
     ),
     Spec(
         "ATTENDANCE_MAX_REQUEST_PIXELS",
@@ -485,6 +505,14 @@ SPECS: tuple[Spec, ...] = (
         "500",
         _parse_int(1, 1_000_000),
         "Disk the intruder photos may use in all; beyond it new captures keep only the event.",
+    ),
+    Spec(
+        "ATTENDANCE_REVIEW_MAX_MB",
+        "review_max_mb",
+        "200",
+        _parse_int(1, 1_000_000),
+        "Disk the review queue's crops of uncertain faces may use in all; beyond it new "
+        "uncertain faces are not queued (the scan is answered all the same).",
     ),
     Spec(
         "ATTENDANCE_REPORT_SENDS_PER_HOUR",
@@ -540,8 +568,15 @@ SPECS: tuple[Spec, ...] = (
         "session_idle_minutes",
         "60",
         _parse_int(1, 24 * 60),
-        "A dashboard session unused this long ends; the user signs in again. An open Today page "
-        "keeps its session alive (it refreshes itself).",
+        "A dashboard session unused this long ends; the user signs in again. The Today page's "
+        "own refreshes are not use: a board left open ends like any other page.",
+    ),
+    Spec(
+        "ATTENDANCE_SESSION_MAX_HOURS",
+        "session_max_hours",
+        "12",
+        _parse_int(1, 24 * 30),
+        "A dashboard session ends this many hours after its sign-in, however much it is used.",
     ),
     Spec(
         "ATTENDANCE_PROXY_HOPS",
@@ -550,8 +585,18 @@ SPECS: tuple[Spec, ...] = (
         _parse_int(0, 5),
         "Reverse proxies in front of the server (nginx: 1). Their X-Forwarded-For and "
         "X-Forwarded-Proto headers then give the client's address (sign-in throttling, logs) "
-        "and HTTPS (the session cookie becomes Secure). 0: the headers are ignored, so nobody "
-        "can forge an address.",
+        "and HTTPS (the session cookie becomes Secure), from ATTENDANCE_TRUSTED_PROXIES only. "
+        "0: the headers are ignored, so nobody can forge an address.",
+    ),
+    Spec(
+        "ATTENDANCE_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "127.0.0.0/8,::1",
+        _parse_networks,
+        "Addresses or networks of the reverse proxies, comma-separated (10.0.5.2, "
+        "10.0.5.0/24). With ATTENDANCE_PROXY_HOPS set, X-Forwarded-For and X-Forwarded-Proto "
+        "are believed only on connections from these; anyone else reaching the port directly "
+        "is taken at their own address. The default: loopback, a proxy on this machine.",
     ),
     Spec(
         "ATTENDANCE_HOST",
@@ -698,6 +743,7 @@ class Settings:
     worker_timeout_s: float = 30.0
     intruder_cooldown_s: int = 300
     intruder_max_mb: int = 500
+    review_max_mb: int = 200
     report_sends_per_hour: int = 5
     key_failures_per_minute: int = 10
     data_key: str = field(default="", repr=False)
@@ -713,7 +759,9 @@ class Settings:
     threads: int = 8
     session_secret: str = field(default="", repr=False)
     session_idle_minutes: int = 60
+    session_max_hours: int = 12
     proxy_hops: int = 0
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
     host: str = "0.0.0.0"  # noqa: S104 - documented LAN default
     port: int = 5000
     log_level: str = "INFO"

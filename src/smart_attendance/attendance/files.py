@@ -33,6 +33,7 @@ import re
 import stat
 import tempfile
 import threading
+import time as monotonic_time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timezone
@@ -185,6 +186,50 @@ def write_private(path: Path, data: bytes) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+DISK_RECOUNT_S = 300.0  # a capped folder is counted again this often (deletions, purges)
+
+
+class DiskCap:
+    """The files under ``root`` against ``max_bytes`` (intruder photos, the review queue's
+    crops): counted once, kept up to date as files are added, counted again every
+    ``DISK_RECOUNT_S`` (a purge or a person deletes files meanwhile)."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.used: int | None = None  # bytes, when last counted
+        self.counted_at = 0.0
+        self._lock = threading.Lock()
+
+    def room_for(self, size: int) -> bool:
+        """Whether ``size`` more bytes keep the folder under the cap."""
+        with self._lock:
+            if self.used is None or monotonic_time.monotonic() - self.counted_at >= DISK_RECOUNT_S:
+                self.used = folder_bytes(self.root)
+                self.counted_at = monotonic_time.monotonic()
+            return self.used + size <= self.max_bytes
+
+    def added(self, size: int) -> None:
+        with self._lock:
+            if self.used is not None:
+                self.used += size
+
+    def recount(self) -> None:
+        """Count the folder again at the next question (after deleting files)."""
+        with self._lock:
+            self.used = None
+
+
+def folder_bytes(root: Path) -> int:
+    """The size of the files under ``root`` in all (0 when it does not exist)."""
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):  # deleted meanwhile
+                total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
+    return total
 
 
 class CsvFiles:

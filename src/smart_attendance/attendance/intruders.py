@@ -29,13 +29,11 @@ that cannot be written is logged, and the scan is answered as usual.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -49,7 +47,7 @@ from ..db.store import Store
 from ..engine import imaging
 from ..errors import AttendanceError
 from ..models import Clock, Sealer
-from .files import file_safe, write_private
+from .files import DiskCap, file_safe, write_private
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,6 @@ BLUR_CELLS = 12  # the longer side is reduced to this many blocks: a face is a b
 BLUR_MAX_SIDE = 480  # pixels of the blurred photo's longer side (at most)
 JPEG_QUALITY = 80
 RECENT_PER_CAMERA = 64  # strangers remembered per camera during the cooldown (at most)
-DISK_RECOUNT_S = 300.0  # the photos' folder is counted again this often (deletions, purges)
 
 
 def blurred_jpeg(frame: bytes, when: datetime, camera: str, max_pixels: int) -> bytes:
@@ -103,8 +100,7 @@ class IntruderService:
         self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}@{socket.gethostname()}"[:64]
         # camera -> (when, descriptor or None) of this server's captures within the cooldown
         self._recent: dict[str, list[tuple[float, np.ndarray | None]]] = {}
-        self._disk_bytes: int | None = None  # the photos' size in all, when last counted
-        self._disk_counted_at = 0.0
+        self.disk = DiskCap(settings.intruders_dir, settings.intruder_max_mb * 1024 * 1024)
         self._lock = threading.Lock()
 
     def known(self, camera: str) -> None:
@@ -224,7 +220,7 @@ class IntruderService:
         else:
             suffix, photo = imaging.probe(data, max_pixels).suffix, data
         sealed = self.sealer.seal(photo)
-        if not self._room_for(len(sealed)):
+        if not self.disk.room_for(len(sealed)):
             log.warning(
                 "intruder photo from camera %s not kept: the intruder photos use "
                 "ATTENDANCE_INTRUDER_MAX_MB=%d already",
@@ -242,26 +238,5 @@ class IntruderService:
         except OSError as exc:
             log.error("intruder photo from camera %s not saved: %s", camera, exc.strerror or exc)
             return None
-        with self._lock:
-            if self._disk_bytes is not None:
-                self._disk_bytes += len(sealed)
+        self.disk.added(len(sealed))
         return path
-
-    def _room_for(self, size: int) -> bool:
-        """Whether a photo of ``size`` bytes keeps the photos under the disk cap."""
-        with self._lock:
-            stale = time.monotonic() - self._disk_counted_at >= DISK_RECOUNT_S
-            if self._disk_bytes is None or stale:
-                self._disk_bytes = folder_bytes(self.settings.intruders_dir)
-                self._disk_counted_at = time.monotonic()
-            return self._disk_bytes + size <= self.settings.intruder_max_mb * 1024 * 1024
-
-
-def folder_bytes(root: Path) -> int:
-    """The size of the files under ``root`` in all (0 when it does not exist)."""
-    total = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):  # deleted meanwhile
-                total += os.stat(os.path.join(folder, name), follow_symlinks=False).st_size
-    return total

@@ -3,8 +3,9 @@
 * **Uncertain faces**: a scan's best frame had a face the rule left unknown although a student
   was near (close to the threshold or the margin: ``FaceResult.candidate``). ``record`` keeps a
   crop of the face (JPEG, mode 0600, under ``DATA_DIR/review/YYYY-MM-DD/``) and a row of the
-  ``uncertain`` table: at most one per candidate and camera within ``REPEAT_WINDOW``. Saving
-  never fails the scan: a failure is one line of the log (never image bytes nor descriptors).
+  ``uncertain`` table: at most one per candidate and camera within ``REPEAT_WINDOW``, while the
+  crops stay under ``ATTENDANCE_REVIEW_MAX_MB``. Saving never fails the scan: a failure (or a
+  full cap) is one line of the log (never image bytes nor descriptors).
 * **Intruder photos** (saved by ``IntruderService``): "this is <student>", dismiss, delete.
 
 Confirming an uncertain face, or naming the student of an intruder photo, marks the student as
@@ -34,7 +35,7 @@ from ..engine import imaging
 from ..errors import BadRequestError, ConfigError, ConflictError, NotFoundError
 from ..models import Box, Clock, FaceResult, MarkResult
 from ..people.service import EnrolmentService
-from .files import CsvFiles, file_safe, write_private
+from .files import CsvFiles, DiskCap, file_safe, write_private
 from .marks import AttendanceService
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class ReviewService:
         self.files = files
         self.enrolment = enrolment
         self._lock = threading.Lock()
+        self.disk = DiskCap(self.folder, settings.review_max_mb * 1024 * 1024)
 
     @property
     def folder(self) -> Path:
@@ -136,13 +138,24 @@ class ReviewService:
         with self._lock:
             if self._recently_queued(candidate, camera, local):
                 return None
-            data = face_jpeg(frame, face.box, self.settings.max_image_pixels)
+            sealed = self.enrolment.sealer.seal(
+                face_jpeg(frame, face.box, self.settings.max_image_pixels)
+            )
+            if not self.disk.room_for(len(sealed)):
+                log.warning(
+                    "uncertain face at camera %s not queued for review: the crops use "
+                    "ATTENDANCE_REVIEW_MAX_MB=%d already",
+                    camera,
+                    self.settings.review_max_mb,
+                )
+                return None
             folder = self.folder / local.date().isoformat()
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = (
                 folder / f"uncertain_{local:%H%M%S}_{file_safe(camera)}_{uuid.uuid4().hex[:8]}.jpg"
             )
-            write_private(path, self.enrolment.sealer.seal(data))
+            write_private(path, sealed)
+            self.disk.added(len(sealed))
             try:
                 row_id = self.store.record_uncertain(
                     local, camera, candidate, face.distance, face.margin, str(path)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 MIN_API_KEY = 24  # characters of API_SECRET_KEY, the admin key
+MIN_SESSION_SECRET = 32  # bytes of a hand-set ATTENDANCE_SESSION_SECRET
 
 # The modules each optional part of the product needs (pyproject's extras).
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -254,9 +255,19 @@ def ensure_api_key(
 
 
 def ensure_session_secret(settings: Settings) -> Settings:
-    """The configured session key, else the one kept in DATA_DIR/session_secret, else a new one
-    written there (never printed: nobody needs to type it)."""
+    """The configured session key (at least ``MIN_SESSION_SECRET`` bytes, else a
+    ``ConfigError``: a short one can be guessed offline from one cookie, and then any session
+    forged), else the one kept in DATA_DIR/session_secret, else a new one written there (never
+    printed: nobody needs to type it)."""
     if settings.session_secret:
+        size = len(settings.session_secret.encode("utf-8"))
+        if size < MIN_SESSION_SECRET:
+            raise ConfigError(
+                f"ATTENDANCE_SESSION_SECRET is too short ({size} bytes; at least "
+                f"{MIN_SESSION_SECRET}): set a long random value, such as the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`, or leave it "
+                "empty to have one generated"
+            )
         return settings
     key, _kept = _kept_key(settings.data_dir / "session_secret", 48)
     return replace(settings, session_secret=key)

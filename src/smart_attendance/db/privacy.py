@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import StoreError
 from .tables import (
     audit,
     badges,
@@ -19,6 +22,7 @@ from .tables import (
     face_cache,
     intruders,
     marks,
+    pending_erasures,
     photos,
     sightings,
     students,
@@ -53,6 +57,39 @@ class Erased:
 
     rows: dict[str, int] = field(default_factory=dict)  # table -> rows deleted or rewritten
     files: list[str] = field(default_factory=list)  # intruder photos and review crops
+    pending_id: int = 0  # its row of ``pending_erasures``, until the erasure is complete
+
+
+@dataclass(frozen=True)
+class PendingErasure:
+    """An erasure whose database step is done, not the rest (``pending_erasures``)."""
+
+    id: int
+    opaque_id: str
+    name_sealed: bytes
+    files: tuple[str, ...]
+    summary: str  # what the database step removed
+    stage: str  # files: the files, the audit entry and the compaction remain; compact: the last
+
+
+# The tables an erasure deletes from or rewrites: PostgreSQL rewrites them (VACUUM FULL).
+ERASED_TABLES = (
+    "students",
+    "marks",
+    "corrections",
+    "sightings",
+    "consent_events",
+    "badges",
+    "photos",
+    "face_cache",
+    "intruders",
+    "uncertain",
+    "audit",
+    "timetables",
+    "pending_erasures",
+)
+CHECKPOINT_TRIES = 10  # SQLite: a checkpoint that readers keep busy is tried this many times
+SQLITE_BUSY_MS = 15000  # the store's busy timeout (db/store.py), put back after compacting
 
 
 class PrivacyQueries:
@@ -190,11 +227,14 @@ class PrivacyQueries:
 
     # --- erasure ------------------------------------------------------------------------------
 
-    def erase_student(self, name: str, opaque: str) -> Erased:
+    def erase_student(
+        self, name: str, opaque: str, name_sealed: bytes, at: datetime, summary: str = ""
+    ) -> Erased:
         """Delete every row that names ``name`` (registry, marks, corrections, sightings,
         consent, badges, photos and their descriptors, intruder photos identified as them,
         uncertain faces that named them) and rewrite the audit log's and the timetable
-        history's mentions as ``opaque``, in one transaction."""
+        history's mentions as ``opaque``, in one transaction, which also records the erasure
+        as pending (``name_sealed``: the name sealed with the data key) until it is complete."""
         out = Erased()
         with self._begin() as conn:
             digests = {
@@ -238,20 +278,107 @@ class PrivacyQueries:
                 )
                 rewritten += int(done.rowcount or 0)
             out.rows["timetables"] = rewritten
+            done = conn.execute(
+                pending_erasures.insert().values(
+                    opaque_id=opaque,
+                    name_sealed=name_sealed,
+                    files="\n".join(f for f in out.files if f),
+                    summary=summary[:255],
+                    stage="files",
+                    started_at=at,
+                )
+            )
+            key = done.inserted_primary_key
+            assert key is not None
+            out.pending_id = int(key[0])
         return out
 
-    def compact(self) -> None:
-        """Give deleted rows' bytes back, so they are gone from the files: SQLite rewrites the
-        file (``VACUUM``) and empties the write-ahead log; PostgreSQL ``VACUUM``s."""
+    def pending_erasures(self) -> list[PendingErasure]:
+        with self._begin() as conn:
+            rows = conn.execute(select(pending_erasures).order_by(pending_erasures.c.id)).all()
+        return [
+            PendingErasure(
+                r.id,
+                r.opaque_id,
+                bytes(r.name_sealed),
+                tuple(f for f in r.files.split("\n") if f),
+                r.summary,
+                r.stage,
+            )
+            for r in rows
+        ]
+
+    def record_erasure(
+        self, pending_id: int, at: datetime, actor: str, subject: str, detail: str
+    ) -> bool:
+        """The erasure's audit entry, written in one transaction with its step to ``compact``;
+        False (and nothing written) when it was recorded before."""
+        with self._begin() as conn:
+            moved = conn.execute(
+                update(pending_erasures)
+                .where(pending_erasures.c.id == pending_id, pending_erasures.c.stage == "files")
+                .values(stage="compact")
+            )
+            if not moved.rowcount:
+                return False
+            conn.execute(
+                audit.insert().values(
+                    at=at, actor=actor[:128], action="erase", subject=subject, detail=detail[:512]
+                )
+            )
+        return True
+
+    def erasure_done(self, pending_id: int) -> None:
+        with self._begin() as conn:
+            conn.execute(delete(pending_erasures).where(pending_erasures.c.id == pending_id))
+
+    def compact(self, full: bool = False) -> None:
+        """Give deleted rows' bytes back, so they are gone from the files, or ``StoreError``.
+
+        SQLite: the write-ahead log checkpointed into the file and truncated, the file rewritten
+        (``VACUUM``), the log checkpointed and truncated again; a checkpoint that other
+        connections' reads keep from completing is tried again, then refused. PostgreSQL: a plain
+        ``VACUUM`` (``full`` False: the daily purge) only marks the space reusable, the old row
+        versions stay in the table's files until overwritten; with ``full`` (an erasure),
+        ``VACUUM FULL`` of each table an erasure touches (``ERASED_TABLES``) writes new files
+        without them (each table is locked while it is rewritten)."""
         engine: Any = getattr(self, "engine")  # noqa: B009 - provided by Store
-        with engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            if engine.dialect.name == "sqlite":
-                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-                conn.execute(text("VACUUM"))
-                conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-            else:
-                conn.execute(text("VACUUM"))
+        try:
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                if engine.dialect.name == "sqlite":
+                    conn.execute(text("PRAGMA busy_timeout=200"))  # the tries below wait
+                    try:
+                        _checkpoint(conn)
+                        conn.execute(text("VACUUM"))
+                        _checkpoint(conn)
+                    finally:
+                        conn.execute(text(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}"))
+                elif full:
+                    for table in ERASED_TABLES:
+                        conn.execute(text(f"VACUUM FULL {table}"))
+                else:
+                    conn.execute(text("VACUUM"))
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"the database could not be compacted ({type(exc).__name__}): retry to finish"
+            ) from None
+
+
+def _checkpoint(conn: Connection) -> None:
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` until it completes (its first column, ``busy``, is
+    0), or ``StoreError``: the log would keep deleted rows' bytes."""
+    for attempt in range(CHECKPOINT_TRIES):
+        busy, _log, _done = conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        if not busy:
+            return
+        time.sleep(0.05 * (attempt + 1))
+    raise StoreError(
+        "the database's write-ahead log could not be emptied (other connections were reading "
+        "it): retry to finish"
+    )
 
 
 def _drop_unshared(conn: Connection, digests: set[str]) -> None:

@@ -224,6 +224,26 @@ login_failures = Table(
     Column("at", DateTime, nullable=False, index=True),  # UTC
 )
 
+ended_sessions = Table(
+    "ended_sessions",  # dashboard sessions signed out: their cookies open nothing any more
+    metadata,
+    Column("session_sha256", String(64), primary_key=True),  # the session id's, never the id
+    Column("ended_at", DateTime, nullable=False),  # UTC
+    Column("expires_at", DateTime, nullable=False, index=True),  # UTC; then it is forgotten
+)
+
+pending_erasures = Table(
+    "pending_erasures",  # erasures whose database step is done, not the rest: a retry finishes
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("opaque_id", String(32), nullable=False, unique=True),  # erased:<12 hex>
+    Column("name_sealed", LargeBinary, nullable=False),  # the name, sealed with the data key
+    Column("files", Text, nullable=False),  # review files still to delete, one a line
+    Column("summary", String(255), nullable=False),  # what the database step removed
+    Column("stage", String(16), nullable=False),  # files | compact
+    Column("started_at", DateTime, nullable=False),  # UTC
+)
+
 
 camera_keys = Table(
     "camera_keys",  # one API key per door camera, stored as the SHA-256 of the key only

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from .tables import login_failures, users
+from .tables import ended_sessions, login_failures, users
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,31 @@ class UserQueries:
                     )
                 )
             )
+
+    # --- sessions signed out ------------------------------------------------------------------
+
+    def end_session(self, digest: str, at: datetime, expires_at: datetime) -> None:
+        """Keep the session ``digest`` (its id's SHA-256) as ended until ``expires_at``, when
+        it would have ended anyway; rows past their time are forgotten here."""
+        try:
+            with self._begin() as conn:
+                conn.execute(delete(ended_sessions).where(ended_sessions.c.expires_at < at))
+                conn.execute(
+                    ended_sessions.insert().values(
+                        session_sha256=digest, ended_at=at, expires_at=expires_at
+                    )
+                )
+        except IntegrityError:  # ended already (signed out twice, or on two servers at once)
+            pass
+
+    def session_ended(self, digest: str) -> bool:
+        with self._begin() as conn:
+            row = conn.execute(
+                select(ended_sessions.c.session_sha256).where(
+                    ended_sessions.c.session_sha256 == digest
+                )
+            ).first()
+        return row is not None
 
 
 def _user(row: Any) -> UserRow:

@@ -9,16 +9,21 @@ Roles:
   uncertain faces of their students.
 
 Failed logins are rows of the database (every server counts the same attempts): five for one
-account from one address, or twenty from one address, within ``THROTTLE_WINDOW`` refuse
-further attempts until the oldest of them ages out. A login never says which of name or
-password was wrong, and an unknown name costs the same time as a wrong password.
+account from one address within ``THROTTLE_WINDOW`` refuse further attempts for that pair,
+the right password included, until the oldest of them ages out; twenty from one address, any
+account, refuse that address's wrong passwords (429 instead of 401) but never a right one, so a
+guesser behind the school's NAT does not lock out the teachers behind it. A login never says
+which of name or password was wrong, and an unknown name costs the same time as a wrong
+password.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -41,6 +46,7 @@ MAX_PASSWORD = 1024
 THROTTLE_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5  # for one account from one address, within the window
 MAX_FAILURES_PER_ADDRESS = 20  # from one address, any account, within the window
+SESSION_ID_BYTES = 32
 
 
 def check_username(name: str) -> str:
@@ -218,23 +224,19 @@ class AccountService:
         now = self._now()
         name = (name or "").strip()[:64]
         pair, by_address = self.store.login_failures_since(now - THROTTLE_WINDOW, name, address)
-        for failures, limit in (
-            (pair, MAX_FAILURES_PER_ACCOUNT),
-            (by_address, MAX_FAILURES_PER_ADDRESS),
-        ):
-            if len(failures) >= limit:
-                oldest = failures[len(failures) - limit]
-                wait = math.ceil((oldest + THROTTLE_WINDOW - now).total_seconds())
-                log.warning("login throttled for %r from %s", name, address)
-                raise TooManyAttemptsError(
-                    f"too many failed sign-ins; try again in {max(1, (wait + 59) // 60)} minute(s)",
-                    max(1, wait),
-                )
+        if len(pair) >= MAX_FAILURES_PER_ACCOUNT:  # this account from this address: stop here
+            log.warning("login throttled for one account from %s", address)
+            raise self._too_many(pair, MAX_FAILURES_PER_ACCOUNT, now)
         row = self.store.user(name) if name else None
         if not self._verify(row.password_hash if row else self._dummy_hash, password):
             row = None
         if row is None or not row.active:
             self.store.record_login_failure(name, address, now)
+            if len(by_address) >= MAX_FAILURES_PER_ADDRESS:
+                # The address's ceiling holds back wrong passwords only: a colleague behind
+                # the same school NAT who types the right one still gets in.
+                log.warning("login throttled for address %s", address)
+                raise self._too_many(by_address, MAX_FAILURES_PER_ADDRESS, now)
             log.warning("failed sign-in for %r from %s", name, address)
             raise LoginError("wrong user name or password")
         self.store.clear_login_failures(name, address, now - THROTTLE_WINDOW)
@@ -242,6 +244,16 @@ class AccountService:
             row = replace(row, password_hash=self.hasher.hash(password))
             self.store.update_user(row)
         return row
+
+    @staticmethod
+    def _too_many(failures: list[datetime], limit: int, now: datetime) -> TooManyAttemptsError:
+        """The refusal once ``limit`` of ``failures`` are in the window: wait until the
+        oldest that counts ages out."""
+        oldest = failures[len(failures) - limit]
+        wait = max(1, math.ceil((oldest + THROTTLE_WINDOW - now).total_seconds()))
+        return TooManyAttemptsError(
+            f"too many failed sign-ins; try again in {max(1, (wait + 59) // 60)} minute(s)", wait
+        )
 
     def _verify(self, stored: str, password: str) -> bool:
         if len(password) > MAX_PASSWORD:
@@ -251,10 +263,31 @@ class AccountService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
-    def session_user(self, name: str, stamp: str) -> UserRow | None:
-        """The account of a session: None when it was disabled, removed, or its password
-        changed after the session began (``stamp``)."""
+    # --- sessions -----------------------------------------------------------------------------
+
+    @staticmethod
+    def new_session_id() -> str:
+        """A random id for a new session (kept in its signed cookie)."""
+        return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+    def end_session(self, session_id: str, until: datetime) -> None:
+        """Sign the session ``session_id`` out on every server: its cookie, even copied, opens
+        nothing any more. Remembered until ``until`` (UTC), when it would have ended anyway."""
+        until = until.astimezone(timezone.utc).replace(tzinfo=None)
+        self.store.end_session(_session_digest(session_id), self._now(), until)
+
+    def session_user(self, name: str, stamp: str, session_id: str) -> UserRow | None:
+        """The account of a session: None when it was signed out, or the account disabled,
+        removed, or its password changed after the session began (``stamp``)."""
+        if not session_id or len(session_id) > 128:
+            return None
         row = self.store.user(name)
         if row is None or not row.active or row.password_changed_at.isoformat() != stamp:
             return None
+        if self.store.session_ended(_session_digest(session_id)):
+            return None
         return row
+
+
+def _session_digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()

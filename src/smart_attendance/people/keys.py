@@ -7,8 +7,9 @@ mark keeps the name of the camera key that made it (``marks.key_name``; "" for t
 
 Wrong keys are throttled per address, in the database (every server counts the same
 attempts): once ``failures_per_minute`` wrong or missing keys came from one address within
-``WINDOW``, ``throttled`` says how long that address waits, whatever key it sends, the right
-one included, until the oldest of them ages out.
+``WINDOW``, ``throttled`` says how long that address's wrong keys wait, until the oldest of them
+ages out. A valid key is never throttled: a guesser sharing a camera's address (a school NAT, a
+proxy without ``ATTENDANCE_PROXY_HOPS``) cannot lock the camera out.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ class CameraKeyService:
     # --- wrong keys -----------------------------------------------------------------------------
 
     def throttled(self, address: str) -> int | None:
-        """Seconds ``address`` waits before a key is looked at again (None: it may try)."""
+        """Seconds ``address`` waits before its wrong keys are answered 401 again (None: it may
+        try). Asked only about a key that ``check`` refused."""
         now = self._now()
         failures = self.store.key_failures_since(address, now - WINDOW)
         limit = self.failures_per_minute

@@ -6,6 +6,9 @@ Routes (compatible with the original project's clients):
   with ``ATTENDANCE_REQUIRE_LIVENESS=challenge`` a field ``nonce`` (or ``X-Liveness-Nonce``)
 * ``GET /liveness/challenge?camera=ID``  header ``X-API-KEY``: the liveness mode, and in
   challenge mode a one-use nonce with the actions the next scan must show
+
+A camera key acts as its own camera (the key's name: ``acting_camera``) whatever ``camera``
+a request names; the admin key names any.
 * ``GET /statistics``  header ``X-API-KEY``
 * ``POST /send_report`` header ``X-API-KEY``, optional ``date`` (YYYY-MM-DD): email the report now
 * ``GET /enrolment``   header ``X-API-KEY``: the last enrolment, with skipped photos and why
@@ -18,10 +21,10 @@ and the register's and the registry's routes (``web/register.py``: ``GET /attend
 ``GET|POST /students``, ``PATCH /students/<name>``, ``POST /students/<name>/photos``).
 
 ``X-API-KEY`` is the admin key (``API_SECRET_KEY``: every route) or a camera key
-(``people/keys.py``: ``CAMERA_ROUTES`` only, else 403). A missing or wrong key is a 401, logged
-with the client's address (never the key) and counted in the database; an address with
-``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets 429 with ``Retry-After``
-before its key is even looked at (docs/api.md#keys).
+(``people/keys.py``: ``CAMERA_ROUTES`` only, else 403). A valid key is always served. A missing
+or wrong key is a 401, logged with the client's address (never the key) and counted in the
+database; an address with ``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets
+429 with ``Retry-After`` for its further wrong keys, uncounted and unlogged (docs/api.md#keys).
 
 Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
 mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
@@ -37,7 +40,6 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..app import Services
 from ..attendance.export import ExportFile
@@ -65,6 +67,7 @@ from ..errors import (
     WorkerTimeoutError,
 )
 from ..models import FIRST_DAY, LAST_DAY
+from .proxies import ForwardedFromProxies, TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +144,15 @@ def _attachment(made: ExportFile) -> Response:
     )
 
 
+def acting_camera(requested: str | None) -> str | None:
+    """The camera a request acts as: a camera key is its own camera (the key's name), whatever
+    camera id the request names, so a stolen key cannot draw another door's challenges, reset
+    its intruder streak or sign marks with its name; the admin key names any camera
+    (``requested``, None: the default one)."""
+    key_name: str = g.get("key_name", "")
+    return key_name or requested
+
+
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
@@ -178,17 +190,18 @@ def create_app(services: Services) -> Flask:
         if request.blueprint == "dashboard":
             return None
         address = request.remote_addr or "unknown"
-        wait = keys.throttled(address)  # before the key is even looked at
-        if wait is not None:
-            response, code = _error(
-                "too_many_attempts",
-                f"too many wrong API keys from this address; try again in {wait} s",
-                429,
-            )
-            response.headers["Retry-After"] = str(wait)
-            return response, code
         holder = keys.check(request.headers.get("X-API-KEY", ""))
         if holder is None:
+            # Only wrong keys are throttled: a valid key is served whatever its address sent.
+            wait = keys.throttled(address)
+            if wait is not None:
+                response, code = _error(
+                    "too_many_attempts",
+                    f"too many wrong API keys from this address; try again in {wait} s",
+                    429,
+                )
+                response.headers["Retry-After"] = str(wait)
+                return response, code
             keys.refused(address)
             log.warning("api key refused from %s", address)
             return jsonify({"status": "denied", "error": KEY_REFUSED}), 401
@@ -212,7 +225,7 @@ def create_app(services: Services) -> Flask:
             hint = f" (got file fields: {', '.join(names)[:100]})" if names else ""
             return _error("bad_request", "send the image as multipart field 'image'" + hint, 400)
         frames = [upload.read() for upload in uploads]
-        camera = request.form.get("camera") or request.headers.get("X-Camera-Id")
+        camera = acting_camera(request.form.get("camera") or request.headers.get("X-Camera-Id"))
         event_id = request.form.get("event_id") or request.headers.get("X-Event-Id")
         raw_fps = request.form.get("fps")
         try:
@@ -235,7 +248,8 @@ def create_app(services: Services) -> Flask:
     @app.get("/liveness/challenge")
     def liveness_challenge() -> Any:
         # A new nonce at every call: never cached by a proxy or the client's HTTP library.
-        challenge = services.scans.challenge(request.args.get("camera"), g.get("key_name", ""))
+        camera = acting_camera(request.args.get("camera"))
+        challenge = services.scans.challenge(camera, g.get("key_name", ""))
         response = jsonify(challenge.to_json())
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -301,9 +315,9 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(students.blueprint(services))
     app.register_blueprint(badges.blueprint(services))
     app.register_blueprint(dashboard.blueprint(services))
-    if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+    if settings.proxy_hops:  # X-Forwarded-* believed from the configured proxies only
+        app.wsgi_app = ForwardedFromProxies(  # type: ignore[method-assign]
+            app.wsgi_app, settings.proxy_hops, TrustedProxies(settings.trusted_proxies)
         )
 
     @app.errorhandler(AttendanceError)

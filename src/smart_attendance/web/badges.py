@@ -16,6 +16,7 @@ from flask import Blueprint, g, jsonify, request
 from ..app import Services
 from ..attendance.scan import check_camera, check_event_id
 from ..errors import BadgeRefusedError, BadRequestError
+from . import acting_camera
 
 FIELDS = frozenset({"badge", "camera", "event_id", "captured_at"})
 MAX_FIELD = 200
@@ -47,7 +48,7 @@ def blueprint(services: Services) -> Blueprint:
     @routes.post("/checkin")
     def checkin() -> Any:
         fields = _body()
-        camera = check_camera(fields["camera"] or request.headers.get("X-Camera-Id"))
+        camera = check_camera(acting_camera(fields["camera"] or request.headers.get("X-Camera-Id")))
         event_id = check_event_id(fields["event_id"] or request.headers.get("X-Event-Id"))
         try:
             result = services.badges.check_in(

@@ -8,13 +8,16 @@ arrived whole, so a held connection costs a socket, not a thread. What is added 
   filled by a hundred idle sockets), watched with ``poll`` (no 1024-descriptor ceiling), and
   the process's open-file limit (``RLIMIT_NOFILE``) raised to fit them at start, up to the
   hard limit (when the hard limit is lower, the connection limit is lowered to fit, and said).
-* **Slow senders**: a request's headers and body must arrive within
-  ``ATTENDANCE_CHANNEL_TIMEOUT_S`` in all, however steadily they trickle in; an idle
-  connection is closed after as long. Checked every ``cleanup_interval_s`` seconds.
-* **One address**: without a proxy in front (``ATTENDANCE_PROXY_HOPS`` 0), one client address
-  holds at most half of the connections; more are answered 503 at once and closed. Behind a
-  proxy every connection comes from the proxy, so there is no such cap (the proxy's own
-  limits apply).
+* **Slow senders**: a request's headers must arrive within ``ATTENDANCE_CHANNEL_TIMEOUT_S``
+  in all, however steadily they trickle in. Its body is timed on progress, not in all: it must
+  bring at least ``MIN_BODY_BYTES_PER_S`` on average over every ``ATTENDANCE_CHANNEL_TIMEOUT_S``
+  (2 KB/s: a camera on weak Wi-Fi sending 1.4 MB at 50 KB/s takes 28 s and gets through; a
+  body trickled a few bytes at a time is closed). An idle connection is closed after the
+  channel timeout. Checked every ``cleanup_interval_s`` seconds.
+* **One address**: one client address holds at most half of the connections; more are
+  answered 503 at once and closed. Behind a proxy (``ATTENDANCE_PROXY_HOPS``) the proxies'
+  addresses (``ATTENDANCE_TRUSTED_PROXIES``) have no such cap, as every client comes through
+  them (the proxy's own limits apply); anyone reaching the port directly still has it.
 * **Bodies**: the largest body is the upload limit (``ATTENDANCE_MAX_UPLOAD_MB``). A larger
   ``Content-Length`` is refused as soon as the headers are in, before any of the body is read
   (and before the key is checked); a chunked body as soon as it passes the limit. Waitress's
@@ -37,6 +40,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
 from ..config import Settings
+from .proxies import TrustedProxies
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ log = logging.getLogger(__name__)
 # trigger, the database, logs, worker pipes, temporary files of uploads in flight.
 RESERVED_FILES = 128
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers (waitress's default: 256 KB)
+MIN_BODY_BYTES_PER_S = 2048  # a body slower than this over a channel timeout is cut
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,13 @@ class Limits:
     """What the server is built with (the connection limit after the open-file limit)."""
 
     connections: int
-    per_address: int | None  # None: no cap per address (behind a proxy)
+    per_address: int  # connections one client address may hold (the proxies' are uncapped)
     open_files: int | None  # the soft RLIMIT_NOFILE now (None: not known on this system)
     channel_timeout_s: int
     cleanup_interval_s: int
     max_body_bytes: int
     note: str = ""  # why the connection limit is lower than asked, if it is
+    uncapped: tuple[str, ...] = ()  # the trusted proxies' networks, behind a proxy
 
 
 def raise_open_files(wanted: int) -> int | None:
@@ -93,12 +99,13 @@ def limits(settings: Settings) -> Limits:
     timeout_s = max(1, round(settings.channel_timeout_s))
     return Limits(
         connections=connections,
-        per_address=None if settings.proxy_hops else max(1, connections // 2),
+        per_address=max(1, connections // 2),
         open_files=open_files,
         channel_timeout_s=timeout_s,
         cleanup_interval_s=max(1, min(5, timeout_s // 4)),
         max_body_bytes=settings.max_upload_bytes,
         note=note,
+        uncapped=settings.trusted_proxies if settings.proxy_hops else (),
     )
 
 
@@ -106,8 +113,9 @@ class _Addresses:
     """Open connections per client address (the event loop opens them; closing may happen in
     a request thread, hence the lock)."""
 
-    def __init__(self, cap: int | None) -> None:
+    def __init__(self, cap: int | None, uncapped: TrustedProxies | None = None) -> None:
         self.cap = cap
+        self.uncapped = uncapped or TrustedProxies(())
         self._open: Counter[str] = Counter()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -116,7 +124,7 @@ class _Addresses:
         """Count one more connection from ``host``; False when it is over the cap."""
         with self._lock:
             self._open[host] += 1
-            if self.cap is None or self._open[host] <= self.cap:
+            if self.cap is None or self._open[host] <= self.cap or self.uncapped.trusts(host):
                 return True
             first = host not in self._warned
             self._warned.add(host)
@@ -182,7 +190,12 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
         super().__init__(server, sock, addr, adj, map)
         self.host = str(addr[0]) if isinstance(addr, tuple) and addr else str(addr)
+        self.timed: Any = None  # the request being timed (waitress's parser)
         self.request_started: float | None = None
+        # the body's progress: when it last brought enough bytes, and how many came since
+        self.body_progress_at: float | None = None
+        self.body_bytes = 0
+        self.body_step = max(1, round(MIN_BODY_BYTES_PER_S * float(adj.channel_timeout)))
         self.counted = True
         if not self.addresses.opened(self.host):
             self.refuse()
@@ -198,14 +211,27 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     def received(self, data: bytes) -> bool:
         result: bool = super().received(data)
         if self.request is None:  # nothing half-received
-            self.request_started = None
-        else:
-            # A request is on its way: the idle clock runs from its first bytes, so waitress's
-            # own check (every cleanup interval) closes it at the channel timeout, however
-            # steadily it trickles in.
-            if self.request_started is None:
-                self.request_started = time.time()
+            self.timed, self.request_started, self.body_progress_at = None, None, None
+            return result
+        now = time.time()
+        if self.timed is not self.request:  # a new request (perhaps after a pipelined one)
+            self.timed, self.request_started, self.body_progress_at = self.request, now, None
+        if not self.request.headers_finished:
+            # Headers on their way: the idle clock runs from their first bytes, so waitress's
+            # own check (every cleanup interval) closes the connection at the channel timeout,
+            # however steadily they trickle in.
             self.last_activity = self.request_started
+            return result
+        # The body: the clock starts again each time it brought body_step more bytes (the
+        # channel timeout at MIN_BODY_BYTES_PER_S), so a slow but steady upload goes on and a
+        # trickle is closed a channel timeout after its last step.
+        if self.body_progress_at is None:
+            self.body_progress_at, self.body_bytes = now, 0
+        else:
+            self.body_bytes += len(data)
+            if self.body_bytes >= self.body_step:
+                self.body_progress_at, self.body_bytes = now, 0
+        self.last_activity = self.body_progress_at
         return result
 
     def del_channel(self, map: Any = None) -> None:
@@ -230,7 +256,10 @@ def make_server(app: Any, settings: Settings, found: Limits | None = None) -> An
     channel = type(
         "Channel",
         (GuardedChannel,),
-        {"addresses": _Addresses(found.per_address), "error_task_class": error_task},
+        {
+            "addresses": _Addresses(found.per_address, TrustedProxies(found.uncapped)),
+            "error_task_class": error_task,
+        },
     )
     server = create_server(
         app,

@@ -3,18 +3,24 @@
 * ``GET|POST /login``: a form with ``username``, ``password`` and a hidden ``csrf_token``;
   refused logins are throttled per account and address (``AccountService.authenticate``),
   answered 429 with ``Retry-After`` when too many;
-* ``POST /logout``: ends the session.
+* ``POST /logout``: ends the session, on every server: its id is kept as ended in the database
+  (``ended_sessions``), so a copy of the cookie opens nothing afterwards.
 
 The session is Flask's signed cookie (``HttpOnly``, ``SameSite=Lax``, ``Secure`` when the
-request came over HTTPS) holding the user's name, the time of their last password change (a
-change, or disabling the account, ends every session at once) and the time of the last request
-(a session idle for ``ATTENDANCE_SESSION_IDLE_MINUTES`` ends). Every POST of the dashboard
-carries the CSRF token (Flask-WTF), in the form or in the ``X-CSRFToken`` header.
+request came over HTTPS) holding the user's name, a random session id, the time of their last
+password change (a change, or disabling the account, ends every session at once), the time of
+the sign-in (a session ends ``ATTENDANCE_SESSION_MAX_HOURS`` after it, however much it is used)
+and the time of the last request by the user (a session idle for
+``ATTENDANCE_SESSION_IDLE_MINUTES`` ends). A live region's own refresh (the Today board's,
+header ``X-Live-Refresh``) is not a request by the user: a board left open ends like any other
+page. Every POST of the dashboard carries the CSRF token (Flask-WTF), in the form or in the
+``X-CSRFToken`` header.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Flask, g, redirect, request, session, url_for
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 PUBLIC = frozenset({"dashboard.login"})
+LIVE_REFRESH = "X-Live-Refresh"  # sent by app.js's live regions: not the user's activity
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -44,6 +51,7 @@ class SecureWhenHttps(SecureCookieSessionInterface):
 def register(routes: Blueprint, services: Services) -> None:
     accounts = services.accounts
     idle_s = services.settings.session_idle_minutes * 60
+    max_s = services.settings.session_max_hours * 3600
 
     def now_s() -> float:
         return services.clock().timestamp()
@@ -74,10 +82,19 @@ def register(routes: Blueprint, services: Services) -> None:
             csrf.protect()  # raises CSRFError, answered below
         if request.endpoint in PUBLIC:
             return None
-        name, stamp, seen = session.get("user"), session.get("stamp"), session.get("seen")
-        user = accounts.session_user(name, stamp) if name and stamp else None
+        name, stamp, sid = session.get("user"), session.get("stamp"), session.get("sid")
+        seen, started = session.get("seen"), session.get("started")
+        user = (
+            accounts.session_user(name, stamp, sid)
+            if isinstance(name, str) and isinstance(stamp, str) and isinstance(sid, str)
+            else None
+        )
+        now = now_s()
         expired = user is not None and (
-            not isinstance(seen, (int, float)) or now_s() - seen > idle_s
+            not isinstance(seen, (int, float))
+            or not isinstance(started, (int, float))
+            or now - seen > idle_s
+            or now - started > max_s
         )
         if user is None or expired:
             session.clear()
@@ -86,7 +103,8 @@ def register(routes: Blueprint, services: Services) -> None:
             target = request.full_path if request.method == "GET" else "/"
             reason = "expired" if expired else None
             return redirect(url_for("dashboard.login", next=target.rstrip("?"), reason=reason))
-        session["seen"] = int(now_s())
+        if not request.headers.get(LIVE_REFRESH):  # a board refreshing itself is not use
+            session["seen"] = int(now)
         g.access = Access(user, classes_of)
         return None
 
@@ -134,12 +152,17 @@ def register(routes: Blueprint, services: Services) -> None:
         session.clear()  # a new session: nothing carried over from before the sign-in
         session["user"] = user.name
         session["stamp"] = user.password_changed_at.isoformat()
-        session["seen"] = int(now_s())
+        session["sid"] = accounts.new_session_id()
+        session["started"] = session["seen"] = int(now_s())
         log.info("user %s signed in from %s", user.name, request.remote_addr)
         return redirect(target, code=303)
 
     @routes.post("/logout")
     def logout() -> Any:
+        sid, started = session.get("sid"), session.get("started")
+        if isinstance(sid, str) and isinstance(started, (int, float)):
+            until = datetime.fromtimestamp(started + max_s, timezone.utc)
+            accounts.end_session(sid, until)
         session.clear()
         return redirect(url_for("dashboard.login"), code=303)
 

@@ -1,6 +1,7 @@
 /* Smart Attendance dashboard: small progressive enhancements, no library, no CDN.
  * - live regions: an element with data-live-src is refreshed from that URL (an HTML fragment)
- *   every data-live-every seconds, unless the user is working inside it;
+ *   every data-live-every seconds, unless the user is working inside it; these requests say
+ *   X-Live-Refresh, so they do not keep an idle session alive;
  * - window.attendance.post(url, body): a fetch POST with the page's CSRF token.
  * Every page works without this file: forms post and come back.
  */
@@ -37,7 +38,9 @@
     function say(text) { if (status) { status.textContent = text; } }
     function tick() {
       if (document.hidden || busy(region)) { return; }
-      request(region.getAttribute("data-live-src")).then(function (response) {
+      // X-Live-Refresh: a refresh is not the user's activity (an open board still ends idle)
+      var refresh = { headers: { "X-Live-Refresh": "1" } };
+      request(region.getAttribute("data-live-src"), refresh).then(function (response) {
         if (response.status === 401) {
           say("Signed out: reload the page to sign in again.");
           return null;
