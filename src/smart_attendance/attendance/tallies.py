@@ -16,13 +16,18 @@ server does it in the background at start (``warm``), so no request waits for it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from ..db.store import Store
 from ..db.tallies import Tally
-from ..models import STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
+from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
+from .calendar import NOT_YET
 from .register import Entry, Register
+
+COUNTED = (STATUS_PRESENT, STATUS_LATE, STATUS_EXCUSED, STATUS_ABSENT)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,42 @@ class Tallies:
         if done:
             log.info("register tallies computed for %d day(s)", done)
 
+    def counts(
+        self,
+        first: date,
+        last: date,
+        classes: Sequence[str] | None = None,
+        student: str | None = None,
+    ) -> RangeCounts:
+        """The range's counts per student and per day, of some classes (None: all) or one
+        student: kept days summed by the database, today (and any day after) counted live."""
+        today = self.today()
+        closed_last = min(last, today - timedelta(days=1))
+        out = RangeCounts({}, {})
+        if first <= closed_last:
+            self.refresh(first, closed_last)
+            for row in self.store.tally_sums(first, closed_last, classes, student):
+                out.add_student(row.student, [row.present, row.late, row.excused, row.absent])
+            for row in self.store.tally_sums(first, closed_last, classes, student, by_day=True):
+                assert row.day is not None
+                out.add_day(row.day, [row.present, row.late, row.excused, row.absent])
+        live_first = max(first, closed_last + timedelta(days=1))
+        if live_first <= last:
+            one = classes[0] if classes is not None and len(classes) == 1 else None
+            entries = [
+                e
+                for e in self.register.entries(live_first, last, one, student)
+                if classes is None or e.class_name in classes
+            ]
+            for (day, _cls, name), counts in counts_of(entries).items():
+                out.add_student(name, counts)
+                out.add_day(day, counts)
+            for entry in entries:
+                if entry.status is None:  # a period still running: listed, not counted
+                    out.students.setdefault(entry.student, [0, 0, 0, 0])
+                    out.days.setdefault(entry.day, Counter())[NOT_YET] += 1
+        return out
+
     def statistics(
         self,
         first: date,
@@ -109,42 +150,58 @@ class Tallies:
         student: str | None = None,
     ) -> tuple[list[StudentStats], int]:
         """Per-student statistics of the range (the students of ``active`` always listed) and
-        how many days of it had a counted class period: kept days summed by the database,
-        today's entries (and any day after) counted live."""
-        today = self.today()
-        closed_last = min(last, today - timedelta(days=1))
-        tally: dict[str, list[int]] = {name: [0, 0, 0, 0] for name in active}
-        days_on_record = 0
-        if first <= closed_last:
-            self.refresh(first, closed_last)
-            for row in self.store.tally_sums(first, closed_last, class_name, student):
-                counts = tally.setdefault(row.student, [0, 0, 0, 0])
-                for index, value in enumerate((row.present, row.late, row.excused, row.absent)):
-                    counts[index] += value
-            days_on_record = self.store.tallied_day_count(first, closed_last, class_name)
-        live_first = max(first, closed_last + timedelta(days=1))
-        if live_first <= last:
-            entries = self.register.entries(live_first, last, class_name, student)
-            live = counts_of(entries)
-            days_on_record += len({day for day, _cls, _name in live})
-            for (_day, _cls, name), counts in live.items():
-                total = tally.setdefault(name, [0, 0, 0, 0])
-                for index, value in enumerate(counts):
-                    total[index] += value
-        stats = []
-        for name in sorted(tally, key=lambda n: (n.casefold(), n)):
-            present, late, excused, absent = tally[name]
-            stat = StudentStats(
-                name,
-                days_present=present + late,
-                days_on_time=present,
-                days_late=late,
-                total_days=present + late + excused + absent,
-                excused=excused,
-                absent=absent,
-            )
-            stats.append(stat.flagged(alert_below))
-        return stats, days_on_record
+        how many days of it had a counted class period."""
+        found = self.counts(first, last, None if class_name is None else (class_name,), student)
+        tally = {name: [0, 0, 0, 0] for name in active}
+        for name, counts in found.students.items():
+            tally[name] = counts
+        stats = [
+            stats_row(name, tally[name], alert_below)
+            for name in sorted(tally, key=lambda n: (n.casefold(), n))
+        ]
+        return stats, found.days_on_record
+
+
+@dataclass(frozen=True)
+class RangeCounts:
+    """Counts of a range: per student [present, late, excused, absent] (a student expected
+    in a period still running is listed with what they have), per day the statuses counted
+    (``NOT_YET`` for a period still running)."""
+
+    students: dict[str, list[int]]
+    days: dict[date, Counter[str]]
+
+    def add_student(self, name: str, counts: Sequence[int]) -> None:
+        total = self.students.setdefault(name, [0, 0, 0, 0])
+        for index, value in enumerate(counts):
+            total[index] += value
+
+    def add_day(self, day: date, counts: Sequence[int]) -> None:
+        found = self.days.setdefault(day, Counter())
+        for status, value in zip(COUNTED, counts, strict=True):
+            if value:
+                found[status] += value
+
+    @property
+    def days_on_record(self) -> int:
+        """Days with a counted class period."""
+        return sum(1 for counts in self.days.values() if any(counts[s] for s in COUNTED))
+
+    def daily(self) -> list[tuple[date, Counter[str]]]:
+        return sorted(self.days.items())
+
+
+def stats_row(name: str, counts: Sequence[int], alert_below: float) -> StudentStats:
+    present, late, excused, absent = counts
+    return StudentStats(
+        name,
+        days_present=present + late,
+        days_on_time=present,
+        days_late=late,
+        total_days=present + late + excused + absent,
+        excused=excused,
+        absent=absent,
+    ).flagged(alert_below)
 
 
 def _days(first: date, last: date) -> list[date]:

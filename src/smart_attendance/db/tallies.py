@@ -136,12 +136,12 @@ class TallyQueries:
         self,
         first: date,
         last: date,
-        class_name: str | None = None,
+        classes: Sequence[str] | None = None,
         student: str | None = None,
         by_day: bool = False,
     ) -> list[Tally]:
         """The kept counts of the range summed per student (or per day, with ``by_day``:
-        every student together), of one class or all, by the database."""
+        every student together), of some classes or all, by the database."""
         t = day_tallies.c
         key = [t.day] if by_day else [t.student]
         query = select(
@@ -151,8 +151,8 @@ class TallyQueries:
             func.sum(t.excused),
             func.sum(t.absent),
         ).where(t.day.between(first, last))
-        if class_name is not None:
-            query = query.where(t.class_name == class_name)
+        if classes is not None:
+            query = query.where(t.class_name.in_(list(classes)))
         if student is not None:
             query = query.where(t.student == student)
         with self._begin() as conn:
@@ -161,18 +161,7 @@ class TallyQueries:
         for row in rows:
             counts = [int(v or 0) for v in row[1:]]
             if by_day:
-                out.append(Tally(row[0], class_name or "", "", *counts))
+                out.append(Tally(row[0], "", "", *counts))
             else:
-                out.append(Tally(None, class_name or "", row[0], *counts))
+                out.append(Tally(None, "", row[0], *counts))
         return out
-
-    def tallied_day_count(self, first: date, last: date, class_name: str | None = None) -> int:
-        """How many days of the range have any counted class period."""
-        t = day_tallies.c
-        query = select(func.count(func.distinct(t.day))).where(
-            t.day.between(first, last), (t.present + t.late + t.excused + t.absent) > 0
-        )
-        if class_name is not None:
-            query = query.where(t.class_name == class_name)
-        with self._begin() as conn:
-            return int(conn.execute(query).scalar() or 0)

@@ -25,6 +25,7 @@ from ...app import Services
 from ...attendance import calendar
 from ...attendance.register import Entry
 from ...attendance.register import days as each_day
+from ...attendance.tallies import stats_row
 from ...attendance.timetable import DAYS, Period, minutes_text
 from ...db.store import StudentRow
 from ...errors import BadRequestError, NotFoundError
@@ -181,10 +182,10 @@ def register(routes: Blueprint, services: Services) -> None:
         require(user.may_see_student(name), f"the page of student {name}")
         row = services.enrolment.student(name)
         first, last = chosen_range()
-        entries = [
+        entries = [  # this student's periods only: what the range costs for one student
             e
-            for e in services.attendance.register.entries(first, last)
-            if e.student == name and user.may_see_class(e.class_name)
+            for e in services.attendance.register.entries(first, last, None, name)
+            if user.may_see_class(e.class_name)
         ]
         days = calendar.student_days(entries, first, last)
         fixes: list[Correction] = [
@@ -244,16 +245,18 @@ def register(routes: Blueprint, services: Services) -> None:
         if school_class is None:
             raise NotFoundError(f"no class named {name[:64]!r} in the timetable")
         first, last = chosen_range()
-        entries = services.attendance.register.entries(first, last, name)
+        counted = services.attendance.tallies.counts(first, last, (name,))
         roster = {
             s.name
             for s in services.store.students()
             if s.active and school_class.holds(s.name, s.classes)
-        } | {e.student for e in entries}
-        stats = stats_for(services, entries, roster)
-        rows = [stats[n] for n in sorted(roster, key=lambda n: (shown(n).casefold(), n))]
-        daily = calendar.daily_counts(entries)
+        } | set(counted.students)
         alert = services.settings.alert_below_pct
+        rows = [
+            stats_row(n, counted.students.get(n, [0, 0, 0, 0]), alert)
+            for n in sorted(roster, key=lambda n: (shown(n).casefold(), n))
+        ]
+        daily = counted.daily()
         return render(
             "class.html",
             f"Class {name}",

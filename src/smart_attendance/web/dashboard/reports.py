@@ -25,7 +25,9 @@ from werkzeug.wrappers import Response
 
 from ...app import Services
 from ...attendance import export
+from ...attendance.calendar import NOT_YET
 from ...attendance.register import Entry
+from ...attendance.tallies import RangeCounts, stats_row
 from ...models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
 from .. import _attachment
 from .charts import daily_columns
@@ -46,6 +48,11 @@ class Scope:
     @property
     def everything(self) -> bool:
         return self.class_name is None and self.classes is None
+
+    @property
+    def classes_counted(self) -> tuple[str, ...] | None:
+        """The classes whose periods count (None: all)."""
+        return (self.class_name,) if self.class_name is not None else self.classes
 
     def holds(self, entry: Entry) -> bool:
         if self.class_name is not None:
@@ -88,24 +95,29 @@ def class_names(services: Services) -> list[str]:
     return [c.name for c in services.attendance.timetable.classes]
 
 
-def statistics(services: Services, entries: list[Entry], scope: Scope) -> list[StudentStats]:
-    """Per-student statistics of the entries, by the name a person reads; for one class (or a
-    teacher's classes) only the students who were expected there."""
-    register = services.attendance.register
-    stats = register.statistics_of(entries, services.settings.alert_below_pct)
-    stats.sort(key=lambda s: (shown(s.name).casefold(), s.name))
+def statistics(services: Services, counted: RangeCounts, scope: Scope) -> list[StudentStats]:
+    """Per-student statistics of the range's counts, by the name a person reads; every active
+    student for the whole school, for one class (or a teacher's classes) only the students
+    who were expected there."""
+    found = dict(counted.students)
     if scope.everything:
-        return stats
-    present = {e.student for e in entries}
-    return [s for s in stats if s.name in present]
+        for row in services.store.students():
+            if row.active:
+                found.setdefault(row.name, [0, 0, 0, 0])
+    alert = services.settings.alert_below_pct
+    stats = [stats_row(name, counts, alert) for name, counts in found.items()]
+    stats.sort(key=lambda s: (shown(s.name).casefold(), s.name))
+    return stats
 
 
-def per_day(entries: list[Entry]) -> list[tuple[date, Counter[str]]]:
-    found: dict[date, Counter[str]] = {}
-    for entry in entries:
-        if entry.status is not None:
-            found.setdefault(entry.day, Counter())[entry.status] += 1
-    return sorted(found.items())
+def per_day(counted: RangeCounts) -> list[tuple[date, Counter[str]]]:
+    """The statuses counted per day (the days with one)."""
+    out = []
+    for day, counts in counted.daily():
+        kept = Counter({s: n for s, n in counts.items() if s != NOT_YET and n})
+        if kept:
+            out.append((day, kept))
+    return out
 
 
 def register(routes: Blueprint, services: Services) -> None:
@@ -119,9 +131,8 @@ def register(routes: Blueprint, services: Services) -> None:
         user = access()
         first, last = date_range(DEFAULT_DAYS, attendance.today())
         scope = scope_of(services, chosen_class())
-        entries = attendance.register.entries(first, last, scope.class_name)
-        entries = [e for e in entries if scope.holds(e)]
-        days = per_day(entries)
+        counted = attendance.tallies.counts(first, last, scope.classes_counted)
+        days = per_day(counted)
         totals = Totals(sum((counts for _, counts in days), Counter()))
         names = user.visible_classes(class_names(services))
         query: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat()}
@@ -150,7 +161,7 @@ def register(routes: Blueprint, services: Services) -> None:
             last=last,
             class_name=scope.class_name,
             class_names=names,
-            stats=statistics(services, entries, scope),
+            stats=statistics(services, counted, scope),
             threshold=services.settings.alert_below_pct,
             days=days,
             totals=totals,
