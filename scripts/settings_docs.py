@@ -33,6 +33,7 @@ GROUPS = [
             "ATTENDANCE_LATE_AFTER_MINUTES",
             "ATTENDANCE_TIMEZONE",
             "ATTENDANCE_ALERT_BELOW_PCT",
+            "ATTENDANCE_MAX_RANGE_DAYS",
         ],
     ),
     (

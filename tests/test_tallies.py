@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import API_KEY, PARIS, Kit, make_kit
-from smart_attendance.models import StudentStats
+from dashboard_kit import sign_in
+from smart_attendance.models import Mark, StudentStats
 
 TIMETABLE = """
 [[class]]
@@ -177,3 +178,27 @@ def test_the_csv_files_are_written_off_the_request_and_coalesced(tmp_path: Path)
     assert [line.split(",")[0] for line in lines[1:]] == ["ana_lima", "ben_ito", "cleo_park"]
     stats = (kit.logs / "student_statistics.csv").read_text(encoding="utf-8").splitlines()
     assert len(stats) == 4
+
+
+def test_a_range_longer_than_the_limit_is_refused_with_the_reason(tmp_path: Path) -> None:
+    kit = make_kit(tmp_path, max_range_days=30)
+    try:
+        long = "from=2026-10-01&to=2026-11-23"
+        for url in (f"/statistics?{long}", f"/export.csv?{long}", f"/export.xlsx?{long}"):
+            answer = kit.get(url)
+            assert answer.status_code == 400, url
+            assert answer.get_json()["error"] == (
+                "a range is at most 30 days (ATTENDANCE_MAX_RANGE_DAYS): 2026-10-01 to "
+                "2026-11-23 is 54 days; ask for a shorter one"
+            )
+        assert kit.get("/statistics?from=2026-10-25&to=2026-11-23").status_code == 200
+        # an open range starts at most 30 days back
+        kit.services.store.record_mark(
+            Mark("ana_lima", date(2026, 9, 1), datetime(2026, 9, 1, 9, 0), "Present", "door")
+        )
+        assert kit.services.attendance.span(None, None) == (date(2026, 10, 25), date(2026, 11, 23))
+        sign_in(kit, "ada", "admin")
+        page = kit.client.get("/reports?from=2026-10-01&to=2026-11-23")
+        assert page.status_code == 400 and "at most 30 days" in page.get_data(as_text=True)
+    finally:
+        kit.services.close()

@@ -273,6 +273,14 @@ SPECS: tuple[Spec, ...] = (
         "at most this often, changes coalesced, and at shutdown; 0: on the request itself.",
     ),
     Spec(
+        "ATTENDANCE_MAX_RANGE_DAYS",
+        "max_range_days",
+        "400",
+        _parse_int(1, 3660),
+        "The longest range (days) of statistics, pages, reports and exports: a longer one is "
+        "refused (400) with the reason; a range left open starts at most this far back.",
+    ),
+    Spec(
         "ATTENDANCE_INTRUDER_THRESHOLD",
         "intruder_threshold",
         "3",
@@ -721,6 +729,7 @@ class Settings:
     timetable: Path | None = None
     alert_below_pct: float = 90.0
     csv_write_seconds: float = 2.0
+    max_range_days: int = 400
     intruder_threshold: int = 3
     match_threshold: float = 0.47
     match_margin: float = 0.12

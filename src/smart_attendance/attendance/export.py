@@ -27,15 +27,16 @@ the register's entries and the registry's rows, nothing else; ``build`` gathers 
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 from ..db.store import StudentRow
 from ..errors import BadRequestError, MissingExtraError
 from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT
-from .files import BOM, render, safe_cell
+from .files import BOM, render, render_rows, safe_cell
 from .marks import AttendanceService
 from .register import Entry, days
 
@@ -78,8 +79,11 @@ def _order(entries: Iterable[Entry]) -> list[Entry]:
     )
 
 
-def register_rows(entries: Iterable[Entry], students: Iterable[StudentRow]) -> list[list[str]]:
-    """One row per student per class period (raw text; the writers make it formula-safe)."""
+def register_rows(
+    entries: Iterable[Entry], students: Iterable[StudentRow], ordered: bool = False
+) -> list[list[str]]:
+    """One row per student per class period (raw text; the writers make it formula-safe);
+    ``ordered``: the entries are in the file's order already."""
     people = _people(students)
     return [
         [
@@ -94,7 +98,7 @@ def register_rows(entries: Iterable[Entry], students: Iterable[StudentRow]) -> l
             e.reason,
             e.received if e.arrived_late else "",
         ]
-        for e in _order(entries)
+        for e in (entries if ordered else _order(entries))
     ]
 
 
@@ -128,6 +132,25 @@ def register_xlsx(
     entries: Sequence[Entry], students: Sequence[StudentRow], first: date, last: date
 ) -> bytes:
     """The workbook: the ``Register`` sheet and the ``Days`` sheet."""
+    return b"".join(_xlsx_stream([_order(entries)], students, first, last, Counted()))
+
+
+# Column widths of the sheets (the workbook is written row by row: widths are set first).
+REGISTER_WIDTHS = (12, 14, 8, 24, 24, 12, 10, 10, 18, 30, 21)
+DAYS_WIDTHS = (24, 24, 12)
+DAY_WIDTH = 11
+
+
+def _xlsx_stream(
+    chunks: Iterable[list[Entry]],
+    students: Sequence[StudentRow],
+    first: date,
+    last: date,
+    counted: Counted,
+) -> Iterator[bytes]:
+    """The workbook written row by row (openpyxl's write-only mode) into a temporary file,
+    then read out in pieces: memory holds a chunk of entries and the ``Days`` letters (one
+    short text per student and day), never the whole register."""
     try:
         from openpyxl import Workbook
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -136,35 +159,99 @@ def register_xlsx(
         raise MissingExtraError(
             "the xlsx export needs openpyxl: pip install 'smart-attendance[server]'"
         ) from None
-    book = Workbook()
-    sheets = [
-        ("Register", list(REGISTER_HEADER), register_rows(entries, students)),
-        ("Days", *day_rows(entries, students, first, last)),
-    ]
-    for index, (title, header, rows) in enumerate(sheets):
-        sheet = book.active if index == 0 else book.create_sheet()
-        assert sheet is not None
-        sheet.title = title
-        sheet.append([safe_cell(cell) for cell in header])
-        for row in rows:  # control characters a workbook cannot hold are dropped
-            sheet.append(
-                [safe_cell(ILLEGAL_CHARACTERS_RE.sub("", cell)) if cell else None for cell in row]
-            )
+
+    def cells(row: Sequence[str]) -> list[str]:  # what a workbook cannot hold: dropped
+        # "" rather than None: an empty cell is still written, so every row has every column
+        return [safe_cell(ILLEGAL_CHARACTERS_RE.sub("", cell)) if cell else "" for cell in row]
+
+    def sheet_of(book: Any, title: str, header: Sequence[str], widths: Sequence[int]) -> Any:
+        sheet = book.create_sheet(title)
         sheet.freeze_panes = "A2"
-        for column, cell in enumerate(header, start=1):
-            widest = max([len(cell), *(len(row[column - 1]) for row in rows)])
-            sheet.column_dimensions[get_column_letter(column)].width = min(40, widest + 2)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+        for column, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(column)].width = width
+        sheet.append([safe_cell(cell) for cell in header])
+        return sheet
+
+    people = _people(students)
+    book = Workbook(write_only=True)
+    register = sheet_of(book, "Register", REGISTER_HEADER, REGISTER_WIDTHS)
+    letters: dict[str, dict[date, list[str]]] = {}
+    start: date | None = None
+    for chunk in chunks:
+        for row in register_rows(chunk, students, ordered=True):
+            register.append(cells(row))
+        counted.rows += len(chunk)
+        for e in chunk:
+            start = e.day if start is None else min(start, e.day)
+            letter = LETTERS.get(e.status or "", UNDECIDED)
+            letters.setdefault(e.student, {}).setdefault(e.day, []).append(letter)
+    span = list(days(max(first, start or first), last))
+    header = [*DAYS_HEADER, *(d.isoformat() for d in span)]
+    widths = [*DAYS_WIDTHS, *([DAY_WIDTH] * len(span))]
+    days_sheet = sheet_of(book, "Days", header, widths)
+    for name in sorted(letters, key=lambda n: (n.casefold(), n)):
+        mine = letters[name]
+        days_sheet.append(
+            cells([name, *_person(people, name), *(" ".join(mine.get(d, [])) for d in span)])
+        )
+    with tempfile.TemporaryFile() as handle:
+        book.save(handle)
+        handle.seek(0)
+        while piece := handle.read(1 << 16):
+            yield piece
+
+
+def _csv_stream(
+    chunks: Iterable[list[Entry]], students: Sequence[StudentRow], counted: Counted
+) -> Iterator[bytes]:
+    yield (BOM + render(REGISTER_HEADER, ())).encode("utf-8")
+    for chunk in chunks:
+        counted.rows += len(chunk)
+        yield render_rows(register_rows(chunk, students, ordered=True)).encode("utf-8")
+
+
+CHUNK_DAYS = 14  # days of the register read and written at a time
+
+
+def _register_chunks(
+    attendance: AttendanceService, first: date, last: date, classes: Sequence[str] | None
+) -> Iterator[list[Entry]]:
+    """The register of the range, a few days at a time, each chunk in the file's order."""
+    one = classes[0] if classes is not None and len(classes) == 1 else None
+    day = first
+    while day <= last:
+        end = min(last, day + timedelta(days=CHUNK_DAYS - 1))
+        entries = attendance.register.entries(day, end, one)
+        if classes is not None:
+            entries = [e for e in entries if e.class_name in classes]
+        yield _order(entries)
+        day = end + timedelta(days=1)
+
+
+class Counted:
+    """The rows an export has written so far (known once it was read to the end)."""
+
+    rows = 0
 
 
 @dataclass(frozen=True)
 class ExportFile:
+    """An export, produced as it is read (``chunks``): the server streams it, a command
+    writes it to a file; ``rows`` is the register's rows once it was read whole."""
+
     name: str  # a file name to offer: attendance_FROM_TO[_CLASS].csv
     content_type: str
-    data: bytes
-    rows: int  # rows of the register (one per student per class period)
+    chunks: Iterator[bytes]
+    counted: Counted
+
+    @property
+    def rows(self) -> int:
+        return self.counted.rows
+
+    @classmethod
+    def whole(cls, name: str, content_type: str, data: bytes) -> ExportFile:
+        """A small file made whole in memory (a student's zip)."""
+        return cls(name, content_type, iter((data,)), Counted())
 
 
 def file_name(first: date, last: date, class_name: str | None, fmt: str) -> str:
@@ -187,19 +274,9 @@ def build(
     fmt: str,
 ) -> ExportFile:
     """The register of a range (default: from the first day on record to today), for one
-    class or every class, as ``fmt`` (``csv`` or ``xlsx``)."""
-    fmt = parse_format(fmt)
+    class or every class, as ``fmt`` (``csv`` or ``xlsx``), streamed."""
     attendance.check_class(class_name)
-    first, last = attendance.span(first, last)
-    entries = attendance.register.entries(first, last, class_name)
-    students = attendance.store.students()
-    if fmt == "csv":
-        data = register_csv(entries, students).encode("utf-8")
-    else:
-        data = register_xlsx(entries, students, first, last)
-    return ExportFile(
-        file_name(first, last, class_name, fmt), CONTENT_TYPES[fmt], data, len(entries)
-    )
+    return _build(attendance, first, last, None if class_name is None else [class_name], fmt)
 
 
 def build_classes(
@@ -211,16 +288,26 @@ def build_classes(
 ) -> ExportFile:
     """The register of a range for several classes (a teacher's on the dashboard), as ``fmt``:
     the rows of ``class_names`` only; the file is named after the class when there is one."""
-    fmt = parse_format(fmt)
     for class_name in class_names:
         attendance.check_class(class_name)
+    return _build(attendance, first, last, list(class_names), fmt)
+
+
+def _build(
+    attendance: AttendanceService,
+    first: date | None,
+    last: date | None,
+    classes: list[str] | None,
+    fmt: str,
+) -> ExportFile:
+    fmt = parse_format(fmt)
     first, last = attendance.span(first, last)
-    wanted = set(class_names)
-    entries = [e for e in attendance.register.entries(first, last) if e.class_name in wanted]
     students = attendance.store.students()
+    chunks = _register_chunks(attendance, first, last, classes)
+    counted = Counted()
     if fmt == "csv":
-        data = register_csv(entries, students).encode("utf-8")
+        stream = _csv_stream(chunks, students, counted)
     else:
-        data = register_xlsx(entries, students, first, last)
-    named = class_names[0] if len(class_names) == 1 else None
-    return ExportFile(file_name(first, last, named, fmt), CONTENT_TYPES[fmt], data, len(entries))
+        stream = _xlsx_stream(chunks, students, first, last, counted)
+    named = classes[0] if classes is not None and len(classes) == 1 else None
+    return ExportFile(file_name(first, last, named, fmt), CONTENT_TYPES[fmt], stream, counted)

@@ -77,8 +77,14 @@ def safe_cell(value: object) -> str:
 
 def render(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(header)
+    return buffer.getvalue() + render_rows(rows)
+
+
+def render_rows(rows: Iterable[Sequence[object]]) -> str:
+    """CSV lines of ``rows``, every cell formula-safe."""
+    buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
     for row in rows:
         writer.writerow([safe_cell(cell) for cell in row])
     return buffer.getvalue()

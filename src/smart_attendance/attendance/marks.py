@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from ..config import Settings
 from ..db.store import Store, StudentRow
@@ -215,10 +215,26 @@ class AttendanceService:
         return Summary(first, last, days, students)
 
     def span(self, first: date | None, last: date | None) -> tuple[date, date]:
-        """A range with its defaults: up to today, from the first day on record."""
+        """A range with its defaults: up to today, from the first day on record (at most
+        ATTENDANCE_MAX_RANGE_DAYS back); a longer range is a ``BadRequestError``."""
         last = last or self.today()
-        first = first or min(self.store.first_day() or last, last)
+        if first is None:
+            earliest = last - timedelta(days=self.settings.max_range_days - 1)
+            first = max(min(self.store.first_day() or last, last), earliest)
+        self.check_range(first, last)
         return first, last
+
+    def check_range(self, first: date, last: date) -> None:
+        """A range no longer than ATTENDANCE_MAX_RANGE_DAYS (what a request may cost)."""
+        if last < first:
+            raise BadRequestError("to is before from")
+        length = (last - first).days + 1
+        if length > self.settings.max_range_days:
+            raise BadRequestError(
+                f"a range is at most {self.settings.max_range_days} days "
+                f"(ATTENDANCE_MAX_RANGE_DAYS): {first.isoformat()} to {last.isoformat()} is "
+                f"{length} days; ask for a shorter one"
+            )
 
     def check_class(self, class_name: str | None) -> None:
         if class_name is not None and self.timetable.school_class(class_name) is None:

@@ -243,11 +243,16 @@ def export_command(
         fmt = "xlsx" if out.suffix.lower() == ".xlsx" else "csv"
     services = _services(settings)
     with friendly_errors():
+        partial = out.with_name(f".{out.name}.partial")
         try:
             made = build(services.attendance, start, end, class_name, fmt)
+            with partial.open("wb") as handle:  # written as it is read, then renamed
+                for piece in made.chunks:
+                    handle.write(piece)
+            partial.replace(out)
         finally:
+            partial.unlink(missing_ok=True)
             services.close()
-        out.write_bytes(made.data)
     click.echo(f"{made.rows} row(s) written to {out}.")
 
 

@@ -135,7 +135,7 @@ def _attachment(made: ExportFile) -> Response:
     and '-' only (the others become '_')."""
     name = UNSAFE_FILE_CHARS.sub("_", made.name)
     return Response(
-        made.data,
+        made.chunks,  # streamed: the register is read a few days at a time
         content_type=made.content_type,
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',

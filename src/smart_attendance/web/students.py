@@ -223,6 +223,6 @@ def blueprint(services: Services) -> Blueprint:
     @routes.get("/students/<name>/export")
     def export_student(name: str) -> Any:
         data = services.access.export(name, API_ACTOR)
-        return _attachment(ExportFile(f"student-{name}.zip", "application/zip", data, 0))
+        return _attachment(ExportFile.whole(f"student-{name}.zip", "application/zip", data))
 
     return routes

@@ -18,7 +18,6 @@ from ...people.accounts import Access
 from .. import _day
 
 FETCH_HEADER = "X-Requested-With"  # set by static/app.js on its requests
-MAX_RANGE_DAYS = 3660
 
 
 def access() -> Access:
@@ -56,13 +55,13 @@ parse_day = _day  # a date of the query string or a form, by the API's rule
 
 
 def date_range(default_days: int, today: date) -> tuple[date, date]:
-    """``from`` and ``to`` of the query string; by default the ``default_days`` up to today."""
+    """``from`` and ``to`` of the query string; by default the ``default_days`` up to today;
+    no longer than ATTENDANCE_MAX_RANGE_DAYS."""
     last = parse_day(request.args.get("to"), "to") or today
     first = parse_day(request.args.get("from"), "from") or last - timedelta(days=default_days - 1)
     if last < first:
         raise BadRequestError("'to' is before 'from'")
-    if (last - first).days > MAX_RANGE_DAYS:
-        raise BadRequestError("a range is at most ten years")
+    current_app.extensions["attendance"].attendance.check_range(first, last)
     return first, last
 
 

@@ -39,7 +39,7 @@ from ...models import (
 )
 from ...people.enrolment import photo_files
 from .charts import daily_columns
-from .common import MAX_RANGE_DAYS, access, parse_day, render, require, shown
+from .common import access, parse_day, render, require, shown
 
 TERM_FALLBACK_DAYS = 60
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -77,7 +77,11 @@ DAY_MEANING = {
 
 
 def term_range(
-    first_on_record: date | None, today: date, raw_from: str | None, raw_to: str | None
+    first_on_record: date | None,
+    today: date,
+    raw_from: str | None,
+    raw_to: str | None,
+    max_days: int = 400,
 ) -> tuple[date, date]:
     """The range of the query string; by default the term so far: from the first day on
     record (or ``TERM_FALLBACK_DAYS`` back when there is none) to today."""
@@ -85,13 +89,15 @@ def term_range(
     first = parse_day(raw_from, "from")
     if first is None:
         if first_on_record is not None and first_on_record <= last:
-            first = max(first_on_record, last - timedelta(days=MAX_RANGE_DAYS))
+            first = max(first_on_record, last - timedelta(days=max_days - 1))
         else:
             first = last - timedelta(days=TERM_FALLBACK_DAYS - 1)
     if last < first:
         raise BadRequestError("'to' is before 'from'")
-    if (last - first).days > MAX_RANGE_DAYS:
-        raise BadRequestError("a range is at most ten years")
+    if (last - first).days + 1 > max_days:
+        raise BadRequestError(
+            f"a range is at most {max_days} days (ATTENDANCE_MAX_RANGE_DAYS); ask for a shorter one"
+        )
     return first, last
 
 
@@ -174,6 +180,7 @@ def register(routes: Blueprint, services: Services) -> None:
             services.attendance.today(),
             request.args.get("from"),
             request.args.get("to"),
+            services.settings.max_range_days,
         )
 
     @routes.get("/student/<name>")

@@ -53,7 +53,7 @@ def register(routes: Blueprint, services: Services) -> None:
     def student_export(name: str) -> Any:
         require(access().may_enrol, "a student's export")
         data = services.access.export(name, actor())
-        return _attachment(ExportFile(f"student-{name}.zip", "application/zip", data, 0))
+        return _attachment(ExportFile.whole(f"student-{name}.zip", "application/zip", data))
 
     @routes.post("/student/<name>/erase")
     def student_erase(name: str) -> Any:
