@@ -5,6 +5,7 @@ a scan that arrives for yesterday; and every change to a closed day reaches the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -202,3 +203,65 @@ def test_a_range_longer_than_the_limit_is_refused_with_the_reason(tmp_path: Path
         assert page.status_code == 400 and "at most 30 days" in page.get_data(as_text=True)
     finally:
         kit.services.close()
+
+
+def _history(kit: Kit, days: int) -> None:
+    """``days`` school days of marks before Monday 2026-11-23 for the class."""
+    marks = []
+    day = date(2026, 11, 23)
+    done = 0
+    while done < days:
+        day = date.fromordinal(day.toordinal() - 1)
+        if day.weekday() >= 5:
+            continue
+        done += 1
+        for name in ("ana_lima", "ben_ito", "cleo_park"):
+            seen_at = datetime.combine(day, datetime.min.time()).replace(hour=8, minute=50)
+            marks.append(Mark(name, day, seen_at, "Present", "door-1"))
+    kit.services.store.import_marks(marks)
+
+
+def _new_mark_cost(base: Path, days: int) -> tuple[list[str], list[int]]:
+    """The SQL statements and the fsyncs of a scan that makes a new mark, with ``days`` school
+    days on record (the tallies kept, as a running server has them)."""
+    from sqlalchemy import event
+
+    kit = make_kit(base, csv_write_seconds=60)  # the CSV files by their own thread
+    try:
+        _history(kit, days)
+        kit.services.attendance.statistics()
+        kit.recognize(kit.probe("ben_ito"))  # warm: the first request builds caches
+        statements: list[str] = []
+        engine = kit.services.store.engine
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            statements.append(statement.split()[0].upper())
+
+        event.listen(engine, "before_cursor_execute", count)
+        synced: list[int] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(fd)
+            real_fsync(fd)
+
+        os.fsync = fsync
+        try:
+            answer = kit.recognize(kit.probe("ana_lima")).get_json()
+        finally:
+            os.fsync = real_fsync
+            event.remove(engine, "before_cursor_execute", count)
+        assert answer["new"] is True
+        return statements, synced
+    finally:
+        kit.services.close()
+
+
+def test_a_new_mark_costs_the_same_statements_whatever_the_history(tmp_path: Path) -> None:
+    """No statement of the scan path reads history: the same statements with 10 and with
+    100 days on record, a bounded number of them, and no fsync on the request path."""
+    short, short_fsyncs = _new_mark_cost(tmp_path / "short", 10)
+    long, long_fsyncs = _new_mark_cost(tmp_path / "long", 100)
+    assert short == long
+    assert "INSERT" in short and len(short) <= 12, short
+    assert short_fsyncs == long_fsyncs == []
