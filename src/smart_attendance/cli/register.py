@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..config import load_settings
 from . import (
     _database_exists,
     _services,
@@ -288,6 +289,27 @@ def demo(students: int, days: int, periods: int, data_dir: Path, seed: int) -> N
             seed=seed,
             progress=click.echo,
         )
+    # What a server that ran all year keeps beside the database: the per-day tallies and
+    # the CSV files of logs/ (written by the product's own code).
+    click.echo("Counting the days and writing logs/ ...")
+    settings = load_settings(
+        env_file=str(made.data_dir / "none.env"),
+        environ={
+            "ATTENDANCE_DATA_DIR": str(made.data_dir),
+            "ATTENDANCE_DATASET_DIR": str(made.data_dir / "dataset"),
+            "ATTENDANCE_TIMETABLE": str(made.timetable),
+            "ATTENDANCE_DATABASE_URL": url,
+            "ATTENDANCE_CSV_WRITE_SECONDS": "0",
+        },
+    )
+    services = _services(settings, analyzer="none")
+    with friendly_errors():
+        try:
+            services.attendance.adopt_timetable()
+            services.attendance.tallies.warm()
+            services.files.sync()
+        finally:
+            services.close()
     click.echo(
         f"Demo school in {made.data_dir}: {made.students} students, {made.school_days} school "
         f"days ({made.first} to {made.last}), {made.marks} marks, {made.corrections} corrections."
