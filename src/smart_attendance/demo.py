@@ -207,9 +207,12 @@ def make_demo(
     database_url: str = "",
     seed: int = 2026,
     progress: Callable[[str], None] = lambda _line: None,
+    default_late: int = 15,
 ) -> DemoSchool:
     """Write the demo school into ``data_dir`` (its database: ``database_url``, default SQLite
-    in the folder; that database must be empty)."""
+    in the folder; that database must be empty). ``default_late``: the school's
+    ATTENDANCE_LATE_AFTER_MINUTES, part of the timetable's fingerprint (a server reading the
+    demo's timetable finds it the one in force)."""
     if students < 1 or days < 1 or not 1 <= periods <= 12:
         raise ConfigError("--students and --days must be at least 1, --periods from 1 to 12")
     check_folder(data_dir)
@@ -227,7 +230,7 @@ def make_demo(
         first = calendar[0]
         from .attendance.timetable import load_timetable
 
-        loaded = load_timetable(timetable, LATE_AFTER_MINUTES)
+        loaded = load_timetable(timetable, default_late)
         store.record_timetable(loaded.as_row(first))
         people = list(names(students))
         rows = [StudentRow(n, d, f"D{i:05d}", True, first) for i, (n, d) in enumerate(people)]

@@ -16,6 +16,7 @@ server does it in the background at start (``warm``), so no request waits for it
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ COUNTED = (STATUS_PRESENT, STATUS_LATE, STATUS_EXCUSED, STATUS_ABSENT)
 log = logging.getLogger(__name__)
 
 CHUNK_DAYS = 31  # closed days computed together (one read of their marks and corrections)
+SUMS_KEPT = 32  # ranges whose closed days' sums are kept in memory
 
 
 def counts_of(entries: list[Entry]) -> dict[tuple[date, str, str], list[int]]:
@@ -53,14 +55,24 @@ class Tallies:
         self.store = store
         self.register = register
         self.today = today
+        # the closed days' sums of recent requests, by range and by the kept days' state:
+        # a statistics file rewritten every few seconds reads the database's sums once
+        self._sums: dict[tuple[object, ...], tuple[object, list[Tally], list[Tally]]] = {}
+        self._sums_lock = threading.Lock()
 
     def refresh(self, first: date, last: date) -> int:
         """Make every closed day of the range kept and current; how many were computed."""
+        return self._refresh(first, last)[0]
+
+    def _refresh(self, first: date, last: date) -> tuple[int, object]:
+        """``refresh``, and the state of the kept days it found (the generation and each
+        day's watermarks, as the database holds them: the same state on every server)."""
         last = min(last, self.today() - timedelta(days=1))
         if last < first:
-            return 0
+            return 0, None
         generation = self.store.register_generation()
         kept = self.store.tallied(first, last, generation)
+        state = (generation, tuple(sorted(kept.items())))
         if kept:
             low_mark = min(seen[0] for seen in kept.values())
             low_fix = min(seen[1] for seen in kept.values())
@@ -80,7 +92,7 @@ class Tallies:
                 chunk.append(missing[start + len(chunk)])
             self._compute(chunk, generation)
             start += len(chunk)
-        return len(missing)
+        return len(missing), state
 
     def _compute(self, days: list[date], generation: int) -> None:
         seen = self.store.change_ids()  # read first: a later change is seen as later
@@ -117,10 +129,10 @@ class Tallies:
         closed_last = min(last, today - timedelta(days=1))
         out = RangeCounts({}, {})
         if first <= closed_last:
-            self.refresh(first, closed_last)
-            for row in self.store.tally_sums(first, closed_last, classes, student):
+            per_student, per_day = self._closed_sums(first, closed_last, classes, student)
+            for row in per_student:
                 out.add_student(row.student, [row.present, row.late, row.excused, row.absent])
-            for row in self.store.tally_sums(first, closed_last, classes, student, by_day=True):
+            for row in per_day:
                 assert row.day is not None
                 out.add_day(row.day, [row.present, row.late, row.excused, row.absent])
         live_first = max(first, closed_last + timedelta(days=1))
@@ -139,6 +151,26 @@ class Tallies:
                     out.students.setdefault(entry.student, [0, 0, 0, 0])
                     out.days.setdefault(entry.day, Counter())[NOT_YET] += 1
         return out
+
+    def _closed_sums(
+        self, first: date, last: date, classes: Sequence[str] | None, student: str | None
+    ) -> tuple[list[Tally], list[Tally]]:
+        """The kept days' sums per student and per day, from the database, or as the last
+        request had them when no kept day changed since (and none had to be computed)."""
+        computed, state = self._refresh(first, last)
+        key = (first, last, None if classes is None else tuple(classes), student)
+        with self._sums_lock:
+            found = self._sums.get(key)
+        if computed == 0 and found is not None and found[0] == state:
+            return found[1], found[2]
+        per_student = self.store.tally_sums(first, last, classes, student)
+        per_day = self.store.tally_sums(first, last, classes, student, by_day=True)
+        if computed == 0:
+            with self._sums_lock:
+                if len(self._sums) >= SUMS_KEPT:
+                    self._sums.pop(next(iter(self._sums)))
+                self._sums[key] = (state, per_student, per_day)
+        return per_student, per_day
 
     def statistics(
         self,

@@ -278,30 +278,33 @@ def demo(students: int, days: int, periods: int, data_dir: Path, seed: int) -> N
     from ..demo import make_demo
 
     url = os.environ.get("ATTENDANCE_DATABASE_URL", "")
-    with friendly_errors():
+    folder = data_dir.resolve()
+    with friendly_errors():  # the environment's zone and Late rule, the demo's folders
+        settings = load_settings(
+            env_file=None,
+            environ={
+                **os.environ,
+                "ATTENDANCE_DATA_DIR": str(folder),
+                "ATTENDANCE_DATASET_DIR": str(folder / "dataset"),
+                "ATTENDANCE_TIMETABLE": str(folder / "timetable.toml"),
+                "ATTENDANCE_DATABASE_URL": url,
+                "ATTENDANCE_CSV_WRITE_SECONDS": "0",
+            },
+        )
         made = make_demo(
             data_dir,
             students=students,
             days=days,
             periods=periods,
-            today=datetime.now().astimezone().date(),
+            today=datetime.now(settings.zone).date(),
             database_url=url,
             seed=seed,
             progress=click.echo,
+            default_late=settings.late_after_minutes,
         )
     # What a server that ran all year keeps beside the database: the per-day tallies and
     # the CSV files of logs/ (written by the product's own code).
     click.echo("Counting the days and writing logs/ ...")
-    settings = load_settings(
-        env_file=str(made.data_dir / "none.env"),
-        environ={
-            "ATTENDANCE_DATA_DIR": str(made.data_dir),
-            "ATTENDANCE_DATASET_DIR": str(made.data_dir / "dataset"),
-            "ATTENDANCE_TIMETABLE": str(made.timetable),
-            "ATTENDANCE_DATABASE_URL": url,
-            "ATTENDANCE_CSV_WRITE_SECONDS": "0",
-        },
-    )
     services = _services(settings, analyzer="none")
     with friendly_errors():
         try:
