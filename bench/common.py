@@ -1,8 +1,17 @@
-"""Helpers shared by the benchmarks: locating shared data, starting servers, memory, tables."""
+"""Helpers shared by the benchmarks: locating shared data, a folder on disk, starting servers
+in a clean environment, checking every answer they time, memory, tables.
+
+A benchmark checks the work it times: the number of students a server has enrolled before it
+starts, and the name (or unknown) in every answer it times. A wrong answer raises
+``WrongAnswer``; ``run`` turns it into a one-line stop with the reason and a non-zero exit.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import http.client
+import json
 import os
 import platform
 import shutil
@@ -11,10 +20,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +37,26 @@ SHARED = Path(os.environ.get("ATTENDANCE_SHARED_DIR", ROOT.parent / "shared"))
 FRAMES = SHARED / "bench" / "frames"
 FACES = SHARED / "faces"
 KEY = "bench-key-0123456789abcdef"  # 24+ characters, as the server requires
+
+
+# The only variables of the developer's environment a benchmark server sees: what it needs to
+# run (the interpreter's path, locale, time zone), never an ATTENDANCE_* setting, a key or
+# an SMTP password. Its settings are the benchmark's own, over an empty settings file.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "devtmpfs"})
+
+
+class WrongAnswer(RuntimeError):
+    """A benchmark's server answered something else than expected: the figures would be
+    those of other work, so the benchmark stops."""
+
+
+def run(main: Callable[[], object]) -> None:
+    """Run a benchmark's ``main``; a wrong answer stops it with one line and exit code 1."""
+    try:
+        main()
+    except WrongAnswer as exc:
+        sys.exit(f"benchmark stopped, a wrong answer: {exc}")
 
 
 def require(path: Path) -> Path:
@@ -40,27 +71,98 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """The machine and the moment: CPU model, cores, Python, date and time (UTC), and the load
+    average when the benchmark started (other work on a shared machine slows every figure)."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{now}, load average {load:.1f}"
+    )
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system ``path`` is on (``ext4``, ``tmpfs``...), from the mount
+    table: the longest mount point that holds it."""
+    best, kind = "", "unknown"
+    target = str(path.resolve())
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            point = parts[1].replace("\\040", " ")
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, parts[2]
+    return kind
+
+
+def disk_base() -> Path:
+    """Where benchmarks keep their servers' folders: ``BENCH_DIR``, else /var/tmp (on disk on
+    most systems, unlike /tmp and /dev/shm, which are often in memory, where an fsync costs
+    nothing and the write path would look free)."""
+    return Path(os.environ.get("BENCH_DIR") or "/var/tmp")
+
+
+@contextlib.contextmanager
+def disk_folder(prefix: str = "bench-") -> Iterator[Path]:
+    """A fresh folder on a real disk, removed afterwards; stops if it would be in memory."""
+    base = disk_base()
+    base.mkdir(parents=True, exist_ok=True)
+    kind = filesystem(base)
+    if kind in MEMORY_FILESYSTEMS:
+        sys.exit(
+            f"{base} is on {kind} (in memory): set BENCH_DIR to a folder on disk, "
+            "or the write path's fsyncs are not measured"
+        )
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def where(folder: Path) -> str:
+    return f"servers' folders on {filesystem(folder)} ({folder.parent})"
+
+
+def clean_env(settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a benchmark server: ``PASSED_THROUGH`` and ``settings``, nothing
+    else of the caller's environment."""
+    env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    env.update(settings)
+    return env
 
 
 class Server:
+    """A server process in a clean environment (``clean_env``), started in an empty working
+    folder beside its log: no ``./.env`` of the developer's is found by it."""
+
     def __init__(self, cmd: Sequence[str], env: dict[str, str], port: int, log: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        full = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-        full.update(env)
+        self.cwd = log.with_suffix(".cwd")
+        self.cwd.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                cmd, env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                env=clean_env(env),
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.log = log
 
@@ -70,12 +172,32 @@ class Server:
             if self.proc.poll() is not None:
                 sys.exit(f"server exited: {self.log.read_text()[-2000:]}")
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                answer = requests.get(self.url + "/health", timeout=2)
+                if answer.status_code == 200:
                     return time.monotonic() - started
-            except requests.ConnectionError:
+                if answer.json().get("status") == "error":  # enrolment failed: it never will be
+                    sys.exit(f"server not ready: {answer.json().get('error')} (log: {self.log})")
+            except (requests.ConnectionError, ValueError):
                 pass
             time.sleep(0.05)
-        sys.exit("server did not become ready")
+        sys.exit(f"server did not become ready in {timeout_s:.0f} s (log: {self.log})")
+
+    def health(self) -> dict[str, Any]:
+        answer = requests.get(self.url + "/health", timeout=10)
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def expect_enrolled(self, students: int, photos: int | None = None) -> None:
+        """Stop unless the server has ``students`` enrolled (and ``photos``, if given): a
+        gallery short of its students answers unknown to everyone, faster."""
+        health = self.health()
+        if health.get("students") != students or photos not in (None, health.get("photos")):
+            raise WrongAnswer(
+                f"{self.url}: {health.get('students')} students and {health.get('photos')} "
+                f"photos enrolled, expected {students}"
+                + (f" and {photos}" if photos is not None else "")
+                + f" (health: {health})"
+            )
 
     def tree_pids(self) -> list[int]:
         pids, todo = [], [self.proc.pid]
@@ -111,10 +233,14 @@ _local = threading.local()
 BOUNDARY = "bench-boundary-7f3a9c"
 
 
-def multipart(*images: bytes) -> bytes:
-    """The body of one upload, the images as parts of field ``image`` (several: a burst),
-    built once, not per request."""
+def multipart(*images: bytes, fields: dict[str, str] | None = None) -> bytes:
+    """The body of one upload, the images as parts of field ``image`` (several: a burst) after
+    the form ``fields``, built once, not per request."""
     body = b""
+    for name, value in (fields or {}).items():
+        body += (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        ).encode()
     for i, data in enumerate(images):
         head = (
             f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; '
@@ -151,47 +277,90 @@ def our_server(
         "ATTENDANCE_PORT": str(port),
     }
     env.update(settings or {})
-    return Server([sys.executable, "-m", "smart_attendance", "serve"], env, port, log)
+    settings_file = log.with_suffix(".env")
+    settings_file.write_text("")  # an explicit, empty settings file: never a developer's .env
+    command = [sys.executable, "-m", "smart_attendance", "serve", "--env-file", str(settings_file)]
+    return Server(command, env, port, log)
 
 
-def post(url: str, body: bytes) -> float:
-    """POST one pre-built multipart body to ``/recognize``; seconds until the whole answer."""
+@dataclass(frozen=True)
+class Probe:
+    """One request a benchmark times: its pre-built body and the name every answer must give
+    (``None``: unknown)."""
+
+    label: str
+    body: bytes
+    expected: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    seconds: float
+    name: str | None
+    new: bool | None  # this server's answers: a new mark (True) or already marked (False)
+
+
+def check(answer: dict[str, Any], probe: Probe, url: str) -> Answer:
+    """The name of ``answer`` (None: unknown), or ``WrongAnswer`` if it is not the expected."""
+    status = answer.get("status")
+    name = answer.get("name") if status == "success" else None
+    if status not in ("success", "unknown") or name != probe.expected:
+        shown = {k: answer.get(k) for k in ("status", "name", "reason") if k in answer}
+        raise WrongAnswer(f"{url} answered {probe.label} with {shown}, expected {probe.expected}")
+    new = answer.get("new")
+    return Answer(0.0, name, None if new is None else bool(new))
+
+
+def post(url: str, probe: Probe) -> Answer:
+    """POST one probe to ``/recognize``; the seconds until the whole answer, which must name
+    the probe's expected student (``WrongAnswer`` otherwise)."""
     headers = {
         "X-API-KEY": KEY,
         "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
     }
+    body = probe.body
     started = time.perf_counter()
     for attempt in (1, 2):
         connection = _connection(url)
         try:
             connection.request("POST", "/recognize", body, headers)
             response = connection.getresponse()
-            response.read()
+            raw = response.read()
             break
         except (ConnectionError, http.client.HTTPException):
             connection.close()  # the server closed an idle keep-alive connection: reconnect
             if attempt == 2:
                 raise
+    seconds = time.perf_counter() - started
     if response.status != 200:
-        raise RuntimeError(f"/recognize answered {response.status}")
-    return time.perf_counter() - started
+        raise WrongAnswer(
+            f"{url} answered {probe.label} with HTTP {response.status}: {raw[:200]!r}"
+        )
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise WrongAnswer(f"{url} answered {probe.label} with no JSON: {raw[:200]!r}") from None
+    checked = check(answer, probe, url)
+    return Answer(seconds, checked.name, checked.new)
 
 
-def latency_ms(url: str, frames: list[bytes], count: int) -> tuple[float, float]:
-    times = [post(url, frames[i % len(frames)]) for i in range(count)]
+def latency_ms(url: str, probes: Sequence[Probe], count: int) -> tuple[float, float]:
+    """Median and p90 ms of ``count`` sequential requests, each answer checked."""
+    times = [post(url, probes[i % len(probes)]).seconds for i in range(count)]
     times.sort()
-    return statistics.median(times) * 1000, times[int(len(times) * 0.9) - 1] * 1000
+    return statistics.median(times) * 1000, times[max(0, int(len(times) * 0.9) - 1)] * 1000
 
 
-def throughput(url: str, frames: list[bytes], clients: int, seconds: float) -> float:
-    """Requests a second answered to ``clients`` concurrent clients, each sending frames
-    back to back for ``seconds`` (the same window for a slow and a fast server)."""
+def throughput(url: str, probes: Sequence[Probe], clients: int, seconds: float) -> float:
+    """Requests a second answered to ``clients`` concurrent clients, each sending probes
+    back to back for ``seconds`` (the same window for a slow and a fast server); every answer
+    checked."""
     deadline = time.perf_counter() + seconds
 
     def client(c: int) -> int:
         sent = 0
         while time.perf_counter() < deadline:
-            post(url, frames[(c * 7 + sent) % len(frames)])
+            post(url, probes[(c * 7 + sent) % len(probes)])
             sent += 1
         return sent
 
@@ -201,19 +370,52 @@ def throughput(url: str, frames: list[bytes], clients: int, seconds: float) -> f
     return done / (time.perf_counter() - started)
 
 
-# ../shared/bench/frames holds two people: frames 00-09 one, 10-24 another. Frames 00-04 and
-# 10-14 enrol them (they are students of the class); the others are the probes.
+# ../shared/bench/frames holds three people: frames 00-09 one, 10-20 another, 21-24 a third.
+# Frames 00-04 and 10-14 enrol the first two (students of the class); the others are the probes,
+# the third person's a stranger's (answered unknown).
 ENROL_FRAMES = {"bench_person_a": range(0, 5), "bench_person_b": range(10, 15)}
 
 
+# Who each frame shows (None: the stranger).
+FRAME_PEOPLE = (("bench_person_a", range(0, 10)), ("bench_person_b", range(10, 21)))
+
+
+def frame_person(index: int) -> str | None:
+    return next((name for name, indices in FRAME_PEOPLE if index in indices), None)
+
+
 def probe_frames() -> list[Path]:
-    """The bench frames that are not enrolment photos (15 frames, both people)."""
+    """The bench frames that are not enrolment photos (15 frames: 5 of the first student, 6
+    of the second, 4 of the stranger)."""
     enrolled = {i for frames in ENROL_FRAMES.values() for i in frames}
     paths = sorted(require(FRAMES).glob("*.jpg"))
     return [path for i, path in enumerate(paths) if i not in enrolled]
 
 
-def copy_class(dataset: Path, identities: int = 20, per_identity: int = 2) -> None:
+def probes(fields: dict[str, str] | None = None) -> list[Probe]:
+    """The 15 probe frames as single-frame requests, each expecting its person's name (the
+    stranger's: unknown)."""
+    paths = sorted(require(FRAMES).glob("*.jpg"))
+    return [
+        Probe(
+            path.name, multipart(path.read_bytes(), fields=fields), frame_person(paths.index(path))
+        )
+        for path in probe_frames()
+    ]
+
+
+CLASS_IDENTITIES = 20  # LFW identities beside the two bench-frame people
+
+
+def class_size(identities: int = CLASS_IDENTITIES, per_identity: int = 2) -> tuple[int, int]:
+    """(students, photos) that ``copy_class`` enrols."""
+    lfw = sorted(p for p in require(FACES / "lfw").iterdir() if not p.name.startswith("_"))
+    photos = sum(len(ENROL_FRAMES[n]) for n in ENROL_FRAMES)
+    photos += sum(min(per_identity, len(list(f.glob("*.jpg")))) for f in lfw[:identities])
+    return len(ENROL_FRAMES) + len(lfw[:identities]), photos
+
+
+def copy_class(dataset: Path, identities: int = CLASS_IDENTITIES, per_identity: int = 2) -> None:
     """A class: the two bench-frame people plus identities from shared/faces/lfw."""
     paths = sorted(require(FRAMES).glob("*.jpg"))
     for name, indices in ENROL_FRAMES.items():
@@ -226,6 +428,15 @@ def copy_class(dataset: Path, identities: int = 20, per_identity: int = 2) -> No
         (dataset / folder.name).mkdir(exist_ok=True)
         for photo in sorted(folder.glob("*.jpg"))[:per_identity]:
             shutil.copy(photo, dataset / folder.name / photo.name)
+
+
+def clear_marks(data: Path) -> None:
+    """Delete every mark from the SQLite database of the server whose data folder is ``data``
+    (a server keeps no mark in memory): the next scan of any student is a first scan."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(data / "attendance.db", timeout=30)) as db, db:
+        db.execute("DELETE FROM marks")
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -79,8 +79,8 @@ def create_original_app(dataset: Path, workers: int) -> Flask:
         return jsonify({"status": "unknown"})
 
     @app.get("/health")
-    def health() -> Any:
-        return jsonify({"status": "ok"})
+    def health() -> Any:  # the counts a benchmark checks before it starts (as ours reports)
+        return jsonify({"status": "ok", "students": len(set(names)), "photos": len(known)})
 
     return app
 
