@@ -19,8 +19,9 @@ install: $(STAMP)
 # (the dashboard's browser tests), nginx (the reverse proxy of deploy/, tests/test_nginx.py),
 # PostgreSQL (the store, migration and service tests also run on a server the tests start,
 # tests/pg.py; Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin).
-# Installed with apt-get when we are root on a Debian-like machine; otherwise those tests are
-# skipped.
+# Installed with apt-get when we are root on a Debian-like machine, and a failed apt-get stops
+# make (CI must not go on without them); otherwise those tests are skipped (they fail instead
+# where REQUIRE_SHARED_DATA=1, as in CI).
 SYSTEM_PACKAGES := faketime xvfb chromium chromium-driver nginx postgresql
 SYSTEM_COMMANDS := faketime Xvfb chromium chromedriver /usr/sbin/nginx \
 	/usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl
@@ -32,7 +33,7 @@ system-deps:
 		(apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 		 (apt-get update -qq >/dev/null 2>&1 && \
 		  apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)) \
-		|| echo "note: could not install $(SYSTEM_PACKAGES); their tests will be skipped"; \
+		|| { echo "error: apt-get could not install $(SYSTEM_PACKAGES)" >&2; exit 1; }; \
 	else echo "note: $(SYSTEM_PACKAGES) not installed; their tests will be skipped"; fi
 
 $(STAMP): pyproject.toml
@@ -65,12 +66,10 @@ format: install
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
+# Every benchmark, one after the other (about ten minutes on 2 cores; run it on a quiet
+# machine): writes bench/results/latest.md and the figures README.md quotes from it.
 bench: install
-	$(BIN)/python bench/bench_recognize.py
-	$(BIN)/python bench/bench_descriptor.py
-	$(BIN)/python bench/bench_gallery.py
-	$(BIN)/python bench/bench_burst.py
-	$(BIN)/python bench/bench_scale.py
+	$(BIN)/python bench/run_all.py
 
 eval: install
 	$(BIN)/attendance eval ../shared/faces

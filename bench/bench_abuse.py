@@ -18,6 +18,11 @@ Starts ``attendance serve`` (2 workers, no student enrolled) and measures:
 * **A slow upload**: one scan of ``--upload-kb`` KB sent at ``--upload-kbps`` KB/s (weak Wi-Fi:
   1400 KB at 50 KB/s, 28 s, longer than the channel timeout in all). Prints its answer and time.
 
+The work is checked: the server must have nobody enrolled, so every frame it answers (200) must
+be answered unknown, each pixel burst must get its expected answer (413 when over the request's
+pixel budget, else 200), and the slow upload must be answered 200; anything else stops the
+benchmark. Detection at the default 320 px; the server's folders on disk.
+
     .venv/bin/python bench/bench_abuse.py [--slow 400] [--frames 60] [--guesses 300]
         [--upload-kb 1400] [--upload-kbps 50] [--cases pixels,slow,lockout,upload] [--src PATH]
 
@@ -37,7 +42,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -46,7 +50,21 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from common import BOUNDARY, FRAMES, Server, machine, multipart, our_server, require, table
+from common import (
+    BOUNDARY,
+    FRAMES,
+    Server,
+    WrongAnswer,
+    clean_env,
+    disk_folder,
+    machine,
+    multipart,
+    our_server,
+    require,
+    run,
+    table,
+    where,
+)
 
 KEY = "bench-abuse-key-0123456789abcdef"  # long enough for any key check
 SLOW_ADDRESS = "127.0.0.2"  # the slow clients' address (loopback; the cameras use 127.0.0.1)
@@ -106,12 +124,14 @@ def recognize(
     }
     started = time.perf_counter()
     try:
-        status: int | str = requests.post(
-            url + "/recognize", data=body, headers=headers, timeout=timeout_s
-        ).status_code
+        answer = requests.post(url + "/recognize", data=body, headers=headers, timeout=timeout_s)
+        status: int | str = answer.status_code
     except requests.RequestException as exc:
-        status = type(exc).__name__
-    return status, time.perf_counter() - started
+        return type(exc).__name__, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if status == 200 and answer.json().get("status") != "unknown":
+        raise WrongAnswer(f"a frame answered {answer.json()} where nobody is enrolled")
+    return status, seconds
 
 
 class Camera(threading.Thread):
@@ -125,10 +145,15 @@ class Camera(threading.Thread):
         self.latencies: list[float] = []
         self.failures = 0
         self.stopping = threading.Event()
+        self.wrong: WrongAnswer | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            status, seconds = recognize(self.url, self.body, timeout_s=60, key=self.key)
+            try:
+                status, seconds = recognize(self.url, self.body, timeout_s=60, key=self.key)
+            except WrongAnswer as exc:
+                self.wrong = exc
+                return
             self.latencies.append(seconds)
             self.failures += status != 200
             time.sleep(self.pause_s)
@@ -136,9 +161,13 @@ class Camera(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
+        if self.wrong is not None:
+            raise self.wrong
 
 
-def pixel_case(server: Server, label: str, body: bytes, frame: bytes) -> list[object]:
+def pixel_case(
+    server: Server, label: str, body: bytes, frame: bytes, expected: int = 200
+) -> list[object]:
     time.sleep(0.5)
     before = memory_mb(server, "VmRSS")
     reset_peaks(server)
@@ -147,6 +176,8 @@ def pixel_case(server: Server, label: str, body: bytes, frame: bytes) -> list[ob
     status, seconds = recognize(server.url, body)
     time.sleep(0.3)
     camera.stop()
+    if status != expected:
+        raise WrongAnswer(f"{label} answered {status}, expected {expected}")
     peak = memory_mb(server, "VmHWM")
     slowest = max(camera.latencies) * 1000 if camera.latencies else float("nan")
     return [
@@ -235,20 +266,20 @@ def slow_case(server: Server, count: int, frame: bytes, wait_s: float) -> list[o
 
 
 def camera_key(server: Server, data: Path, dataset: Path, src: str | None) -> str:
-    """A camera key made with ``attendance keys add`` on the server's folders."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTENDANCE_")}
-    env.update(
-        {
-            "API_SECRET_KEY": KEY,
-            "ATTENDANCE_DATA_DIR": str(data),
-            "ATTENDANCE_DATASET_DIR": str(dataset),
-        }
-    )
+    """A camera key made with ``attendance keys add`` on the server's folders (the server's
+    clean environment and empty settings file)."""
+    settings = {
+        "API_SECRET_KEY": KEY,
+        "ATTENDANCE_DATA_DIR": str(data),
+        "ATTENDANCE_DATASET_DIR": str(dataset),
+    }
     if src:
-        env["PYTHONPATH"] = os.path.abspath(src)
+        settings["PYTHONPATH"] = os.path.abspath(src)
+    command = [sys.executable, "-m", "smart_attendance", "keys", "add", "door-1"]
     made = subprocess.run(
-        [sys.executable, "-m", "smart_attendance", "keys", "add", "door-1"],
-        env=env,
+        [*command, "--env-file", str(server.log.with_suffix(".env"))],
+        env=clean_env(settings),
+        cwd=server.cwd,
         capture_output=True,
         text=True,
         check=True,
@@ -331,6 +362,10 @@ def upload_case(server: Server, frame: bytes, size_kb: int, kbps: float) -> list
             answer = f"cut: {type(exc).__name__}".encode()
     took = time.monotonic() - started
     status = answer.split(b"\r\n", 1)[0].decode(errors="replace") or "closed, no answer"
+    if not status.startswith("HTTP/1.1 200"):
+        raise WrongAnswer(f"the slow upload answered {status!r}, expected 200")
+    if b'"status":"unknown"' not in answer.replace(b" ", b""):
+        raise WrongAnswer(f"the slow upload answered {answer[-200:]!r}, expected unknown")
     return [f"{len(body) / 1024:.0f}", f"{kbps:g}", status, f"{took:.1f}"]
 
 
@@ -356,12 +391,13 @@ def main() -> None:
     settings = {"ATTENDANCE_WORKERS": "2", "API_SECRET_KEY": KEY}
     if args.src:
         settings["PYTHONPATH"] = os.path.abspath(args.src)
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+    with disk_folder("bench-abuse-") as tmp:
         (tmp / "dataset").mkdir()
         server = our_server(tmp / "dataset", tmp / "data", tmp / "server.log", settings)
+        place = where(tmp)
         try:
             server.wait_ready()
+            server.expect_enrolled(0)
             for _ in range(3):  # models loaded in both workers
                 recognize(server.url, multipart(frame, frame))
             pixel_rows = slow_row = lockout_row = upload_row = None
@@ -369,7 +405,11 @@ def main() -> None:
                 pixel_rows = [
                     pixel_case(server, "1 x 640x480 JPEG", multipart(frame), frame),
                     pixel_case(
-                        server, f"{args.frames} x 40 MP PNG", multipart(*[png] * args.frames), frame
+                        server,
+                        f"{args.frames} x 40 MP PNG",
+                        multipart(*[png] * args.frames),
+                        frame,
+                        expected=413,
                     ),
                     pixel_case(server, "2 x 40 MP PNG", multipart(png, png), frame),
                     pixel_case(server, "8 x 12 MP JPEG", multipart(*[jpeg] * 8), frame),
@@ -384,7 +424,11 @@ def main() -> None:
         finally:
             server.stop()
     source = f"server from {args.src}" if args.src else "this checkout"
-    print(f"POST /recognize under abuse ({source}); {machine()}")
+    print(
+        f"POST /recognize under abuse ({source}), nobody enrolled (every frame answered "
+        f"unknown, checked), detection at 320 px; {place}"
+    )
+    print(f"Machine: {machine()}")
     if pixel_rows:
         header = [
             "request",
@@ -426,4 +470,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

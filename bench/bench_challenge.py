@@ -21,6 +21,10 @@ False passes: every 45-frame window (1.5-1.8 s) of the clips without the action 
 included: squints, gazes, smiles, talking), a still photo moved and re-lit (every challenge),
 and windows spliced from two people (the first half of one clip's, the second of another's).
 
+The work is checked: the gallery must hold each clip's person and the photo's, and every face
+named in a clip (or in the still photo's frames) must be given that clip's person (or the
+photo's): a wrong name stops the benchmark. Detection at the server's default 320 px.
+
     .venv/bin/python bench/bench_challenge.py
 """
 
@@ -39,7 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import FACES, ROOT, machine, require, table
+from common import FACES, ROOT, WrongAnswer, machine, require, run, table
 from smart_attendance.engine.local import InProcessAnalyzer
 from smart_attendance.models import (
     BLINK,
@@ -217,6 +221,16 @@ def main() -> None:
         for name, (fps, found) in analysed.items()
     }
     still_decisions = [decide_frame(f, matcher, mirrored) for f in still]
+    people = {name.removeprefix("mirrored ") for name in clips} | {"george_w_bush"}
+    if set(matcher.gallery.names) != people:
+        raise WrongAnswer(f"the gallery holds {matcher.gallery.names}, expected {sorted(people)}")
+    for person, decided in [
+        *((name.removeprefix("mirrored "), clip.decisions) for name, clip in clips.items()),
+        ("george_w_bush", still_decisions),
+    ]:
+        named = {r.name for d in decided for r in d.known} - {person}
+        if named:
+            raise WrongAnswer(f"frames of {person} named {sorted(named)}")
     results = Results()
 
     def overlaps_unsure(clip: str, first: int, last: int) -> bool:
@@ -311,7 +325,11 @@ def main() -> None:
             burst = a[:20] + b[20:]
             results.add("false", "blink, spliced from two people", outcome(burst, a_fps, [BLINK]))
 
-    print(f"# Liveness challenge on ../shared/faces/video ({machine()})\n")
+    print(
+        "Liveness challenge on ../shared/faces/video (detection at 320 px; every named face "
+        "checked)"
+    )
+    print(f"Machine: {machine()}\n")
     print("A real person doing the action (pass rate):\n")
     print(results.table("real"))
     print("\nWithout the action, or not one live person (false passes):\n")
@@ -320,4 +338,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -2,6 +2,9 @@
 
 The network's work is counted from the layers read out of dlib's model file. The machine's
 practical single-core peak is measured as a large float32 matrix product (OpenBLAS, one thread).
+The timed work is checked: ONNX Runtime's descriptors of the 8 face chips (150x150, aligned from
+the first 8 frames of ../shared/bench/frames, detected at 320 px) must equal dlib's within
+1e-4 per component, or the benchmark stops.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_descriptor.py
 """
@@ -13,14 +16,13 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import FRAMES, machine, require, table
+from common import FRAMES, WrongAnswer, machine, require, run, table
 from smart_attendance.engine import imaging
 from smart_attendance.engine.dlib_engine import FaceEngine
 from smart_attendance.engine.model_files import RESNET, model_path
@@ -103,13 +105,21 @@ def main() -> None:
         onnx = OnnxEmbedder(model, threads=1)
         gflop = network_gflop(model)
         peak = peak_gflops(Path(tmp))
+        reference, ours = dlib_encoder.describe_chips(chips), onnx(chips)
+        worst = float(np.abs(reference - ours).max())
+        if reference.shape != (len(chips), 128) or worst > 1e-4:
+            raise WrongAnswer(f"ONNX descriptors differ from dlib's by {worst:.2g} (over 1e-4)")
         rows = []
         dlib_ms = timed(lambda: dlib_encoder.describe_chips(chips[:1]), 10)
         rows.append(["dlib", "1", f"{dlib_ms:.2f}", f"{gflop / dlib_ms * 1000:.1f}"])
         for batch in (1, 2, 8):
             ms = timed(lambda b=batch: onnx(chips[:b]), 40) / batch
             rows.append(["onnx", str(batch), f"{ms:.2f}", f"{gflop / ms * 1000:.1f}"])
-    print(f"Descriptor network, one thread, fastest of repeated runs; {machine()}")
+    print(
+        f"Descriptor network on {len(chips)} aligned 150x150 face chips (no detection), one "
+        f"thread, fastest of repeated runs; ONNX equal to dlib within {worst:.1g}"
+    )
+    print(f"Machine: {machine()}")
     print(
         f"network: {gflop:.3f} GFLOP per face; machine peak (1024^3 MatMul, ONNX Runtime, "
         f"one thread): {peak:.1f} GFLOP/s"
@@ -120,4 +130,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

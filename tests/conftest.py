@@ -82,6 +82,16 @@ def require_faces() -> Path:
     pytest.skip(reason)
 
 
+def require_tool(found: bool, reason: str) -> None:
+    """Go on if a system tool a test needs was ``found``; else skip, but fail in CI (``CI`` or
+    REQUIRE_SHARED_DATA=1), where a missing tool must not pass as a skipped test."""
+    if found:
+        return
+    if os.environ.get("CI") or os.environ.get("REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(f"{reason}; required in CI (REQUIRE_SHARED_DATA=1)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def faces() -> Path:
     return require_faces()

@@ -37,6 +37,7 @@ from conftest import (
     json_response,
     make_kit,
     require_faces,
+    require_tool,
     run_cli,
 )
 from smart_attendance.cli import main as cli_main
@@ -844,12 +845,13 @@ def test_client_marks_the_student_who_blinks(tmp_path: Path) -> None:
 
 
 @pytest.mark.real
-@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed (make install)")
 def test_window_opens_on_a_virtual_screen(tmp_path: Path) -> None:
     import subprocess
     import time
 
     import cv2
+
+    require_tool(shutil.which("Xvfb") is not None, "Xvfb not installed (make install: xvfb)")
 
     frames = tmp_path / "frames"
     frames.mkdir()

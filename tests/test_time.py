@@ -13,7 +13,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import PROBES, STUDENTS, Kit, ServerProcess, build_dataset, face_bytes, make_kit
+from conftest import (
+    PROBES,
+    STUDENTS,
+    Kit,
+    ServerProcess,
+    build_dataset,
+    face_bytes,
+    make_kit,
+    require_tool,
+)
 from smart_attendance.attendance.punctuality import punctuality
 from smart_attendance.config import Settings
 
@@ -148,15 +157,15 @@ def _libfaketime() -> str | None:
 
 
 @pytest.mark.real
-@pytest.mark.skipif(
-    _libfaketime() is None,
-    reason="libfaketime not installed (make install and CI install the faketime package)",
-)
 def test_midnight_on_a_real_server_with_a_faked_clock(tmp_path: Path) -> None:
     """The server process's wall clock is frozen by libfaketime at a time read from a file on
     every call (FAKETIME_NO_CACHE); the test moves it across New York's midnight between two
     requests, without waiting. The monotonic clock stays real, so timeouts still work."""
     library = _libfaketime()
+    require_tool(
+        library is not None,
+        "libfaketime not installed (make install and CI install the faketime package)",
+    )
     assert library is not None
     clock_file = tmp_path / "faketime"
 

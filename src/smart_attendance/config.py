@@ -543,8 +543,8 @@ SPECS: tuple[Spec, ...] = (
         "embedder",
         "onnx",
         _parse_embedder,
-        "Face descriptor backend: onnx (dlib's network converted to ONNX, about 20x faster, "
-        "same descriptors) or dlib (dlib itself).",
+        "Face descriptor backend: onnx (dlib's network converted to ONNX, many times faster: "
+        "bench/results/latest.md; same descriptors) or dlib (dlib itself).",
     ),
     Spec(
         "ATTENDANCE_WORKERS",

@@ -4,7 +4,8 @@ Layout: ``ROOT/<identity>/*.jpg`` or ``ROOT/<set>/<identity>/*.jpg``; folders wh
 with ``_`` (``_group``, ``_noface``) are ignored. For each of ``folds`` seeded splits, half of
 the identities with two or more photos are enrolled with the first half of their photos
 (at least one); every other photo is a probe. Enrolled identities' probes measure the DIR
-(detection and identification rate: found, accepted, right name); all photos of the other
+(detection and identification rate: found, accepted, right name) and the misidentification
+rate (a student's photo given another enrolled student's name); all photos of the other
 identities are strangers and measure the FPIR (false-positive identification rate: a stranger
 given any student's name).
 
@@ -58,10 +59,11 @@ class Rule:
 @dataclass(frozen=True)
 class Result:
     rule: Rule
-    dir: float
-    fpir: float
+    dir: float  # genuine probes given their own name
+    fpir: float  # stranger probes given any student's name
     genuine: int
     strangers: int
+    misidentified: float = 0.0  # genuine probes given another enrolled student's name
 
 
 def _natural(path: Path) -> tuple[object, ...]:
@@ -149,7 +151,8 @@ def describe_all(
 
 
 def evaluate(samples: list[Sample], rules: list[Rule], folds: int = 10) -> list[Result]:
-    counts = {rule.label: [0, 0, 0, 0] for rule in rules}  # ok, genuine, false, strangers
+    # right, genuine, false (strangers named), strangers, wrong (students named as another)
+    counts = {rule.label: [0, 0, 0, 0, 0] for rule in rules}
     for gallery_items, probes in _splits(samples, folds):
         for rule in rules:
             tally = counts[rule.label]
@@ -160,8 +163,9 @@ def evaluate(samples: list[Sample], rules: list[Rule], folds: int = 10) -> list[
                 else:
                     tally[1] += 1
                     tally[0] += decided == truth
+                    tally[4] += decided is not None and decided != truth
     return [
-        Result(rule, c[0] / max(1, c[1]), c[2] / max(1, c[3]), c[1], c[3])
+        Result(rule, c[0] / max(1, c[1]), c[2] / max(1, c[3]), c[1], c[3], c[4] / max(1, c[1]))
         for rule in rules
         for c in [counts[rule.label]]
     ]

@@ -570,7 +570,7 @@ def eval_command(
     cache_dir: Path | None,
     env_file: str | None,
 ) -> None:
-    """Open-set evaluation (DIR and FPIR) on a labelled folder tree such as ../shared/faces."""
+    """Open-set evaluation (DIR, FPIR, wrong names) on a labelled tree such as ../shared/faces."""
     import tempfile
 
     from tqdm import tqdm
@@ -635,6 +635,7 @@ def eval_command(
                             "margin": r.rule.margin,
                             "dir": r.dir,
                             "fpir": r.fpir,
+                            "misidentified": r.misidentified,
                             "genuine_probes": r.genuine,
                             "stranger_probes": r.strangers,
                         }
@@ -650,17 +651,18 @@ def eval_command(
         f"{len(identities)} identities, {folds} splits"
     )
     click.echo(
-        f"{'rule':16} {'threshold':>9} {'margin':>6} {'DIR':>8} {'FPIR':>8} "
+        f"{'rule':16} {'threshold':>9} {'margin':>6} {'DIR':>8} {'FPIR':>8} {'wrong':>8} "
         f"{'genuine':>8} {'strangers':>9}"
     )
     for r in results:
         click.echo(
             f"{r.rule.label:16} {r.rule.threshold:9.2f} {r.rule.margin:6.2f} "
-            f"{r.dir:8.2%} {r.fpir:8.2%} {r.genuine:8d} {r.strangers:9d}"
+            f"{r.dir:8.2%} {r.fpir:8.2%} {r.misidentified:8.2%} {r.genuine:8d} {r.strangers:9d}"
         )
     click.echo(
         "DIR: enrolled people found and named correctly (higher is better). "
-        "FPIR: strangers given a student's name (lower is better)."
+        "FPIR: strangers given a student's name. wrong: enrolled people given another "
+        "enrolled student's name (both lower is better)."
     )
 
 

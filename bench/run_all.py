@@ -1,0 +1,142 @@
+"""`make bench`: run every benchmark, write bench/results/latest.md, and rewrite the figures
+README.md quotes from it.
+
+Each benchmark runs in its own process, one after the other, and checks the work it times (a
+wrong answer stops it). Only when all of them succeed is bench/results/latest.md replaced (the
+machine, the date, the commit, each benchmark's command, time and output) and the block of
+README.md between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` rewritten from it
+(``readme_block``); tests/test_figures.py checks that every number of that block is in the
+results file. On a failure nothing is replaced, the failing output is printed and the exit code
+is 1. With ``--only``, the chosen benchmarks' results are printed and nothing is written.
+
+    .venv/bin/python bench/run_all.py [--only bench_burst.py ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "latest.md"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+# (script, arguments, extra environment): each sized for the whole run to stay under about ten
+# minutes on a 2-core machine.
+BENCHES: list[tuple[str, list[str], dict[str, str]]] = [
+    ("bench_recognize.py", [], {}),
+    ("bench_burst.py", [], {}),
+    ("bench_descriptor.py", [], {}),
+    ("bench_gallery.py", [], {}),
+    ("bench_scale.py", [], {"BENCH_SCALE_SECONDS": "5"}),
+    ("bench_abuse.py", ["--slow", "400"], {}),
+    ("bench_challenge.py", [], {}),
+]
+# The benchmarks whose output the README's Speed section shows, in this order.
+IN_README = ("bench_recognize.py", "bench_burst.py", "bench_descriptor.py", "bench_gallery.py")
+
+
+def sections(results: str) -> dict[str, str]:
+    """Each benchmark's output in a results file, by script name."""
+    found = {}
+    for match in re.finditer(r"^## (\S+)\n(.*?)(?=^## |\Z)", results, re.S | re.M):
+        body = match.group(2)
+        output = re.search(r"^```text\n(.*?)^```", body, re.S | re.M)
+        if output:
+            found[match.group(1)] = output.group(1).rstrip("\n")
+    return found
+
+
+def readme_block(results: str) -> str:
+    """The README's Speed figures: the header of the results file and the output of each
+    ``IN_README`` benchmark, as they are in it."""
+    header = results.split("\n## ", 1)[0].strip().splitlines()
+    taken = next(line for line in header if line.startswith("Taken "))
+    outputs = sections(results)
+    parts = [f"{taken} Copied from [bench/results/latest.md](bench/results/latest.md)."]
+    for name in IN_README:
+        lines = [line for line in outputs[name].splitlines() if not line.startswith("Machine:")]
+        text = "\n".join(lines)
+        parts.append(f"`bench/{name}`:\n\n{text}")
+    return "\n\n".join(parts)
+
+
+def replace_block(text: str, block: str) -> str:
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[:start] + "\n" + block + "\n" + text[end:]
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    sha = git("rev-parse", "--short", "HEAD") or "unknown"
+    return sha + (
+        " with uncommitted changes" if git("status", "--porcelain", "src", "bench") else ""
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", default=None, help="run these scripts only, print")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from common import disk_base, filesystem, machine
+
+    chosen = [b for b in BENCHES if args.only is None or b[0] in args.only]
+    started_at = machine()
+    began = time.monotonic()
+    parts = []
+    for script, arguments, extra in chosen:
+        command = [sys.executable, str(HERE / script), *arguments]
+        shown = " ".join(
+            [*(f"{k}={v}" for k, v in extra.items()), "python", f"bench/{script}", *arguments]
+        )
+        print(f"{shown} ...", file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        done = subprocess.run(
+            command, cwd=HERE, env={**os.environ, **extra}, capture_output=True, text=True
+        )
+        seconds = time.monotonic() - t0
+        if done.returncode != 0:
+            print(done.stdout + done.stderr, file=sys.stderr)
+            print(f"{script} failed (exit {done.returncode}): nothing replaced", file=sys.stderr)
+            return 1
+        print(f"  {seconds:.0f} s", file=sys.stderr)
+        parts.append(f"## {script}\n\n`{shown}`, {seconds:.0f} s\n\n```text\n{done.stdout}```\n")
+    total = time.monotonic() - began
+    base = disk_base()
+    results = "\n".join(
+        [
+            "# Benchmark results\n",
+            f"Taken by `make bench` (bench/run_all.py, {total / 60:.1f} min) at commit "
+            f"{commit()}: {started_at} (at the start).",
+            f"Servers' folders on {filesystem(base)} ({base}); every benchmark checks the "
+            "answers it times (see each script's docstring). The figures of README.md and "
+            "docs/ are quoted from this file.\n",
+            *parts,
+        ]
+    )
+    if args.only is not None:
+        print(results)
+        return 0
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(results, encoding="utf-8")
+    README.write_text(
+        replace_block(README.read_text(encoding="utf-8"), readme_block(results)), encoding="utf-8"
+    )
+    print(f"wrote {RESULTS.relative_to(ROOT)} and the figures of README.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
