@@ -11,9 +11,10 @@ comparison therefore give the same names).
 
 The original is measured twice: as the original project serves it (Flask's development server,
 one process) and in our server with the same worker processes (only the pipeline differs). This
-server is measured with each descriptor backend at the default detection size (320 px) and with
-ONNX at full size (``ATTENDANCE_DETECT_MAX_SIDE=0``), like for like with the original, which
-detects on the full frame upsampled once.
+server is measured with each descriptor backend at the default detection size (320 px), and
+with ONNX on the full frame (``ATTENDANCE_DETECT_MAX_SIDE=0``), with and without one upsampling
+(``ATTENDANCE_DETECT_UPSAMPLE=1``): the first is like for like with the original, which detects
+on the full frame upsampled once.
 
 * **first scan**: the student's first mark of the day, the write path (the mark's insert and
   fsync, the day's CSV file): before each, the marks are deleted from the server's database;
@@ -127,6 +128,9 @@ def main() -> None:
             for name, detection, settings in (
                 ("smart-attendance, ATTENDANCE_EMBEDDER=dlib", "320 px (default)",
                  {"ATTENDANCE_EMBEDDER": "dlib"}),
+                ("smart-attendance, onnx, ATTENDANCE_DETECT_MAX_SIDE=0 and "
+                 "ATTENDANCE_DETECT_UPSAMPLE=1", ORIGINAL_DETECTION,
+                 {"ATTENDANCE_DETECT_MAX_SIDE": "0", "ATTENDANCE_DETECT_UPSAMPLE": "1"}),
                 ("smart-attendance, onnx, ATTENDANCE_DETECT_MAX_SIDE=0", "full frame (640 px)",
                  {"ATTENDANCE_DETECT_MAX_SIDE": "0"}),
                 ("smart-attendance, onnx (default)", "320 px (default)", {}),

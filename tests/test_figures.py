@@ -16,8 +16,8 @@ import pytest
 from conftest import ROOT, require_tool
 
 sys.path.insert(0, str(ROOT / "bench"))
-import common  # noqa: E402  (bench/common.py)
-import run_all  # noqa: E402  (bench/run_all.py)
+import common  # bench/common.py
+import run_all  # bench/run_all.py
 
 README = ROOT / "README.md"
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -56,7 +56,7 @@ def test_the_results_file_says_where_and_when_and_covers_every_benchmark() -> No
     scripts = sorted(p.name for p in (ROOT / "bench").glob("bench_*.py"))
     assert sorted(run_all.sections(results)) == scripts == sorted(b[0] for b in run_all.BENCHES)
     recognize = run_all.sections(results)["bench_recognize.py"]
-    for needed in ("first scan ms", "repeat ms", "detection", "ATTENDANCE_DETECT_MAX_SIDE=0"):
+    for needed in ("first scan ms", "repeat ms", "detection", "ATTENDANCE_DETECT_UPSAMPLE=1"):
         assert needed in recognize
 
 

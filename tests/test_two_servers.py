@@ -62,6 +62,7 @@ BURST_PROBES = {
 }
 KILL_STUDENT = "biden"  # not scanned by any other test (an enrolled photo: no unseen one exists)
 KILL_PHOTO = "knn/biden/1.jpg"
+KILL_FRAMES = 8
 PROPAGATION_LIMIT_S = 5.0
 
 
@@ -101,12 +102,17 @@ class School:
         return requests.post(base + path, headers=HEADERS, verify=verify, timeout=60, **kwargs)
 
     def recognize(
-        self, base: str, photo: str, camera: str = "door-1", event_id: str | None = None
+        self,
+        base: str,
+        photo: str,
+        camera: str = "door-1",
+        event_id: str | None = None,
+        frames: int = 1,
     ) -> requests.Response:
         data = {"camera": camera}
         if event_id:
             data["event_id"] = event_id
-        files = [("image", ("frame.jpg", face_bytes(photo), "image/jpeg"))]
+        files = [("image", (f"{i}.jpg", face_bytes(photo), "image/jpeg")) for i in range(frames)]
         return self.post(base, "/recognize", files=files, data=data)
 
     def marks_of(self, student: str) -> list[Any]:
@@ -305,12 +311,13 @@ def test_an_intruder_alternating_between_servers_makes_one_event(school: School)
 def _send_with_retry(
     school: School, event_id: str, attempts: int = 6
 ) -> tuple[dict[str, Any], int]:
-    """A camera client through nginx: the same event id on every retry."""
+    """A camera client through nginx: the same event id on every retry; a scan is a burst of
+    KILL_FRAMES frames (long enough for a kill to land while a server works on one)."""
     last: Any = None
     for attempt in range(1, attempts + 1):
         try:
             answer = school.recognize(
-                school.https, KILL_PHOTO, camera="door-kill", event_id=event_id
+                school.https, KILL_PHOTO, camera="door-kill", event_id=event_id, frames=KILL_FRAMES
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             last = exc
@@ -337,10 +344,39 @@ def test_both_servers_send_the_daily_report_once(school: School) -> None:
     assert [r.status for r in runs] == ["sent"] and [s.outcome for s in sends] == ["sent"]
 
 
+def _workers_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the recognition worker processes of the server ``pid``."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            try:
+                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _wait_until_working(pid: int, timeout_s: float = 60) -> None:
+    """Return as soon as the server's worker is busy (it has a scan in hand), or fail."""
+    deadline = time.monotonic() + timeout_s
+    last = _workers_cpu_s(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        now = _workers_cpu_s(pid)
+        if now - last >= 0.01:  # half of the last 20 ms or more spent recognising
+            return
+        last = now
+    pytest.fail("server B never worked on a scan of the burst")
+
+
 def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) -> None:
     assert school.marks_of(KILL_STUDENT) == []
-    scans = [f"kill-{uuid.uuid4()}" for _ in range(9)]
+    error_log = school.nginx_folder / "error.log"
+    log_offset = error_log.stat().st_size if error_log.exists() else 0
+    scans = [f"kill-{uuid.uuid4()}" for _ in range(12)]
     results: dict[str, tuple[dict[str, Any], int]] = {}
+    answered_at: dict[str, float] = {}  # seconds from the start of the burst
     errors: list[BaseException] = []
     lock = threading.Lock()
     first_done = threading.Event()
@@ -351,6 +387,7 @@ def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) 
                 outcome = _send_with_retry(school, event_id)
                 with lock:
                     results[event_id] = outcome
+                    answered_at[event_id] = time.monotonic() - began
             except BaseException as exc:
                 with lock:
                     errors.append(exc)
@@ -362,6 +399,7 @@ def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) 
         thread.start()
     assert first_done.wait(timeout=60)
     assert school.b.proc is not None
+    _wait_until_working(school.b.proc.pid)  # B holds a scan of the burst: kill it now
     os.killpg(school.b.proc.pid, signal.SIGKILL)
     killed_at = time.monotonic() - began
     school.b.proc.wait(timeout=10)
@@ -377,14 +415,26 @@ def test_a_server_killed_mid_burst_loses_nothing_and_marks_once(school: School) 
     rows = school.marks_of(KILL_STUDENT)
     assert len(rows) == 1, rows
     assert rows[0].event_id in scans
+    # The kill landed mid-burst: scans were answered before it and after it, and B had taken
+    # a scan it never answered (nginx saw B's connection drop while waiting for its answer,
+    # and handed the scan to A).
+    before = [e for e, at in answered_at.items() if at < killed_at]
+    after = [e for e, at in answered_at.items() if at > killed_at]
+    assert before and after, (killed_at, sorted(answered_at.values()))
+    with error_log.open("rb") as handle:
+        handle.seek(log_offset)
+        new_log = handle.read().decode(errors="replace")
+    at_b = [line for line in new_log.splitlines() if f"127.0.0.1:{school.b.port}" in line]
+    dropped = [line for line in at_b if "connect() failed" not in line]
+    assert dropped, f"B answered everything it took before the kill; nginx logged: {at_b}"
     retried = sum(1 for _, attempts in results.values() if attempts > 1)
-    error_log = (school.nginx_folder / "error.log").read_text(errors="replace")
-    refused = error_log.count(f"127.0.0.1:{school.b.port}")
+    refused = len(at_b) - len(dropped)
     print(
         f"\n[two-servers] kill: B killed {killed_at:.2f}s into a burst of {len(scans)} scans "
         f"through nginx; all answered in {elapsed:.2f}s ({retried} needed a client retry); "
-        f"{len(rows)} mark, from one of the burst's events; nginx logged {refused} "
-        f"failed attempt(s) at B"
+        f"{len(rows)} mark, from one of the burst's events; {len(before)} answered before the "
+        f"kill, {len(after)} after; nginx saw B drop {len(dropped)} scan(s) and refuse "
+        f"{refused} connection(s)"
     )
 
 
