@@ -10,6 +10,7 @@ results file. On a failure nothing is replaced, the failing output is printed an
 is 1. With ``--only``, the chosen benchmarks' results are printed and nothing is written.
 
     .venv/bin/python bench/run_all.py [--only bench_burst.py ...]
+    .venv/bin/python bench/run_all.py --readme   # README.md from the results file, no run
 """
 
 from __future__ import annotations
@@ -56,16 +57,29 @@ def sections(results: str) -> dict[str, str]:
 
 def readme_block(results: str) -> str:
     """The README's Speed figures: the header of the results file and the output of each
-    ``IN_README`` benchmark, as they are in it."""
+    ``IN_README`` benchmark, as they are in it (less the machine, said once; a blank line
+    before each table)."""
     header = results.split("\n## ", 1)[0].strip().splitlines()
     taken = next(line for line in header if line.startswith("Taken "))
     outputs = sections(results)
     parts = [f"{taken} Copied from [bench/results/latest.md](bench/results/latest.md)."]
     for name in IN_README:
-        lines = [line for line in outputs[name].splitlines() if not line.startswith("Machine:")]
+        lines: list[str] = []
+        for line in outputs[name].splitlines():
+            if line.startswith("Machine:"):
+                continue
+            if line.startswith("|") and lines and lines[-1] and not lines[-1].startswith("|"):
+                lines.append("")  # a Markdown table starts after a blank line
+            lines.append(line)
         text = "\n".join(lines)
         parts.append(f"`bench/{name}`:\n\n{text}")
     return "\n\n".join(parts)
+
+
+def rewrite_readme(results: str) -> None:
+    """Replace README.md's Speed figures with those of ``results``."""
+    text = README.read_text(encoding="utf-8")
+    README.write_text(replace_block(text, readme_block(results)), encoding="utf-8")
 
 
 def replace_block(text: str, block: str) -> str:
@@ -88,7 +102,13 @@ def commit() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", default=None, help="run these scripts only, print")
+    parser.add_argument(
+        "--readme", action="store_true", help="only rewrite README.md from bench/results/latest.md"
+    )
     args = parser.parse_args()
+    if args.readme:
+        rewrite_readme(RESULTS.read_text(encoding="utf-8"))
+        return 0
     sys.path.insert(0, str(HERE))
     from common import disk_base, filesystem, machine
 
@@ -131,9 +151,7 @@ def main() -> int:
         return 0
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(results, encoding="utf-8")
-    README.write_text(
-        replace_block(README.read_text(encoding="utf-8"), readme_block(results)), encoding="utf-8"
-    )
+    rewrite_readme(results)
     print(f"wrote {RESULTS.relative_to(ROOT)} and the figures of README.md", file=sys.stderr)
     return 0
 
