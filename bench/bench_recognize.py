@@ -16,8 +16,9 @@ with ONNX on the full frame (``ATTENDANCE_DETECT_MAX_SIDE=0``), with and without
 (``ATTENDANCE_DETECT_UPSAMPLE=1``): the first is like for like with the original, which detects
 on the full frame upsampled once.
 
-* **first scan**: the student's first mark of the day, the write path (the mark's insert and
-  fsync, the day's CSV file): before each, the marks are deleted from the server's database;
+* **first scan**: the student's first mark of the day, the write path (the mark's insert in
+  the database; the CSV files follow off the request): before each, the marks are deleted from
+  the server's database;
 * **repeat**: the student is already marked (one read); throughput with 4 clients is of repeat
   scans. The original project's pipeline writes no mark: it has one latency.
 

@@ -111,8 +111,8 @@ def filesystem(path: Path) -> str:
 
 def disk_base() -> Path:
     """Where benchmarks keep their servers' folders: ``BENCH_DIR``, else /var/tmp (on disk on
-    most systems, unlike /tmp and /dev/shm, which are often in memory, where an fsync costs
-    nothing and the write path would look free)."""
+    most systems, unlike /tmp and /dev/shm, which are often in memory, where a write or an fsync
+    costs next to nothing and the write path would look free)."""
     return Path(os.environ.get("BENCH_DIR") or "/var/tmp")
 
 
@@ -125,7 +125,7 @@ def disk_folder(prefix: str = "bench-") -> Iterator[Path]:
     if kind in MEMORY_FILESYSTEMS:
         sys.exit(
             f"{base} is on {kind} (in memory): set BENCH_DIR to a folder on disk, "
-            "or the write path's fsyncs are not measured"
+            "or the write path's disk writes are not measured"
         )
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     try:
