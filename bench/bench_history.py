@@ -40,11 +40,11 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import common  # noqa: E402
-from common import KEY, WrongAnswer  # noqa: E402
+import common
+from common import KEY, WrongAnswer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history.md"
-PASSWORD = "a bench password, long enough"
+PASSWORD = "a bench password, long enough"  # noqa: S105  (a throw-away bench account)
 
 
 def libfaketime() -> str:
@@ -122,8 +122,17 @@ def prepare(case: Case, folder: Path, day: date, args: argparse.Namespace, url: 
 def add_admin(data: Path, url: str) -> None:
     env = {"ATTENDANCE_DATA_DIR": str(data), "ATTENDANCE_DATABASE_URL": url}
     done = subprocess.run(
-        [sys.executable, "-m", "smart_attendance", "users", "add", "bench", "--role", "admin",
-         "--password-stdin"],
+        [
+            sys.executable,
+            "-m",
+            "smart_attendance",
+            "users",
+            "add",
+            "bench",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         env=common.clean_env(env),
         cwd=data,
         input=PASSWORD + "\n",
@@ -220,7 +229,9 @@ def measure(case: Case, args: argparse.Namespace, pg: object | None) -> dict[str
                 "Today": timed_get(web, server.url + "/"),
                 "student": timed_get(web, f"{server.url}/student/{name}"),
                 "Reports (school, year)": timed_get(web, f"{server.url}/reports?{year}"),
-                "Reports (class, year)": timed_get(web, f"{server.url}/reports?{year}&class=school"),
+                "Reports (class, year)": timed_get(
+                    web, f"{server.url}/reports?{year}&class=school"
+                ),
                 "review": timed_get(web, server.url + "/review"),
             }
             started = time.perf_counter()
