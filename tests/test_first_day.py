@@ -455,3 +455,96 @@ def test_a_join_day_set_by_hand_makes_the_morning_count(school: Kit) -> None:
     assert stats_of(school, "?from=2026-11-23&to=2026-11-23")["dan_roe"]["total_days"] == 2
     status, body = api(school, "PATCH", "/students/dan_roe", joined="23/11/2026")
     assert status == 400 and "joined must be a date" in body["error"]
+
+
+# --- the first day, walked through as the docs tell it ---------------------------------------
+
+
+def test_the_first_day_walked_through_as_the_docs_say(tmp_path: Path) -> None:
+    """Consent first, then students by the API and the dashboard with classes, photos,
+    scans at the door, Today, a correction, an excused day and the export: every answer as
+    docs/api.md and docs/dashboard.md say."""
+    kit = make_kit(
+        tmp_path, now=at(23, 7, 30), timetable=timetable_file(tmp_path), require_consent=True
+    )
+    try:
+        kit.services.attendance.adopt_timetable()
+        # the dataset's students await consent: recognised by nobody yet
+        assert kit.recognize(kit.probe("ana_lima")).get_json()["status"] == "unknown"
+        for name in ("ana_lima", "ben_ito"):
+            status, body = api(
+                kit,
+                "PUT",
+                f"/students/{name}/consent",
+                state="given",
+                by="parents",
+                document="form 1",
+            )
+            assert status == 200 and body["student"]["consent"] == "given", body
+        status, body = api(kit, "PUT", "/students/cleo_park/consent", state="refused", by="dad")
+        assert status == 200 and body["student"]["consent"] == "refused"
+        # a new student by the API, another by the dashboard, each in a class
+        status, body = api(kit, "POST", "/students", name="dan_roe", classes=["math-7b"])
+        assert status == 201 and body["student"]["classes"] == ["math-7b"], body
+        token = sign_in(kit, "olga", "office")
+        response = post_form(kit, "/enrol/students", token, name="eve_ode", classes=["art"])
+        assert response.status_code == 303
+        for name, seed in (("dan_roe", 81), ("eve_ode", 82)):
+            status, _ = api(
+                kit,
+                "PUT",
+                f"/students/{name}/consent",
+                state="given",
+                by="parents",
+                document="form 2",
+            )
+            assert status == 200
+            give_photos(kit, name, seed)
+        # the door, in the morning's periods
+        assert marks_of(seen(kit, "ana_lima", at(23, 8, 32))) == {("math-7b", "08:30", "Present")}
+        assert marks_of(seen(kit, "dan_roe", at(23, 8, 45))) == {("math-7b", "08:30", "Late")}
+        assert marks_of(seen(kit, "eve_ode", at(23, 9, 2))) == {("art", "09:00", "Present")}
+        refused = seen(kit, "cleo_park", at(23, 9, 3))
+        assert refused["status"] == "unknown"  # no photo of hers is read: she refused
+        # Today after the morning: ben missed maths (Absent), art's ben is not yet seen
+        kit.clock.set(at(23, 9, 30))
+        register = register_of(kit, "2026-11-23")
+        assert register[("math-7b", "08:30", "ben_ito")] == "Absent"
+        assert register[("math-7b", "08:30", "dan_roe")] == "Late"
+        assert register[("art", "09:00", "ben_ito")] is None
+        sign_in(kit, "olga", "office")  # an hour later: signed in again
+        today = kit.client.get("/").get_data(as_text=True)
+        assert "eve_ode" in today and "dan_roe" in today
+        # a correction (the teacher saw dan on time) and ben excused for the rest of the day
+        status, body = api(
+            kit,
+            "POST",
+            "/attendance/corrections",
+            name="dan_roe",
+            date="2026-11-23",
+            period="08:30",
+            status="Present",
+            reason="was in class",
+        )
+        assert status == 201 and body["student"]["status"] == "Present", body
+        status, body = api(
+            kit,
+            "POST",
+            "/attendance/corrections/days",
+            name="ben_ito",
+            **{"from": "2026-11-23"},
+            reason="dentist",
+        )
+        assert status == 201 and body["changed"] == 3, body
+        # the export says the same
+        export = kit.get("/export.csv?from=2026-11-23&to=2026-11-23").get_data(as_text=True)
+        rows = {
+            tuple(line.split(",")[1:4]): line.split(",")[6]
+            for line in export.lstrip("\ufeff").splitlines()[1:]
+        }
+        assert rows[("math-7b", "08:30", "dan_roe")] == "Present"
+        assert rows[("math-7b", "08:30", "ben_ito")] == "Excused"
+        assert rows[("art", "09:00", "eve_ode")] == "Present"
+        assert not any(name == "cleo_park" for _cls, _p, name in rows)  # in no class
+    finally:
+        kit.services.close()
