@@ -8,9 +8,9 @@ student the camera missed, or takes a wrong mark back to Absent.
 
 ``correct`` checks the class period against the register (a period of the class on that day,
 and a student expected in it; or a period already on record, even one the timetable no longer
-has), records the row and rewrites the day's CSV file and the statistics file. Correcting a
-status to what it already is (same reason too) records nothing, so a client may resend a
-correction safely.
+has), records the row and its audit entry in one transaction (both or neither) and rewrites the
+day's CSV file and the statistics file. Correcting a status to what it already is (same reason
+too) records nothing, so a client may resend a correction safely.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timezone
 
+from ..db.audit import AuditRow
 from ..errors import BadRequestError
 from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_PRESENT, STATUSES, UNDO, Correction
 from .expected import in_class
@@ -147,8 +148,10 @@ def _record(
     by: str,
 ) -> Corrected:
     """Record the correction of ``entry`` to ``new_status`` (``UNDO`` takes back the one in
-    force), rewrite the day's files and answer the entry as it is now."""
+    force) and its audit entry (signed ``by``) in one transaction, rewrite the day's files and
+    answer the entry as it is now."""
     at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+    status = "undone" if new_status == UNDO else new_status
     attendance.store.record_correction(
         Correction(
             entry.student,
@@ -160,7 +163,14 @@ def _record(
             reason,
             by,
             at,
-        )
+        ),
+        AuditRow(
+            at,
+            by,
+            "correct",
+            entry.student,
+            f"{status}: {entry.class_name} {entry.period} on {entry.day.isoformat()}",
+        ),
     )
     attendance.forget()
     files.update(entry.day)
@@ -207,18 +217,26 @@ def _record_many(
     new_status: str,
     reason: str,
     by: str,
+    subject: str,
 ) -> BulkCorrected:
-    """Correct each of ``entries`` that has no mark and not ``new_status`` yet, in one
-    transaction; the day files are rewritten once per day."""
+    """Correct each of ``entries`` that has no mark and not ``new_status`` yet, with one audit
+    entry (on ``subject``, signed ``by``), in one transaction; the day files are rewritten
+    once per day."""
     todo = [e for e in entries if e.status in UNSEEN and e.status != new_status]
     at = attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
+    span = ""
+    if todo:
+        span = todo[0].day.isoformat()
+        if todo[-1].day != todo[0].day:
+            span += f" to {todo[-1].day.isoformat()}"
     attendance.store.record_corrections(
         [
             Correction(
                 e.student, e.day, e.class_name, e.period, e.status, new_status, reason, by, at
             )
             for e in todo
-        ]
+        ],
+        AuditRow(at, by, "correct", subject, f"{new_status}: {len(todo)} class periods, {span}"),
     )
     attendance.forget()
     for day in sorted({e.day for e in todo}):
@@ -270,7 +288,7 @@ def correct_days(
             f"{student.name} is expected in no class period from {first.isoformat()} "
             f"to {last.isoformat()}"
         )
-    return _record_many(attendance, files, entries, new_status, reason, by)
+    return _record_many(attendance, files, entries, new_status, reason, by, student.name)
 
 
 def correct_period(
@@ -307,7 +325,7 @@ def correct_period(
             f"{class_name} has no period at {period} on {day.isoformat()} "
             f"({_periods_of(class_name, day, periods, closure)})"
         )
-    return _record_many(attendance, files, chosen, new_status, reason, by)
+    return _record_many(attendance, files, chosen, new_status, reason, by, f"class:{class_name}")
 
 
 def history_of(

@@ -101,7 +101,6 @@ def excuse(name: str, first: str, last: str | None, reason: str, env_file: str |
                 reason=reason,
                 by=by,
             )
-            services.audit.bulk_corrected(by, name, done)
         finally:
             services.close()
     _echo_bulk(done, f"Nothing to excuse for {name}")
@@ -143,7 +142,6 @@ def mark_period(
                 reason=reason,
                 by=by,
             )
-            services.audit.bulk_corrected(by, f"class:{class_name}", done)
         finally:
             services.close()
     _echo_bulk(done, f"Nobody to change in {class_name}")
@@ -247,6 +245,7 @@ def export_command(
         partial = out.with_name(f".{out.name}.partial")
         try:
             made = build(services.attendance, start, end, class_name, fmt)
+            services.audit.exported(cli_source(), made)
             with partial.open("wb") as handle:  # written as it is read, then renamed
                 for piece in made.chunks:
                     handle.write(piece)

@@ -4,7 +4,7 @@ The first admin is made here, on the server: ``attendance users add NAME --role 
 --password-stdin``. Passwords are read from standard input (``--password-stdin``, one line) or
 asked twice without echo on a terminal (again while too short); never from the command line,
 where other users could see them. Without a terminal and without ``--password-stdin`` the
-command says to use it.
+command says to use it. Every change is kept in the audit log (``settings``, by ``cli:USER``).
 """
 
 from __future__ import annotations
@@ -66,13 +66,20 @@ def _password(from_stdin: bool) -> str:
     return value
 
 
+def _by() -> str:
+    """``cli:USER``, who signs the change in the audit log."""
+    from ..privacy.audit import cli_actor
+
+    return cli_actor()
+
+
 def _classes(raw: str) -> list[str]:
     return [c.strip() for c in raw.split(",") if c.strip()]
 
 
 def _set_active(env_file: str | None, name: str, active: bool) -> None:
     with _accounts(env_file) as accounts, friendly_errors():
-        accounts.set_active(name, active)
+        accounts.set_active(name, active, by=_by())
     click.echo(f"{'Enabled' if active else 'Disabled'} {name}.")
 
 
@@ -99,7 +106,7 @@ def users_add(
     with _accounts(env_file) as accounts:
         password = _password(password_stdin)
         with friendly_errors():
-            user = accounts.add(name, role, password, _classes(classes))
+            user = accounts.add(name, role, password, _classes(classes), by=_by())
     where = f" ({', '.join(user.classes)})" if user.classes else ""
     click.echo(f"Added {user.role} {user.name}{where}. Sign in at /login on the server.")
 
@@ -145,5 +152,5 @@ def users_set_password(name: str, password_stdin: bool, env_file: str | None) ->
     with _accounts(env_file) as accounts:
         password = _password(password_stdin)
         with friendly_errors():
-            accounts.set_password(name, password)
+            accounts.set_password(name, password, by=_by())
     click.echo(f"New password set for {name}; their open sessions have ended.")

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
+from .audit import AuditRow, insert_audit
 from .tables import (
     audit,
     badges,
@@ -177,15 +178,7 @@ class PrivacyQueries:
         self, at: datetime, actor: str, action: str, subject: str, detail: str
     ) -> None:
         with self._begin() as conn:
-            conn.execute(
-                audit.insert().values(
-                    at=at,
-                    actor=actor[:128],
-                    action=action[:32],
-                    subject=subject[:255],
-                    detail=detail[:512],
-                )
-            )
+            insert_audit(conn, AuditRow(at, actor, action, subject, detail))
 
     def audit_entries(
         self, limit: int = 200, subject: str | None = None, since: datetime | None = None
@@ -321,11 +314,7 @@ class PrivacyQueries:
             )
             if not moved.rowcount:
                 return False
-            conn.execute(
-                audit.insert().values(
-                    at=at, actor=actor[:128], action="erase", subject=subject, detail=detail[:512]
-                )
-            )
+            insert_audit(conn, AuditRow(at, actor, "erase", subject, detail))
         return True
 
     def erasure_done(self, pending_id: int) -> None:

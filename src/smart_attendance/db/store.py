@@ -35,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
 from ..models import STATUS_LATE, STATUS_PRESENT, Correction, Mark, MarkOutcome, Sealer
+from .audit import AuditRow, insert_audit
 from .badges import BadgeQueries
 from .challenges import ChallengeQueries
 from .keys import KeyQueries
@@ -489,14 +490,19 @@ class Store(
 
     # --- corrections --------------------------------------------------------------------------
 
-    def record_correction(self, correction: Correction) -> None:
-        self.record_corrections([correction])
+    def record_correction(self, correction: Correction, audit_row: AuditRow | None = None) -> None:
+        self.record_corrections([correction], audit_row)
 
-    def record_corrections(self, rows: Sequence[Correction]) -> None:
-        """Record every correction of ``rows`` in one transaction (all or none)."""
+    def record_corrections(
+        self, rows: Sequence[Correction], audit_row: AuditRow | None = None
+    ) -> None:
+        """Record every correction of ``rows`` in one transaction (all or none), with the
+        audit entry that records them (``audit_row``), if any."""
         if not rows:
             return
         with self._begin() as conn:
+            if audit_row is not None:
+                insert_audit(conn, audit_row)
             conn.execute(
                 corrections.insert(),
                 [

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from .audit import AuditRow, insert_audit
 from .tables import ended_sessions, login_failures, users
 
 
@@ -55,10 +56,13 @@ class UserQueries:
                 ).scalar_one()
             )
 
-    def add_user(self, row: UserRow) -> bool:
-        """Insert an account; False if the name is taken."""
+    def add_user(self, row: UserRow, audit_row: AuditRow | None = None) -> bool:
+        """Insert an account, with the audit entry that records it (``audit_row``) in the same
+        transaction; False (and neither written) if the name is taken."""
         try:
             with self._begin() as conn:
+                if audit_row is not None:
+                    insert_audit(conn, audit_row)
                 conn.execute(
                     users.insert().values(
                         name=row.name,
@@ -74,8 +78,12 @@ class UserQueries:
             return False
         return True
 
-    def update_user(self, row: UserRow) -> None:
+    def update_user(self, row: UserRow, audit_row: AuditRow | None = None) -> None:
+        """Write the account ``row``, with the audit entry that records the change
+        (``audit_row``) in the same transaction."""
         with self._begin() as conn:
+            if audit_row is not None:
+                insert_audit(conn, audit_row)
             conn.execute(
                 update(users)
                 .where(users.c.name == row.name)

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ..db.audit import AuditRow
 from ..db.store import Store
 from ..db.users import UserRow
 from ..errors import BadRequestError, ConflictError, LoginError, NotFoundError, TooManyAttemptsError
@@ -171,7 +172,20 @@ class AccountService:
     def has_admin(self) -> bool:
         return self.store.count_admins() > 0
 
-    def add(self, name: str, role: str, password: str, classes: Sequence[str] = ()) -> UserRow:
+    def _audit(self, by: str, name: str, detail: str) -> AuditRow:
+        """The audit entry of a change to the account ``name``, written with it."""
+        return AuditRow(self._now(), by, "settings", f"user:{name}", detail)
+
+    def add(
+        self,
+        name: str,
+        role: str,
+        password: str,
+        classes: Sequence[str] = (),
+        *,
+        by: str = "server",
+    ) -> UserRow:
+        """Add an account; ``by`` (``user:NAME``, ``cli:USER``) is kept in the audit log."""
         name = check_username(name)
         role = check_role(role)
         now = self._now()
@@ -184,36 +198,39 @@ class AccountService:
             now,
             now,
         )
-        if not self.store.add_user(row):
+        classes_text = f": {', '.join(row.classes)}" if row.classes else ""
+        if not self.store.add_user(row, self._audit(by, name, f"added ({role}{classes_text})")):
             raise ConflictError(f"a user named {name} already exists")
         log.info("user %s added (%s)", name, role)
         return row
 
-    def set_password(self, name: str, password: str) -> UserRow:
+    def set_password(self, name: str, password: str, *, by: str = "server") -> UserRow:
         """A new password; the user's sessions on every browser end."""
         row = replace(
             self.user(name),
             password_hash=self.hasher.hash(check_password(password)),
             password_changed_at=self._now(),
         )
-        self.store.update_user(row)
+        self.store.update_user(row, self._audit(by, name, "password changed"))
         log.info("password of user %s changed", name)
         return row
 
-    def set_active(self, name: str, active: bool) -> UserRow:
+    def set_active(self, name: str, active: bool, *, by: str = "server") -> UserRow:
         """Disable (sessions end at once) or enable an account; the last admin stays."""
         row = self.user(name)
         if not active and row.role == ADMIN and row.active and self.store.count_admins() <= 1:
             raise ConflictError("this is the last admin; add another admin first")
         row = replace(row, active=active, password_changed_at=self._now())
-        self.store.update_user(row)
-        log.info("user %s %s", name, "enabled" if active else "disabled")
+        done = "enabled" if active else "disabled"
+        self.store.update_user(row, self._audit(by, name, done))
+        log.info("user %s %s", name, done)
         return row
 
-    def set_classes(self, name: str, classes: Sequence[str]) -> UserRow:
+    def set_classes(self, name: str, classes: Sequence[str], *, by: str = "server") -> UserRow:
         row = self.user(name)
         row = replace(row, classes=self._classes(row.role, classes))
-        self.store.update_user(row)
+        listed = ", ".join(row.classes) or "none"
+        self.store.update_user(row, self._audit(by, name, f"classes: {listed}"))
         return row
 
     # --- logins -------------------------------------------------------------------------------

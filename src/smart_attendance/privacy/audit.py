@@ -1,6 +1,11 @@
-"""``AuditLog``: who viewed a student's page, exported, corrected, erased, changed consent or
-a setting, and when. Readable by admins (dashboard Admin > Audit, ``attendance audit``); kept
-``ATTENDANCE_RETAIN_AUDIT_DAYS``. An erased student's entries keep only an opaque id.
+"""``AuditLog``: who viewed a student's page, exported (a student's record or the register),
+corrected, erased, changed consent, an account or a setting, and when. Readable by admins
+(dashboard Admin > Audit, ``attendance audit``); kept ``ATTENDANCE_RETAIN_AUDIT_DAYS``. An
+erased student's entries keep only an opaque id.
+
+A change to the database (a correction, an account) writes its entry in its own transaction
+(``db/audit.py``): both are kept or neither. A register export is recorded before it is handed
+over. Other entries (``record``) are best effort: a failure is logged and the action stands.
 
 Actors are written ``user:NAME`` (the dashboard), ``cli:USER`` (a command, as the operating
 system's user), ``api`` (the master key), ``camera:ID`` or ``server``.
@@ -12,7 +17,7 @@ import getpass
 import logging
 from datetime import UTC, datetime
 
-from ..attendance.corrections import BulkCorrected, Corrected
+from ..attendance.export import ExportFile
 from ..db.privacy import AuditEntry
 from ..db.store import Store
 from ..errors import StoreError
@@ -31,7 +36,8 @@ ACTIONS = (
     "review",  # an intruder or uncertain face decided
     "badge",  # badges printed or revoked
     "purge",  # the retention purge
-    "settings",  # settings changed between two starts, a data key rotated, a user changed
+    "settings",  # settings changed between two starts, a data key rotated, a camera key or an
+    # account (subject user:NAME) added or changed
 )
 
 
@@ -57,31 +63,12 @@ class AuditLog:
         except StoreError as exc:
             log.error("could not write the audit log (%s by %s): %s", action, actor, exc)
 
-    def corrected(self, actor: str, done: Corrected) -> None:
-        """Keep a correction (or an undo) that changed a status."""
-        if done.changed:
-            entry = done.entry
-            self.record(
-                actor,
-                "correct",
-                entry.student,
-                f"{entry.status or 'undone'}: {entry.class_name} {entry.period} on "
-                f"{entry.day.isoformat()}",
-            )
-
-    def bulk_corrected(self, actor: str, subject: str, done: BulkCorrected) -> None:
-        """Keep a bulk correction (a student's days, a class period) that changed anything."""
-        if done.changed:
-            first, last = done.changed[0], done.changed[-1]
-            span = first.day.isoformat()
-            if last.day != first.day:
-                span += f" to {last.day.isoformat()}"
-            self.record(
-                actor,
-                "correct",
-                subject,
-                f"{first.status}: {len(done.changed)} class periods, {span}",
-            )
+    def exported(self, actor: str, made: ExportFile) -> None:
+        """Keep a register export (``/export.csv``, the Reports page, ``attendance export``)
+        before it is handed over: an export that cannot be recorded is not given
+        (``StoreError``)."""
+        at = self.clock().astimezone(UTC).replace(tzinfo=None)
+        self.store.record_audit(at, actor, "export", "", f"register {made.name}")
 
     def entries(
         self, limit: int = 200, subject: str | None = None, since: datetime | None = None

@@ -87,14 +87,12 @@ def blueprint(services: Services) -> Blueprint:
             reason=_text(body, "reason") or "",
             by=API_SOURCE,
         )
-        services.audit.corrected(API_SOURCE, result)
         return jsonify(result.to_json()), 201 if result.changed else 200
 
     @routes.post("/attendance/corrections/undo")
     def undo() -> Any:
         _body, slot = _slot_of(request.get_json(silent=True))
         result = corrections.undo(services.attendance, services.files, **slot, by=API_SOURCE)
-        services.audit.corrected(API_SOURCE, result)
         return jsonify(result.to_json()), 201
 
     @routes.post("/attendance/corrections/days")
@@ -114,7 +112,6 @@ def blueprint(services: Services) -> Blueprint:
             by=API_SOURCE,
             status=_text(body, "status") or "Excused",
         )
-        services.audit.bulk_corrected(API_SOURCE, _text(body, "name") or "", result)
         return jsonify(result.to_json()), 201 if result.changed else 200
 
     @routes.post("/attendance/corrections/period")
@@ -134,7 +131,6 @@ def blueprint(services: Services) -> Blueprint:
             by=API_SOURCE,
             status=_text(body, "status") or "Present",
         )
-        services.audit.bulk_corrected(API_SOURCE, f"class:{class_name}", result)
         return jsonify(result.to_json()), 201 if result.changed else 200
 
     def download(fmt: str) -> Response:
@@ -142,6 +138,7 @@ def blueprint(services: Services) -> Blueprint:
         made = export.build(
             services.attendance, first, last, request.args.get("class") or None, fmt
         )
+        services.audit.exported(API_SOURCE, made)
         return _attachment(made)
 
     @routes.get("/export.csv")

@@ -223,7 +223,9 @@ def register(routes: Blueprint, services: Services) -> None:
         def run() -> str:
             password = _form_passwords()
             role = form.get("role", "")
-            row = accounts.add(form.get("name", ""), role, password, form.getlist("classes"))
+            row = accounts.add(
+                form.get("name", ""), role, password, form.getlist("classes"), by=access().by
+            )
             classes = f" ({', '.join(row.classes)})" if row.classes else ""
             return f"User {row.name} added as {row.role}{classes}."
 
@@ -239,18 +241,18 @@ def register(routes: Blueprint, services: Services) -> None:
             if action in ("disable", "enable"):
                 if action == "disable" and name == access().name:
                     raise BadRequestError("you cannot disable your own account")
-                row = accounts.set_active(name, action == "enable")
+                row = accounts.set_active(name, action == "enable", by=access().by)
                 if row.active:
                     return f"User {row.name} enabled."
                 return f"User {row.name} disabled: their sessions have ended."
             if action == "password":
-                row = accounts.set_password(name, _form_passwords())
+                row = accounts.set_password(name, _form_passwords(), by=access().by)
                 if row.name == access().name:  # this session goes on; the others end
                     session["stamp"] = row.password_changed_at.isoformat()
                     return "Your password was changed; your other sessions have ended."
                 return f"Password of {row.name} changed: their sessions have ended."
             if action == "classes":
-                row = accounts.set_classes(name, request.form.getlist("classes"))
+                row = accounts.set_classes(name, request.form.getlist("classes"), by=access().by)
                 listed = ", ".join(row.classes) or "none"
                 return f"Classes of {row.name}: {listed}."
             raise BadRequestError("action must be disable, enable, password or classes")

@@ -182,6 +182,7 @@ def register(routes: Blueprint, services: Services) -> None:
             made = export.build(attendance, first, last, scope.class_name, fmt)
         else:
             made = export.build_classes(attendance, first, last, scope.classes, fmt)
+        services.audit.exported(access().by, made)
         return _attachment(made)  # no-store as every dashboard answer
 
     @routes.get("/reports/export.csv")

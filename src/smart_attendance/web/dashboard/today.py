@@ -138,7 +138,6 @@ def register(routes: Blueprint, services: Services) -> None:
                 by=access().by,
                 **fields,
             )
-            services.audit.corrected(access().by, done)
             entry = done.entry
             if not done.changed:
                 return f"{shown(entry.student)} was already {entry.status}."
@@ -166,7 +165,6 @@ def register(routes: Blueprint, services: Services) -> None:
                 reason=request.form.get("reason", ""),
                 by=access().by,
             )
-            services.audit.bulk_corrected(access().by, f"class:{class_name}", done)
             if not done.changed:
                 return f"Nobody to change in {class_name} at {fields['period']}."
             status = done.changed[0].status
@@ -191,7 +189,6 @@ def register(routes: Blueprint, services: Services) -> None:
                 reason=request.form.get("reason", ""),
                 by=access().by,
             )
-            services.audit.bulk_corrected(access().by, name, done)
             if not done.changed:
                 return f"Nothing to excuse for {name}: every period was marked or excused."
             return f"{name}: {len(done.changed)} class periods excused."
@@ -204,7 +201,6 @@ def register(routes: Blueprint, services: Services) -> None:
 
         def run() -> str:
             done = corrections.undo(services.attendance, services.files, by=access().by, **fields)
-            services.audit.corrected(access().by, done)
             status = done.entry.status or PENDING.lower()
             return f"Undone: {shown(done.entry.student)} is {status} again."
 
