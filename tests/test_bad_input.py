@@ -234,3 +234,38 @@ def test_the_app_survives_and_still_recognises(kit: Kit) -> None:
     assert kit.get("/health", key=None).get_json()["status"] == "ok"
     body = kit.recognize(kit.probe("ana_lima")).get_json()
     assert (body["status"], body["name"], body["new"]) == ("success", "ana_lima", True)
+
+
+def json_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route of the OpenAPI document that takes a JSON body, a
+    student's name filled in."""
+    from smart_attendance.web.openapi import document
+
+    found = []
+    for path, operations in document()["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # shared by the path's operations
+                continue
+            content = operation.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                found.append((method.upper(), path.replace("{name}", "ana_lima")))
+    return sorted(found)
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_route(kit: Kit) -> None:
+    routes = json_routes()
+    assert ("POST", "/attendance/corrections") in routes and ("POST", "/checkin") in routes
+    deep = "[" * 100_000 + "]" * 100_000
+    for method, path in routes:
+        answer = kit.client.open(
+            path,
+            method=method,
+            data=deep,
+            headers={"X-API-KEY": API_KEY, "Content-Type": "application/json"},
+        )
+        assert (method, path, answer.status_code) == (method, path, 400)
+        assert answer.get_json() == {
+            "status": "bad_request",
+            "error": "the JSON body is nested too deeply",
+        }
+    assert kit.get("/health", key=None).status_code == 200

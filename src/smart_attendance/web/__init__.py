@@ -26,7 +26,8 @@ or wrong key is a 401, logged with the client's address (never the key) and coun
 database; an address with ``ATTENDANCE_KEY_FAILURES_PER_MINUTE`` of them in the last minute gets
 429 with ``Retry-After`` for its further wrong keys, uncounted and unlogged (docs/api.md#keys).
 
-Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status; the one table
+Every error is JSON ``{"status": ..., "error": ...}`` with a 4xx (or 503) status (a JSON body
+nested too deeply to parse included: ``BodyJSON``); the one table
 mapping exceptions to HTTP statuses is ``ERROR_STATUS`` below. Answers are the services' typed
 results, turned into the original project's JSON by their ``to_json``.
 """
@@ -39,6 +40,7 @@ from datetime import date
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..app import Services
@@ -153,6 +155,18 @@ def acting_camera(requested: str | None) -> str | None:
     return key_name or requested
 
 
+class BodyJSON(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply for the parser (``[[[[...`` by the
+    thousand: a ``RecursionError``) refused as a 400 on every route that reads JSON, even with
+    ``get_json(silent=True)``, rather than a 500."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise BadRequestError("the JSON body is nested too deeply") from None
+
+
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
@@ -176,6 +190,7 @@ def create_app(services: Services) -> Flask:
         )
 
     app = Flask(__name__)
+    app.json = BodyJSON(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
