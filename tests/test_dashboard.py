@@ -4,6 +4,7 @@ key from sessions, and marking, excusing and undoing from the board."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -101,6 +102,19 @@ def test_failed_sign_ins_are_throttled_per_account_and_address(kit: Kit) -> None
     kit.client.post("/logout", data={"csrf_token": csrf_token(kit.client.get("/"))})
     kit.clock.advance(minutes=16)
     assert _login(kit, "ada", PASSWORD, "10.0.0.1")[0] == 303
+
+
+def test_a_failed_sign_in_logs_a_tag_of_the_name_never_the_name(
+    kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """People type their password in the name field: the log keeps a short keyed hash."""
+    kit.services.accounts.add("ada", "admin", PASSWORD)
+    caplog.set_level(logging.INFO)
+    for name in (PASSWORD, PASSWORD, "ada"):
+        assert _login(kit, name, "guess")[0] == 401
+    assert PASSWORD not in caplog.text and "'ada'" not in caplog.text
+    tags = re.findall(r"failed sign-in \(name #([0-9a-f]{8})\) from 10\.0\.0\.1", caplog.text)
+    assert len(tags) == 3 and tags[0] == tags[1] != tags[2]  # one name, one tag
 
 
 def test_one_address_guessing_many_accounts_is_throttled_but_a_right_password_gets_in(

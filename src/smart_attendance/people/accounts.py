@@ -14,12 +14,14 @@ the right password included, until the oldest of them ages out; twenty from one 
 account, refuse that address's wrong passwords (429 instead of 401) but never a right one, so a
 guesser behind the school's NAT does not lock out the teachers behind it. A login never says
 which of name or password was wrong, and an unknown name costs the same time as a wrong
-password.
+password. The server log names a failed sign-in by a short keyed hash of the name typed
+(``name_tag``), never the name: it is sometimes a password typed in the wrong field.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
 import re
@@ -137,6 +139,14 @@ class AccountService:
         self.known_class = known_class
         self.hasher = hasher or PasswordHasher()
         self._dummy: str | None = None  # verified for unknown names, so they cost the same
+        self._tag_key = secrets.token_bytes(16)  # for name_tag, new at each start
+
+    def name_tag(self, name: str) -> str:
+        """A short tag of a typed sign-in name for the log, never the name itself (people
+        sometimes type their password there): a keyed hash whose key is new at each start, so
+        that it tells repeated attempts at one name apart and cannot be reversed by guessing."""
+        digest = hmac.new(self._tag_key, name.encode("utf-8", "surrogateescape"), "sha256")
+        return digest.hexdigest()[:8]
 
     @property
     def _dummy_hash(self) -> str:
@@ -254,7 +264,7 @@ class AccountService:
                 # the same school NAT who types the right one still gets in.
                 log.warning("login throttled for address %s", address)
                 raise self._too_many(by_address, MAX_FAILURES_PER_ADDRESS, now)
-            log.warning("failed sign-in for %r from %s", name, address)
+            log.warning("failed sign-in (name #%s) from %s", self.name_tag(name), address)
             raise LoginError("wrong user name or password")
         self.store.clear_login_failures(name, address, now - THROTTLE_WINDOW)
         if self.hasher.check_needs_rehash(row.password_hash):
