@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import io
 import logging
+import smtplib
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -307,6 +308,35 @@ def test_login_refused_error_never_shows_the_password(tmp_path: Path, smtp: Smtp
         send(EmailMessage(), settings)
     assert "hunter2" not in str(caught.value) and USER in str(caught.value)
     assert smtp.inbox.messages == []
+
+
+@pytest.mark.real
+def test_starttls_that_the_server_does_not_offer_sends_no_password(
+    tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loopback server offers AUTH but no STARTTLS: with ``starttls`` neither the password
+    nor the message crosses in clear; ``none`` (said explicitly) still sends to such a relay."""
+    logins: list[str] = []
+    login = smtplib.SMTP.login
+
+    def spy(client: smtplib.SMTP, user: str, password: str, **kwargs: Any) -> Any:
+        logins.append(user)
+        return login(client, user, password, **kwargs)
+
+    monkeypatch.setattr(smtplib.SMTP, "login", spy)
+    settings = make_settings(tmp_path, **mail_settings(smtp.port, smtp_security="starttls"))
+    with pytest.raises(MailUnavailableError) as refused:
+        send(EmailMessage(), settings)
+    assert str(refused.value).startswith(
+        f"the SMTP server 127.0.0.1:{smtp.port} does not offer STARTTLS, so nothing was sent"
+    )
+    assert "ATTENDANCE_SMTP_SECURITY=ssl" in str(refused.value)
+    assert PASSWORD not in str(refused.value)
+    assert logins == [] and smtp.inbox.messages == []
+    message = EmailMessage()
+    message["Subject"] = "plain relay"
+    send(message, replace(settings, smtp_security="none"))
+    assert logins == [USER] and [m["Subject"] for m in smtp.inbox.messages] == ["plain relay"]
 
 
 # --- preview -----------------------------------------------------------------------------------

@@ -698,8 +698,9 @@ SPECS: tuple[Spec, ...] = (
         "smtp_security",
         "ssl",
         _parse_security,
-        "ssl (TLS from the start, port 465), starttls (upgrade, port 587) or none (plain; "
-        "only for a relay on your own network).",
+        "ssl (TLS from the start, port 465), starttls (upgrade, port 587; a server that "
+        "does not offer it is sent nothing, the password neither) or none (plain; only for a "
+        "relay on your own network).",
     ),
     Spec(
         "ATTENDANCE_SMTP_TIMEOUT_S",

@@ -1,4 +1,6 @@
 """SMTP delivery of ready messages: ssl, starttls or none, login when a password is set.
+With ``ssl`` or ``starttls`` nothing is sent on a connection that is not encrypted (a server
+without STARTTLS gets neither the password nor a message); only ``none`` sends in clear.
 
 ``send_all`` sends several messages (the whole school's report and one per class) in one SMTP
 session and says, message by message, who received it or why not: a message the server
@@ -107,6 +109,9 @@ def send_all(
                     break
                 try:
                     client = _start(opened, settings)
+                except MailUnavailableError as exc:  # no TLS where the settings want it
+                    results += [Delivery((), exc) for _ in batch[index:]]
+                    break
                 except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
                     error = _mail_error(exc, settings)
                     results += [Delivery((), error) for _ in batch[index:]]
@@ -146,16 +151,35 @@ def _open(settings: Settings) -> smtplib.SMTP:
 
 
 def _start(client: smtplib.SMTP, settings: Settings) -> smtplib.SMTP:
-    """``client`` after STARTTLS and the login the settings ask for (closed if they fail)."""
+    """``client`` after STARTTLS and the login the settings ask for (closed if they fail).
+
+    With ``starttls``, a server that does not offer it (or a man in the middle who strips it
+    from the server's answer) gets no password and no message: only ``none`` sends in clear."""
     try:
         if settings.smtp_security == "starttls":
+            client.ehlo_or_helo_if_needed()
+            if not client.has_extn("starttls"):
+                raise _no_tls(settings)
             client.starttls(context=ssl.create_default_context())
+        if settings.smtp_security != "none" and not isinstance(client.sock, ssl.SSLSocket):
+            raise _no_tls(settings)
         if settings.sender_password:
             client.login(settings.sender_email, settings.sender_password)
     except BaseException:
         _close(client)
         raise
     return client
+
+
+def _no_tls(settings: Settings) -> MailUnavailableError:
+    """The refusal to go on without TLS: the password is not sent in clear unless
+    ``ATTENDANCE_SMTP_SECURITY=none`` says so."""
+    where = f"{settings.smtp_host}:{settings.smtp_port_effective}"
+    return MailUnavailableError(
+        f"the SMTP server {where} does not offer STARTTLS, so nothing was sent (the password "
+        "would cross the network in clear): use ATTENDANCE_SMTP_SECURITY=ssl (port 465) if it "
+        "takes TLS from the start, or none for a relay on your own network"
+    )
 
 
 def _close(client: smtplib.SMTP) -> None:
