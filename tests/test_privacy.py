@@ -362,6 +362,32 @@ def test_the_export_holds_every_record_photos_and_a_readme(school: Kit) -> None:
     assert [e.action for e in school.services.audit.entries(1)] == ["export"]
 
 
+def test_the_export_leaves_out_faces_staff_rejected_as_not_the_student(school: Kit) -> None:
+    busy_day(school)  # one uncertain face that named ana_lima, left open
+    other = ScriptedFace(near(school.people["ana_lima"], BORDERLINE, 14))
+    school.recognize(school.analyzer.add(jpeg(7), other), camera="door-3")  # someone else
+    today = school.services.attendance.today()
+    rows = school.services.store.uncertain_rows(today, today)
+    assert [r.camera for r in rows] == ["door-2", "door-3"]
+    rejected = rows[1]
+    crop = school.services.sealer.open(Path(rejected.path).read_bytes())
+    token = sign_in(school)
+    done = post_form(school, f"/review/uncertain/{rejected.id}", token, action="reject")
+    assert done.status_code == 303
+    assert school.services.store.uncertain_row(rejected.id).state == "rejected"
+    for answer in (
+        school.client.get("/students/ana_lima/export", headers=HEADERS),
+        school.client.get("/student/ana_lima/export"),
+    ):
+        assert answer.status_code == 200
+        archive = zipfile.ZipFile(io.BytesIO(answer.data))
+        record = json.loads(archive.read("record.json"))
+        assert [u["camera"] for u in record["uncertain"]] == ["door-2"]
+        review = [n for n in archive.namelist() if n.startswith("review/")]
+        assert len(review) == 2 and f"review/uncertain-{rejected.id}.jpg" not in review
+        assert all(archive.read(n) != crop for n in review)
+
+
 # --- encryption at rest ------------------------------------------------------------------------
 
 

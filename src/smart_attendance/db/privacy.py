@@ -195,7 +195,8 @@ class PrivacyQueries:
     # --- subject access -----------------------------------------------------------------------
 
     def student_records(self, name: str) -> dict[str, list[dict[str, Any]]]:
-        """Every row held on ``name``, per table (badge tokens' hashes left out)."""
+        """Every row held on ``name``, per table (badge tokens' hashes left out, and the
+        uncertain faces that staff rejected as not this student: someone else's face)."""
         out: dict[str, list[dict[str, Any]]] = {}
         with self._begin() as conn:
             for table, column in (
@@ -210,9 +211,10 @@ class PrivacyQueries:
                 (uncertain, uncertain.c.candidate),
                 (audit, audit.c.subject),
             ):
-                rows = conn.execute(
-                    select(table).where(column == name).order_by(*table.primary_key)
-                ).all()
+                query = select(table).where(column == name)
+                if table is uncertain:
+                    query = query.where(uncertain.c.state != "rejected")
+                rows = conn.execute(query.order_by(*table.primary_key)).all()
                 out[table.name] = [
                     {k: v for k, v in row._mapping.items() if k != "token_sha256"} for row in rows
                 ]

@@ -2,7 +2,8 @@
 
 ``record.json`` has every row that names the student (registry, consent history, marks,
 corrections, sightings, photos, badges, intruder photos identified as them, uncertain faces
-that named them, the audit log's entries about them); ``photos/`` their enrolment photos and
+that named them, except those staff rejected as not them (someone else's face), the audit
+log's entries about them); ``photos/`` their enrolment photos and
 ``review/`` the review photos linked to them, decrypted; ``README.txt`` says in plain words
 what each part is. Face descriptors are not included: they are numbers computed from the
 photos, meaningless without the software (the README says so).
@@ -42,7 +43,8 @@ keeps about this student, in files you can open with any computer:
                 - photos: their enrolment photos (files in photos/) and whether each was used;
                 - badges: check-in cards printed for them (the card's code is not kept);
                 - intruders and uncertain: photos from the door cameras that staff or the
-                  system linked to them (files in review/);
+                  system linked to them (files in review/; faces that staff found were
+                  someone else's are left out);
                 - audit: who looked at or changed their record, and when.
   photos/       The enrolment photos the system keeps (it may keep none: see photos in
                 record.json).
