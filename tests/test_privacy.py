@@ -93,6 +93,33 @@ def test_without_consent_no_photo_is_read_and_nobody_is_recognised(school: Kit) 
     )
 
 
+def test_the_dataset_and_photos_awaiting_consent_are_private(school: Kit) -> None:
+    dataset = school.settings.dataset_dir
+    folder, photo = dataset / "ana_lima", dataset / "ana_lima" / "1.jpg"
+    for path, mode in ((dataset, 0o755), (folder, 0o755), (photo, 0o644)):
+        path.chmod(mode)  # as a school copies them in
+    outside = school.settings.data_dir.parent / "elsewhere.jpg"
+    outside.write_bytes(b"not the dataset's")
+    outside.chmod(0o644)
+    (folder / "3.jpg").symlink_to(outside)  # a link is left alone, never followed
+    school.services.enrolment.enroll()
+    assert school.services.enrolment.report is not None
+    assert "ana_lima" in school.services.enrolment.report.awaiting
+    assert photo.read_bytes() == b"photo:ana_lima:1"  # not read, not sealed: still plain
+    assert stat.S_IMODE(dataset.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(photo.stat().st_mode) == 0o600
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o644
+    # A photo uploaded once consent is given is written private too.
+    consent(school, "ana_lima")
+    new = school.analyzer.add(jpeg(5), ScriptedFace(near(school.people["ana_lima"], 0.1, 5)))
+    files = {"image": (io.BytesIO(new), "new.jpg")}
+    added = school.client.post("/students/ana_lima/photos", data=files, headers=HEADERS)
+    assert added.status_code == 201 and added.get_json()["enrolled"] == 1, added.get_json()
+    stored = school.settings.dataset_dir / added.get_json()["photos"][0]["path"]
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+
+
 def test_given_consent_enrols_at_once_and_seals_the_photos(school: Kit) -> None:
     answer = consent(school, "ana_lima")
     assert answer.status_code == 200, answer.get_json()

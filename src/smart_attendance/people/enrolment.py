@@ -44,6 +44,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_IMODE, S_ISLNK
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
@@ -178,6 +179,36 @@ def scan_dataset(root: Path) -> tuple[list[DatasetEntry], list[Skipped]]:
                 continue
             entries.append(DatasetEntry(rel, folder.name, photo, stat.st_size, stat.st_mtime_ns))
     return entries, skipped
+
+
+def make_private(root: Path, entries: Iterable[DatasetEntry]) -> int:
+    """The dataset folder, its student folders and their photos made private to the server's
+    user (folders 0700, files 0600), like the data folder: photos awaiting consent are plain
+    faces, not yet encrypted. Links are left alone, never followed; a mode that cannot be
+    changed (a folder another user owns) is counted and logged once. How many were changed."""
+    listed = list(entries)
+    paths = [root.resolve(), *sorted({entry.path.parent for entry in listed})]
+    paths += [entry.path for entry in listed]
+    changed = failed = 0
+    for path in paths:
+        try:
+            mode = path.lstat().st_mode
+            if S_ISLNK(mode) or not S_IMODE(mode) & 0o077:
+                continue
+            path.chmod(S_IMODE(mode) & 0o700)
+        except OSError:
+            failed += 1
+            continue
+        changed += 1
+    if changed:
+        log.info("made %d file(s) and folder(s) of the dataset private to this user", changed)
+    if failed:
+        log.warning(
+            "%d file(s) or folder(s) of the dataset could not be made private to this user "
+            "(owned by another user?): run the server as their owner, or chmod go-rwx them",
+            failed,
+        )
+    return changed
 
 
 def _inside(path: Path, real_root: Path) -> bool:
@@ -443,6 +474,8 @@ def enroll(
     started = time.monotonic()
     report = EnrolmentReport()
     entries, report.skipped = scan_dataset(root)
+    if root.is_dir():
+        make_private(root, entries)  # photos awaiting consent too: plain faces
     if allowed is not None:
         report.awaiting = sorted({e.student for e in entries if not allowed(e.student)})
         entries = [e for e in entries if allowed(e.student)]

@@ -587,7 +587,7 @@ def _folder_error(exc: OSError, what: str) -> AttendanceError:
 
 def _make_folder(folder: Path) -> None:
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise _folder_error(exc, "create a folder") from None
 
@@ -605,10 +605,13 @@ def _rename_folder(old: Path, new: Path) -> None:
 
 
 def _write_file(target: Path, data: bytes) -> None:
-    """Write a photo whole or not at all (a hidden temporary file is never enrolled)."""
+    """Write a photo whole or not at all (a hidden temporary file is never enrolled), readable
+    by the server's user only (0600)."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        temporary.write_bytes(data)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.replace(temporary, target)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
