@@ -201,3 +201,27 @@ def test_a_missing_extra_is_named_in_one_line(
     assert f"pip install 'smart-attendance[{extra}]'" in lines[0]
     assert blocked in lines[0]
     assert "Traceback" not in result.output
+
+
+# What needs 3.11: the standard library's TOML reader and ``datetime.UTC``.
+NEEDS_3_11 = re.compile(r"^\s*(import tomllib|from tomllib |from datetime import .*\bUTC\b)", re.M)
+
+
+def test_the_python_version_said_everywhere_is_the_one_the_code_needs() -> None:
+    """The code uses 3.11's tomllib and datetime.UTC: pyproject, the linters and the docs say
+    3.11+, and nothing says an older Python will do."""
+    import tomllib
+
+    root = SRC.parents[1]
+    users = [p.name for p in sorted(SRC.rglob("*.py")) if NEEDS_3_11.search(p.read_text("utf-8"))]
+    assert users, "no use of 3.11's standard library found: the check would prove nothing"
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["requires-python"] == ">=3.11"
+    assert project["tool"]["ruff"]["target-version"] == "py311"
+    assert project["tool"]["mypy"]["python_version"] == "3.11"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "Needs Python 3.11+" in readme
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    for page in docs:
+        said = re.findall(r"Python 3\.(\d+)\+|Python >= ?3\.(\d+)", page.read_text("utf-8"))
+        assert all(int(a or b) >= 11 for a, b in said), (page.name, said)
