@@ -638,7 +638,7 @@ def serve_once(
             raise KeyboardInterrupt  # Ctrl-C at once
 
     monkeypatch.setattr(app_module, "make_analyzer", lambda *_args: ScriptedAnalyzer())
-    monkeypatch.setattr(serving, "make_server", lambda *_args: Stopped())
+    monkeypatch.setattr(serving, "make_server", lambda *_args, **_kwargs: Stopped())
     return cli("serve", env={"API_SECRET_KEY": "k" * 24, **env})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import re
 import socket
 import struct
 import time
@@ -532,6 +533,55 @@ def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(
     assert head.startswith(b"HTTP/1.1 413 ")
     assert b"application/json" in head
     assert body == b'{"status": "too_large", "error": "upload larger than 10 MB"}'
+
+
+def _answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP answer read from ``sock``: its head and its body (by Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"Content-Length: (\d+)", head, re.I)
+    assert length, head
+    while len(body) < int(length[1]):
+        body += sock.recv(65536)
+    return head, body
+
+
+@pytest.mark.real
+def test_a_wrong_key_is_refused_before_the_body_is_sent(guarded: ServerProcess) -> None:
+    """The key is checked from the headers: a 5 MB upload with a wrong key (or none) is
+    answered 401 before one byte of its body is sent; the body sent after is dropped and the
+    connection serves the next request."""
+    size = 5 * 1024 * 1024
+    for key_line in (b"X-API-KEY: not-the-key-0123456789abcdef\r\n", b""):
+        with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /recognize HTTP/1.1\r\nHost: x\r\n" + key_line + b"Content-Type: "
+                b"multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n" % size
+            )
+            head, body = _answer(sock)  # no byte of the body sent yet
+            assert head.startswith(b"HTTP/1.1 401 "), head
+            assert b'"status": "denied"' in body or b'"status":"denied"' in body
+            sock.sendall(b"x" * size)  # read and dropped, never kept
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, _body = _answer(sock)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+    # A client that waits for "100 Continue" gets the 401 instead, and the connection closes.
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /students HTTP/1.1\r\nHost: x\r\nX-API-KEY: wrong-key-0123456789abcdefgh"
+            b"\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: %d\r\n\r\n" % size
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 ") and b"100 Continue" not in answer
+    # The right key's body is read as before.
+    assert guarded.recognize(jpeg(640, 480)).status_code == 200
 
 
 @pytest.mark.real

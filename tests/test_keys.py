@@ -18,6 +18,7 @@ import re
 import stat
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,19 @@ from werkzeug.test import TestResponse
 from conftest import API_KEY, Kit, ServerProcess, make_kit, run_cli
 from dashboard_kit import post_form, sign_in
 from smart_attendance.app import build_services
-from smart_attendance.web import CAMERA_ROUTES, KEY_REFUSED, OPEN_ROUTES, create_app
+from smart_attendance.web import (
+    BODY_WITHHELD,
+    CAMERA_ROUTES,
+    KEY_REFUSED,
+    OPEN_ROUTES,
+    body_gate,
+    create_app,
+)
 
 Cli = Callable[..., Result]
 WRONG = "wrong-key-0123456789-abcdefghij"
 REFUSED = "api key refused from "
+NOW = datetime(2026, 11, 23, 7, 55)  # UTC
 
 
 @pytest.fixture
@@ -196,6 +205,43 @@ def test_a_revoked_key_opens_nothing_at_once(
     assert f"{REFUSED}127.0.0.1" in caplog.text and door not in caplog.text
     [row] = kit.services.keys.camera_keys()
     assert row.revoked_at is not None and not row.valid
+
+
+def test_which_keys_the_server_checks_before_it_reads_a_body(kit: Kit) -> None:
+    """``body_gate``: asked in the server's event loop without the database whether a
+    request's key must be checked (in a request thread) before its body is read
+    (web/serving.py)."""
+    door = kit.services.keys.add("door-1")
+    gate = body_gate(kit.client.application)
+    unsure = gate.unsure
+    assert not unsure("POST", "/recognize", API_KEY)  # the admin key
+    assert not unsure("POST", "/recognize", door.key)  # a camera key read at start
+    assert unsure("POST", "/recognize", WRONG) and unsure("POST", "/recognize", "")
+    assert unsure("POST", "/students", WRONG) and unsure("PUT", "/students/ana_lima/consent", "")
+    assert not unsure("POST", "/login", "") and not unsure("POST", "/enrol/ana_lima/photos", "")
+    assert unsure("POST", "/no-such-route", "")  # a 404 needs no body
+    assert not gate.valid(WRONG) and not gate.valid("")
+    # A key added here is known at once; a revoked one is not.
+    assert not unsure("POST", "/recognize", kit.services.keys.add("door-2").key)
+    kit.services.keys.revoke("door-1")
+    assert unsure("POST", "/recognize", door.key) and not gate.valid(door.key)
+    # A key added on another server since: checked once with the database, then known.
+    other = "another-servers-key-0123456789abcdef"
+    kit.services.store.add_camera_key("door-3", hashlib.sha256(other.encode()).hexdigest(), NOW)
+    assert unsure("POST", "/recognize", other)
+    assert gate.valid(other) and not unsure("POST", "/recognize", other)
+
+
+def test_a_request_whose_body_the_server_withheld_is_answered_without_it(kit: Kit) -> None:
+    """The server withholds a body (``BODY_WITHHELD``) when the key was wrong, or, on a
+    connection busy with another request, not known yet: a wrong key is the plain 401; a
+    valid one is asked to send again (503, ``Retry-After``), this server knowing it now."""
+    refused = kit.client.post("/recognize", headers={"X-API-KEY": WRONG, BODY_WITHHELD: "1"})
+    assert refused.status_code == 401 and refused.get_json()["error"] == KEY_REFUSED
+    door = kit.services.keys.add("door-1")
+    again = kit.client.post("/recognize", headers={"X-API-KEY": door.key, BODY_WITHHELD: "1"})
+    assert again.status_code == 503 and again.headers["Retry-After"] == "1"
+    assert again.get_json()["status"] == "busy"
 
 
 def test_last_use_is_written_at_most_once_a_minute(kit_on_db: Kit) -> None:

@@ -329,7 +329,7 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     from ..attendance.files import private_data_folder
     from ..privacy.retention import PurgeScheduler
     from ..reports.scheduler import ReportScheduler
-    from ..web import create_app
+    from ..web import body_gate, create_app
     from ..web.serving import limits, make_server
 
     settings = _settings(env_file)
@@ -376,7 +376,8 @@ def serve(host: str | None, port: int | None, env_file: str | None) -> None:
     if server_limits.note:
         click.echo(f"Warning: {server_limits.note}", err=True)
     try:
-        server = make_server(app, settings, server_limits)
+        # the key from the headers before the body (web/serving.py)
+        server = make_server(app, settings, server_limits, gate=body_gate(app))
     except OSError as exc:
         services.close()
         raise click.ClickException(

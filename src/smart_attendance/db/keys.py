@@ -65,6 +65,14 @@ class KeyQueries:
             row = conn.execute(select(camera_keys).where(camera_keys.c.name == name)).first()
         return _key(row) if row else None
 
+    def valid_camera_key_digests(self) -> set[str]:
+        """The SHA-256 of every camera key that is not revoked."""
+        with self._begin() as conn:
+            rows = conn.execute(
+                select(camera_keys.c.key_sha256).where(camera_keys.c.revoked_at.is_(None))
+            ).all()
+        return {r[0] for r in rows}
+
     def camera_key_by_digest(self, digest: str) -> CameraKeyRow | None:
         """The key whose SHA-256 is ``digest``, revoked or not."""
         with self._begin() as conn:

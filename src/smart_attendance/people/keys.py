@@ -20,13 +20,14 @@ import logging
 import math
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ..db.keys import CameraKeyRow
 from ..db.store import Store
-from ..errors import BadRequestError, ConflictError, NotFoundError
+from ..errors import BadRequestError, ConflictError, NotFoundError, StoreError
 from ..models import Clock
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,11 @@ class CameraKeyService:
         self._master = master_key.encode("utf-8")
         self.failures_per_minute = failures_per_minute
         self.audit = audit
+        # The digests of the camera keys this process knows to be valid (``known``): read at
+        # the first ``check`` (and by ``load_known`` at start), kept in step by ``check``,
+        # ``add`` and ``revoke``.
+        self._known: set[str] | None = None
+        self._known_lock = threading.Lock()
 
     def _now(self) -> datetime:
         return self.clock().astimezone(UTC).replace(tzinfo=None)
@@ -118,6 +124,7 @@ class CameraKeyService:
                 f"choose another, such as {name}-2)"
             )
         log.info("camera key %s added", name)
+        self._remember(digest(key), True)
         self._record(actor, f"camera key {name} added")
         return NewCameraKey(name, key, row.created_at)
 
@@ -132,6 +139,8 @@ class CameraKeyService:
         if row is None:
             raise NotFoundError(f"no camera key named {name[:64]!r}")
         log.info("camera key %s revoked", name)
+        self._known = None  # the revoked key's digest is not kept here: read them again
+        self._reload()
         self._record(actor, f"camera key {name} revoked")
         return row
 
@@ -144,13 +153,59 @@ class CameraKeyService:
             key.encode("utf-8", "surrogateescape"), self._master
         ):
             return MASTER
-        row = self.store.camera_key_by_digest(digest(key))
+        if self._known is None:
+            self._reload()
+        hashed = digest(key)
+        row = self.store.camera_key_by_digest(hashed)
         if row is None or not row.valid:
+            self._remember(hashed, False)
             return None
+        self._remember(hashed, True)
         now = self._now()
         if row.last_used_at is None or row.last_used_at < now - TOUCH_EVERY:
             self.store.touch_camera_key(row.name, now, now - TOUCH_EVERY)
         return KeyHolder(CAMERA, row.name)
+
+    def known(self, key: str) -> bool:
+        """Whether ``key`` is the master key or a camera key this process knows to be valid,
+        without asking the database (the server asks it before reading a request's body, in
+        its event loop). False for a key added on another server since this one read the
+        keys, until ``check`` has seen it once; True for a key revoked on another server until
+        ``check`` has refused it once (``check`` stays the answer)."""
+        if not key or len(key) > MAX_KEY:
+            return False
+        if self._master and hmac.compare_digest(
+            key.encode("utf-8", "surrogateescape"), self._master
+        ):
+            return True
+        known = self._known
+        return known is not None and digest(key) in known
+
+    def load_known(self) -> None:
+        """Read the valid camera keys for ``known`` now (the server, before it listens)."""
+        self._reload()
+
+    def _reload(self) -> None:
+        """Read the valid camera keys' digests for ``known`` (in a request's thread, which may
+        wait for the database; a failure is tried again at the next ``check``)."""
+        try:
+            digests = self.store.valid_camera_key_digests()
+        except StoreError as exc:
+            log.warning("the camera keys could not be read: %s", exc)
+            return
+        with self._known_lock:
+            self._known = digests
+
+    def _remember(self, hashed: str, valid: bool) -> None:
+        with self._known_lock:
+            if self._known is None or (hashed in self._known) == valid:
+                return
+            known = set(self._known)  # readers in the event loop see one set or the other
+            if valid:
+                known.add(hashed)
+            else:
+                known.discard(hashed)
+            self._known = known
 
     # --- wrong keys -----------------------------------------------------------------------------
 

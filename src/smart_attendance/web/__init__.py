@@ -78,6 +78,9 @@ UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")  # replaced in a downloaded f
 # Routes without a key; and what a camera key opens (people/keys.py). Every other route of the
 # API needs the admin key (API_SECRET_KEY): a camera key there is a 403.
 OPEN_ROUTES = frozenset({"health", "static", "openapi"})  # openapi: GET /openapi.json
+# Set by the server (web/serving.py, never by a client: it deletes any such header) on a request
+# whose body it did not read, because its key was not one it knew to be valid.
+BODY_WITHHELD = "X-Attendance-Body-Withheld"
 CAMERA_ROUTES = frozenset({"recognize", "liveness_challenge", "badges.checkin"})
 
 # (exception type, HTTP status, "status" field); the first matching row wins.
@@ -167,6 +170,39 @@ class BodyJSON(DefaultJSONProvider):
             raise BadRequestError("the JSON body is nested too deeply") from None
 
 
+class KeysFirst:
+    """The server's question about a request's key before it reads the body
+    (``web.serving.KeyGate``); ``body_gate(app)`` makes one."""
+
+    def __init__(self, app: Flask) -> None:
+        services: Services = app.extensions["attendance"]
+        self.keys = services.keys
+        self.keys.load_known()  # once, here: the event loop never waits for the database
+        self.routes = app.url_map.bind("localhost")
+
+    def unsure(self, method: str, path: str, key: str) -> bool:
+        """In the event loop: whether the route needs the API key and ``key`` is not one this
+        process knows to be valid (``CameraKeyService.known``). A path the app has no route
+        for counts as such too: it is answered (404...) without its body. The dashboard's and
+        the open routes read their bodies as before."""
+        try:
+            endpoint, _arguments = self.routes.match(path, method)
+        except HTTPException:  # no such route or method, or a redirect: no body needed
+            return True
+        if endpoint in OPEN_ROUTES or endpoint.startswith("dashboard."):
+            return False
+        return not self.keys.known(key)
+
+    def valid(self, key: str) -> bool:
+        """In a request thread: whether ``key`` opens the API (the database asked)."""
+        return self.keys.check(key) is not None
+
+
+def body_gate(app: Flask) -> KeysFirst:
+    """What ``web.serving.make_server`` asks before it reads a request's body."""
+    return KeysFirst(app)
+
+
 def _error(status: str, message: str, code: int) -> tuple[Response, int]:
     return jsonify({"status": status, "error": message}), code
 
@@ -220,6 +256,14 @@ def create_app(services: Services) -> Flask:
             keys.refused(address)
             log.warning("api key refused from %s", address)
             return jsonify({"status": "denied", "error": KEY_REFUSED}), 401
+        if request.headers.get(BODY_WITHHELD):
+            # A valid key this server did not know yet (added on another server since it read
+            # the keys): the body was not read. It knows the key now.
+            response, code = _error(
+                "busy", "this server had not seen this key yet: send the request again", 503
+            )
+            response.headers["Retry-After"] = "1"
+            return response, code
         if not holder.is_admin and request.endpoint not in CAMERA_ROUTES:
             return _error(
                 "forbidden",

@@ -22,20 +22,33 @@ arrived whole, so a held connection costs a socket, not a thread. What is added 
   ``Content-Length`` is refused as soon as the headers are in, before any of the body is read
   (and before the key is checked); a chunked body as soon as it passes the limit. Waitress's
   own refusals are JSON like the app's: ``{"status": "too_large", "error": ...}``.
+* **The key before the body**: once a request's headers are in, the gate (``KeyGate``,
+  ``web.body_gate``) says in the event loop, without the database, whether its route needs the
+  API key and the key is not one known to be valid (the admin key, a camera key read at start
+  or seen since). Such a request's body waits (nothing more is read from the connection) while
+  a request thread asks the database: a valid key's body is then read as any other; a missing
+  or wrong key's request goes to the app at once with an empty body and the ``BODY_WITHHELD``
+  header (which a client cannot send: it is deleted from every request), so it is answered 401
+  (or 429) before the body has arrived; what arrives of it after is read and dropped, never
+  kept, so the client gets its answer and the connection stays usable. A client waiting for
+  ``100 Continue`` gets it once its key is found valid; otherwise the answer instead, and the
+  connection is closed after it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
@@ -180,6 +193,74 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]
         self.write(body)
 
 
+WITHHELD_KEY = "X_ATTENDANCE_BODY_WITHHELD"  # web.BODY_WITHHELD as waitress keeps headers
+
+
+class KeyGate(Protocol):
+    """What the server asks about a request's key before it reads the body (``web.body_gate``)."""
+
+    def unsure(self, method: str, path: str, key: str) -> bool:
+        """In the event loop, without the database: whether the route needs the API key and
+        ``key`` is not one known to be valid (the body then waits for ``valid``)."""
+
+    def valid(self, key: str) -> bool:
+        """In a request thread, with the database: whether ``key`` opens the API."""
+
+
+class _Dropped:
+    """Where a withheld body goes: nowhere (a receiver's buffer that keeps nothing)."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def append(self, data: bytes) -> None:
+        """Drop ``data``."""
+
+    def getfile(self) -> io.BytesIO:
+        return io.BytesIO()
+
+    def close(self) -> None:
+        """Nothing kept, nothing to free."""
+
+
+class KeyFirstParser(HTTPRequestParser):  # type: ignore[misc]
+    """Waitress's request parser, which asks the gate once the headers are in whether the key
+    must be checked before a body that follows is read (``unsure``)."""
+
+    gates: ClassVar[tuple[KeyGate, ...]] = ()  # the server's gate, if it has one
+    unsure = False  # the key is checked (GuardedChannel.service) before the body is read
+    wants_continue = False  # the client waits for "100 Continue", sent once the key is valid
+    withheld = False  # the body is dropped: the request is served before it has arrived
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        self.headers.pop(WITHHELD_KEY, None)  # only this server says so
+        key = self.headers.get("X_API_KEY", "")
+        if getattr(self, "body_rcv", None) is None:
+            return
+        try:
+            self.unsure = any(gate.unsure(self.command, self.path, key) for gate in self.gates)
+        except Exception:  # never the event loop's end: the body is read, the app decides
+            log.exception("the key check before the body failed")
+            return
+        if self.unsure and self.headers.get("EXPECT", "").lower() == "100-continue":
+            self.expect_continue, self.wants_continue = False, True
+
+    def key_valid(self, key: str) -> bool:
+        return any(gate.valid(key) for gate in self.gates)
+
+    def withhold_body(self) -> None:
+        """Drop the body, what is buffered of it and what is still to come, and tell the app
+        (``BODY_WITHHELD``): the request is answered without it."""
+        self.withheld, self.unsure, self.empty = True, False, True  # completion queues nothing
+        self.body_rcv.getbuf().close()
+        self.body_rcv.buf = _Dropped()
+        self.headers["CONTENT_LENGTH"] = "0"
+        self.headers[WITHHELD_KEY] = "1"
+        if self.wants_continue:  # no body will come: the connection closes after the answer
+            self.headers["CONNECTION"] = "close"
+
+
 class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     """A connection whose request must arrive whole within the channel timeout, counted
     against its address's cap."""
@@ -196,6 +277,7 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
         self.body_progress_at: float | None = None
         self.body_bytes = 0
         self.body_step = max(1, round(MIN_BODY_BYTES_PER_S * float(adj.channel_timeout)))
+        self.key_check: KeyFirstParser | None = None  # a request whose key is being checked
         self.counted = True
         if not self.addresses.opened(self.host):
             self.refuse()
@@ -208,8 +290,18 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
             self.total_outbufs_len += len(BUSY_ANSWER)
         self.close_when_flushed = True
 
+    def readable(self) -> bool:
+        return bool(super().readable()) and self.key_check is None
+
     def received(self, data: bytes) -> bool:
         result: bool = super().received(data)
+        request = self.request
+        if request is not None and request.unsure and request is not self.key_check:
+            if self.requests:  # a request of this connection is being served: no second task
+                self._withhold(request)
+            else:  # the key is checked in a request thread; nothing more is read meanwhile
+                self.key_check = request
+                self.server.add_task(self)
         if self.request is None:  # nothing half-received
             self.timed, self.request_started, self.body_progress_at = None, None, None
             return result
@@ -234,6 +326,34 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
         self.last_activity = self.body_progress_at
         return result
 
+    def _withhold(self, request: KeyFirstParser) -> None:
+        """Serve ``request`` now, without its body (dropped as it arrives)."""
+        with self.requests_lock:
+            request.withhold_body()
+            self.requests.append(request)
+            if len(self.requests) == 1:
+                self.server.add_task(self)
+
+    def service(self) -> None:
+        request = self.key_check
+        if request is None:
+            super().service()
+            return
+        try:  # the database may be asked: this is a request thread, not the event loop
+            valid = request.key_valid(request.headers.get("X_API_KEY", ""))
+        except Exception:  # the app answers (503 when the database is down)
+            log.exception("the key check before the body failed")
+            valid = False
+        if valid:
+            request.unsure = False
+            if request.wants_continue:
+                request.expect_continue = True
+                self.send_continue()
+        else:
+            self._withhold(request)
+        self.key_check = None
+        self.server.pull_trigger()  # read again (the body, or the next request)
+
     def del_channel(self, map: Any = None) -> None:
         super().del_channel(map)
         if self.counted:
@@ -248,17 +368,22 @@ def _servers(server: Any) -> list[Any]:
     return [s for s in server.map.values() if isinstance(s, BaseWSGIServer)]
 
 
-def make_server(app: Any, settings: Settings, found: Limits | None = None) -> Any:
-    """Waitress serving ``app`` on ``settings.host``/``port`` with ``limits(settings)``;
+def make_server(
+    app: Any, settings: Settings, found: Limits | None = None, gate: KeyGate | None = None
+) -> Any:
+    """Waitress serving ``app`` on ``settings.host``/``port`` with ``limits(settings)``, the
+    key of a request checked by ``gate`` (``web.body_gate(app)``) before its body is read;
     raises ``OSError`` when it cannot listen."""
     found = found or limits(settings)
     error_task = type("Errors", (JsonErrorTask,), {"upload_mb": settings.max_upload_mb})
+    parser = type("Parser", (KeyFirstParser,), {"gates": (gate,) if gate else ()})
     channel = type(
         "Channel",
         (GuardedChannel,),
         {
             "addresses": _Addresses(found.per_address, TrustedProxies(found.uncapped)),
             "error_task_class": error_task,
+            "parser_class": parser,
         },
     )
     server = create_server(
