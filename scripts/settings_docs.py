@@ -98,7 +98,15 @@ GROUPS = [
             "ATTENDANCE_TRUSTED_PROXIES",
         ],
     ),
-    ("Camera client", ["ATTENDANCE_SERVER_URL", "ATTENDANCE_CAMERA_ID"]),
+    (
+        "Camera client",
+        [
+            "ATTENDANCE_SERVER_URL",
+            "ATTENDANCE_CAMERA_ID",
+            "ATTENDANCE_CLIENT_QUEUE_MAX_MB",
+            "ATTENDANCE_CLIENT_QUEUE_MAX_DAYS",
+        ],
+    ),
     (
         "Email report",
         [

@@ -428,3 +428,64 @@ def test_a_key_refused_while_running_is_logged_once_and_said_when_the_client_sto
         )
     finally:
         wrong.close()
+
+
+# --- the queue folder's caps -----------------------------------------------------------------
+
+MB = 1024 * 1024
+
+
+def _scan_of(outbox: Outbox, at: float, size: int) -> Scan:
+    """A queued scan captured at ``at`` (seconds since the epoch) whose frame is ``size`` bytes."""
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(at, timezone.utc)
+    return outbox.put([b"\xff" * size], "door", 25.0, captured_at=when)
+
+
+def test_the_queue_folder_is_capped_in_size_oldest_set_aside_first(tmp_path: Path) -> None:
+    now = [time.time()]
+    outbox = Outbox(tmp_path / "q", max_bytes=3 * MB, wall=lambda: now[0])
+    first = _scan_of(outbox, now[0] - 300, MB)
+    refused = outbox.reject(_scan_of(outbox, now[0] - 200, MB), {"http_status": 422})
+    os.utime(refused / "reason.json", (now[0] - 200, now[0] - 200))  # before the next one
+    outbox.set_aside(_scan_of(outbox, now[0] - 100, MB // 2), "a frame missing")
+    assert len(outbox) == 1 and outbox.pruned == 0  # 2.5 MB: under the cap
+    now[0] += 61  # the caps are checked at most once a minute
+    newest = _scan_of(outbox, now[0], MB)  # 3.5 MB: the oldest set-aside entry goes first
+    assert outbox.rejected() == [] and len(outbox.quarantine()) == 1
+    assert not refused.exists() and {s.event_id for s in outbox.pending()} == {
+        first.event_id,
+        newest.event_id,
+    }
+    now[0] += 61
+    latest = _scan_of(outbox, now[0], MB + MB // 4)  # then the quarantined one, the oldest scan
+    assert outbox.quarantine() == []
+    assert [s.event_id for s in outbox.pending()] == [newest.event_id, latest.event_id]
+    assert outbox.pruned == 3
+
+
+def test_the_queue_folder_is_capped_in_age(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """By the files' times (when queued, when set aside), not the capture time."""
+    now, day = time.time(), 86400
+
+    def written(folder: Path, name: str, days_ago: float) -> Path:
+        os.utime(folder / name, (now - days_ago * day, now - days_ago * day))
+        return folder
+
+    root = tmp_path / "q"
+    early = Outbox(root)
+    stale = written(_scan_of(early, now, 1000).folder, "scan.json", 8)
+    kept = _scan_of(early, now - 30 * day, 1000)  # captured long ago, queued today: kept
+    old_refusal = early.reject(_scan_of(early, now, 1000), {"http_status": 400})
+    written(old_refusal, "reason.json", 8)
+    recent_refusal = early.reject(_scan_of(early, now, 1000), {"http_status": 400})
+    written(recent_refusal, "scan.json", 9)  # queued long ago, set aside a day ago: kept
+    written(recent_refusal, "reason.json", 1)
+    with caplog.at_level(logging.WARNING):
+        outbox = Outbox(root, max_age_s=7 * day)  # the next start
+    assert [s.event_id for s in outbox.pending()] == [kept.event_id]
+    assert outbox.rejected() == [recent_refusal] and not stale.exists()
+    assert "deleted 1 queued scan(s), 1 rejected and 0 quarantined" in caplog.text

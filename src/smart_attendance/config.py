@@ -643,6 +643,23 @@ SPECS: tuple[Spec, ...] = (
         "Camera id `attendance client` sends (intruder streaks are counted per camera).",
     ),
     Spec(
+        "ATTENDANCE_CLIENT_QUEUE_MAX_MB",
+        "client_queue_max_mb",
+        "500",
+        _parse_int(1, 1_000_000),
+        "Most megabytes `attendance client`'s queue folder holds in all (queued scans, "
+        "rejected/, quarantine/: faces). Past it the oldest of rejected/ and quarantine/ are "
+        "deleted first, then the oldest queued scans.",
+    ),
+    Spec(
+        "ATTENDANCE_CLIENT_QUEUE_MAX_DAYS",
+        "client_queue_max_days",
+        "7",
+        _parse_int(1, 3650),
+        "Days `attendance client` keeps a queued scan (from its capture) or an entry of "
+        "rejected/ or quarantine/ (from when it was set aside) before deleting it.",
+    ),
+    Spec(
         "SENDER_EMAIL",
         "sender_email",
         "",
@@ -777,6 +794,8 @@ class Settings:
     log_level: str = "INFO"
     server_url: str = "http://127.0.0.1:5000"
     camera_id: str = "door"
+    client_queue_max_mb: int = 500
+    client_queue_max_days: int = 7
     sender_email: str = ""
     sender_password: str = field(default="", repr=False)
     teacher_email: str = ""

@@ -828,6 +828,8 @@ def client(
         window=not no_window,
         record=record,
         queue_dir=queue_dir or settings.data_dir / "client-queue",
+        queue_max_mb=settings.client_queue_max_mb,
+        queue_max_days=settings.client_queue_max_days,
         cooldown_s=cooldown,
         width=width,
         fps=fps,

@@ -68,6 +68,8 @@ class ClientOptions:
     key_from: str = ""  # where the key came from (API_SECRET_KEY or a key file), said on a 401
     camera: str = "door"
     queue_dir: Path = Path("data/client-queue")
+    queue_max_mb: int = 500  # the queue folder's caps (ATTENDANCE_CLIENT_QUEUE_MAX_MB, _DAYS)
+    queue_max_days: int = 7
     window: bool = True
     record: Path | None = None
     cooldown_s: float = 8.0
@@ -556,7 +558,11 @@ def run(
     new one); ``clock``: the time that stamps each scan's capture time (default: this
     machine's clock)."""
     note = note or echo
-    outbox = Outbox(options.queue_dir)
+    outbox = Outbox(
+        options.queue_dir,
+        max_bytes=options.queue_max_mb * 1024 * 1024,
+        max_age_s=options.queue_max_days * 86400.0,
+    )
     scanner_ref: list[Scanner] = []
 
     def on_answer(scan: Scan, answer: Recognition) -> None:

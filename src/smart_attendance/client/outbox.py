@@ -20,6 +20,13 @@ metadata is missing, unparseable or cut short (a power cut, a full disk, a hand 
 to ``quarantine/`` with the reason, at start and on every pass, instead of staying forever. The
 event id makes a resend harmless: the server never marks twice for one event. A badge read at
 the door (``put_badge``) is a scan with its token instead of frames (``POST /checkin``).
+
+The folder holds faces, so it is capped (``prune``, at start and at most every
+``PRUNE_EVERY_S`` after a new scan or a scan set aside): entries older than ``max_age_s``
+(queued scans from when they were queued, ``rejected/`` and ``quarantine/`` from when they were
+set aside, by their files' times: the door machine's clock, not the capture time a test or a
+wrong clock gave) are deleted; past ``max_bytes`` in all, the oldest of ``rejected/`` and
+``quarantine/`` go first, then the oldest queued scans. Each deletion is logged with its count.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ QUARANTINE = "quarantine"
 META = "scan.json"
 RETRY = "retry.json"
 REASON = "reason.json"
+PRUNE_EVERY_S = 60.0  # the caps are checked at most this often (and at start)
+DEFAULT_MAX_BYTES = 500 * 1024 * 1024  # ATTENDANCE_CLIENT_QUEUE_MAX_MB
+DEFAULT_MAX_AGE_S = 7 * 86400.0  # ATTENDANCE_CLIENT_QUEUE_MAX_DAYS
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,25 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
+def _size(folder: Path) -> int:
+    """The bytes of the files of an entry (0 when it has gone meanwhile)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError):
+                total += path.lstat().st_size
+    return total
+
+
+def _mtime(path: Path, folder: Path) -> float:
+    """When ``path`` was written (an entry's scan.json: queued; its reason.json: set aside),
+    else when its ``folder`` last changed; 0 when both have gone."""
+    for candidate in (path, folder):
+        with contextlib.suppress(OSError):
+            return candidate.stat().st_mtime
+    return 0.0
+
+
 def _meta(folder: Path) -> dict[str, Any] | Broken | None:
     """The entry's scan.json; what is wrong with it; or None when the entry has gone."""
     try:
@@ -151,11 +180,24 @@ def _meta(folder: Path) -> dict[str, Any] | Broken | None:
 
 class Outbox:
     """The queue folder ``root``. ``clock``: seconds since the epoch (for back-off times and
-    the times written in reason files)."""
+    the times written in reason files); ``wall``: the clock the files' times are on (for the
+    caps); ``max_bytes``, ``max_age_s``: the caps."""
 
-    def __init__(self, root: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        root: Path,
+        clock: Callable[[], float] = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.root = root
         self.clock = clock
+        self.wall = wall
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.pruned = 0  # entries deleted by the caps in this process
+        self._pruned_at: float | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         self.quarantined = 0  # entries moved to quarantine/ by this process
         self._lock = threading.Lock()
@@ -166,6 +208,7 @@ class Outbox:
             # a crash while writing (never complete, never queued) or while deleting (answered)
             shutil.rmtree(stale, ignore_errors=True)
         self.pending()  # quarantines what cannot be read
+        self.prune()
 
     @property
     def rejected_dir(self) -> Path:
@@ -215,6 +258,7 @@ class Outbox:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         _fsync_dir(self.root)
+        self.prune(soon=True)
         return Scan(final, event_id, meta["captured_at"], camera, float(fps), badge, nonce)
 
     def put_badge(self, token: str, camera: str, captured_at: datetime | None = None) -> Scan:
@@ -370,6 +414,7 @@ class Outbox:
             self.rejected_dir.mkdir(exist_ok=True)
             target = _free_name(self.rejected_dir, scan.folder.name)
             scan.folder.rename(target)
+        self.prune(soon=True)
         return target
 
     def set_aside(self, scan: Scan, reason: str) -> None:
@@ -395,6 +440,66 @@ class Outbox:
         with contextlib.suppress(OSError):
             _write_atomic(target / REASON, json.dumps(note, indent=2).encode("utf-8"))
         log.warning("queue entry %s cannot be sent (%s); moved to %s", folder.name, reason, target)
+
+    # --- the caps ---------------------------------------------------------------------------
+
+    def prune(self, soon: bool = False) -> int:
+        """Delete what is past the caps (see the module's docstring); with ``soon``, only if
+        the last check is ``PRUNE_EVERY_S`` old. How many entries were deleted."""
+        now = self.wall()
+        if soon and self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_S:
+            return 0
+        self._pruned_at = now
+        aside = [  # (set aside at, folder, size), rejected/ and quarantine/
+            (_mtime(folder / REASON, folder), folder, _size(folder))
+            for folder in self.rejected() + self.quarantine()
+        ]
+        queued = [  # (queued at, folder, size)
+            (_mtime(folder / META, folder), folder, _size(folder)) for folder in self._entries()
+        ]
+        too_old = now - self.max_age_s
+        doomed = [f for at, f, _ in aside if at < too_old]
+        doomed += [f for at, f, _ in queued if at < too_old]
+        total = sum(size for at, _, size in aside + queued if at >= too_old)
+        for _at, folder, size in sorted(e for e in aside if e[0] >= too_old) + sorted(
+            e for e in queued if e[0] >= too_old
+        ):
+            if total <= self.max_bytes:
+                break
+            doomed.append(folder)
+            total -= size
+        if not doomed:
+            return 0
+        counts = {"queued": 0, REJECTED: 0, QUARANTINE: 0}
+        for folder in doomed:
+            kind = folder.parent.name if folder.parent != self.root else "queued"
+            if self._delete(folder):
+                counts[kind] += 1
+        deleted = sum(counts.values())
+        self.pruned += deleted
+        log.warning(
+            "the queue folder's caps (%g MB, %g days) deleted %d queued scan(s), %d rejected and "
+            "%d quarantined, oldest first (ATTENDANCE_CLIENT_QUEUE_MAX_MB, "
+            "ATTENDANCE_CLIENT_QUEUE_MAX_DAYS)",
+            self.max_bytes / 1024 / 1024,
+            self.max_age_s / 86400,
+            counts["queued"],
+            counts[REJECTED],
+            counts[QUARANTINE],
+        )
+        return deleted
+
+    def _delete(self, folder: Path) -> bool:
+        """Delete an entry (renamed first: never seen half-deleted); False if it had gone."""
+        with self._lock:
+            self._forget(folder)
+            gone = self.root / f".del-{folder.parent.name}-{folder.name}"
+            try:
+                folder.rename(gone)
+            except OSError:
+                return False
+        shutil.rmtree(gone, ignore_errors=True)
+        return True
 
     def wait_empty(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
