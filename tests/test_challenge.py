@@ -9,7 +9,6 @@ too; the real engine on real video is in test_challenge_real.py.
 
 from __future__ import annotations
 
-import itertools
 import re
 import threading
 from collections import Counter
@@ -148,14 +147,13 @@ def test_a_challenge_is_a_random_nonce_and_one_to_three_actions(live: Kit) -> No
         assert 1 <= len(actions) <= 3 and set(actions) <= set(ACTIONS)
         assert actions in rules.CHALLENGES
         assert body["prompts"] == [PROMPTS[a] for a in actions]
-        for a, b in itertools.pairwise(actions):  # never twice the same, nor two blinks
-            assert a != b and not {a, b} <= {BLINK, BLINK_TWICE}
+        assert not any(a in (BLINK, BLINK_TWICE) for a in actions[:-1])  # blinks: last only
         assert body["expires_in"] == 20.0
         assert body["expires_at"] == "2026-11-23T07:55:20+00:00"  # 08:55 Paris, plus 20 s
         seen.add(actions)
         nonces.add(body["nonce"])
     assert len(nonces) == 30
-    assert len(seen) >= 10  # drawn from the forty challenges
+    assert len(seen) >= 8  # drawn from the eighteen challenges
     assert live.services.store.challenge_count() == 30
 
 
@@ -486,16 +484,21 @@ def test_a_burst_sent_the_moment_its_challenge_was_issued_is_refused(
 def test_the_frame_rate_must_fit_the_time_since_the_challenge(
     live: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 24-frame burst claimed at 5 frames a second lasts 4.6 s: not 2 s after the prompt."""
+    """A 24-frame burst claimed at 8 frames a second lasts 2.9 s: not 1 s after the prompt.
+    Under 7 frames a second blinks fall between the frames: refused whatever the time."""
     frames = burst(live, "ana_lima", TURN_LEFT)
     nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
-    live.clock.advance(seconds=2)
-    body = live.recognize(*frames, camera="door", fps="5", nonce=nonce).get_json()
+    live.clock.advance(seconds=1)
+    body = live.recognize(*frames, camera="door", fps="8", nonce=nonce).get_json()
     assert_refused(body, "fps_inconsistent")
     nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
-    live.clock.advance(seconds=5)  # filmed at 5 frames a second: it fits
-    body = live.recognize(*frames, camera="door", fps="5", nonce=nonce).get_json()
+    live.clock.advance(seconds=3)  # filmed at 8 frames a second: it fits
+    body = live.recognize(*frames, camera="door", fps="8", nonce=nonce).get_json()
     assert body["status"] == "success", body
+    nonce = challenge(live, monkeypatch, [TURN_LEFT], camera="door-2")["nonce"]
+    live.clock.advance(seconds=6)
+    body = live.recognize(*frames, camera="door-2", fps="5", nonce=nonce).get_json()
+    assert_refused(body, "fps_too_low")
 
 
 def test_the_time_windows_of_the_rules() -> None:
@@ -861,13 +864,15 @@ def test_actions_are_checked_in_order() -> None:
 
 
 def test_draw_actions_draws_from_the_challenges() -> None:
-    assert rules.draw_actions(lambda options: options[4]) == (BLINK, TURN_LEFT)
-    assert {rules.draw_actions() for _ in range(2000)} == set(rules.CHALLENGES)
+    assert rules.draw_actions(lambda options: options[4]) == (TURN_LEFT, TURN_LEFT)
+    assert {rules.draw_actions() for _ in range(1000)} == set(rules.CHALLENGES)
     lengths = Counter(len(actions) for actions in rules.CHALLENGES)
-    assert lengths == {1: 4, 2: 10, 3: 26}
-    assert (TURN_LEFT, BLINK, TURN_RIGHT) in rules.CHALLENGES
-    assert (BLINK, BLINK_TWICE) not in rules.CHALLENGES  # three blinks, whichever first
-    assert (TURN_LEFT, TURN_LEFT) not in rules.CHALLENGES
+    assert lengths == {1: 4, 2: 6, 3: 8}
+    assert (TURN_LEFT, TURN_RIGHT, TURN_LEFT) in rules.CHALLENGES
+    assert (TURN_RIGHT, BLINK) in rules.CHALLENGES
+    # measured and left out: blinks first or in the middle, blink_twice with another action
+    assert (BLINK, TURN_LEFT) not in rules.CHALLENGES
+    assert (TURN_LEFT, BLINK_TWICE) not in rules.CHALLENGES
 
 
 def _decision(*faces: tuple[Box, np.ndarray | None, str | None]) -> FrameDecision:

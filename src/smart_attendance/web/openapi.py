@@ -162,7 +162,8 @@ SCHEMAS: dict[str, Schema] = {
                 "string",
                 description="no_face, face_too_small, unknown_face; or why liveness failed: "
                 "no blink seen (blink mode); nonce_missing, nonce_unknown, nonce_expired, "
-                "nonce_used, nonce_replaced, fps_inconsistent, face_changed, no_neutral_start, "
+                "nonce_used, nonce_replaced, fps_inconsistent, face_changed, fps_too_low, "
+                "no_neutral_start, "
                 "action_missing:ACTION, action_not_asked:MOVEMENT, actions_out_of_order, "
                 "action_too_soon:ACTION, action_too_late:ACTION (challenge mode); with status "
                 "success and attendance null, why the student was not marked: no_period_now, "
