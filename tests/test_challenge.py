@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import API_KEY, Kit, io_bytes, make_kit, make_settings
+from dashboard_kit import sign_in
 from scripted import BOX, ScriptedAnalyzer, ScriptedFace, identity, near
 from smart_attendance.attendance import scan
 from smart_attendance.config import load_settings
@@ -52,15 +54,15 @@ TAIL = [0.30] * 6
 # --- a burst, action by action -----------------------------------------------------------------
 
 
-def moves(*actions: str) -> tuple[list[float], list[float]]:
+def moves(*actions: str, blink: Sequence[float] = BLINK_EARS) -> tuple[list[float], list[float]]:
     """The eye ratios and yaws of a face performing ``actions`` in order, with open eyes and
-    the head still before, between and after them."""
+    the head still before, between and after them (``blink``: the eye ratios of one blink)."""
     ears, yaws = list(LEAD), [0.0] * len(LEAD)
     for action in actions:
         if action in (BLINK, BLINK_TWICE):
             times = 2 if action == BLINK_TWICE else 1
-            ears += BLINK_EARS * times
-            yaws += [0.0] * len(BLINK_EARS) * times
+            ears += list(blink) * times
+            yaws += [0.0] * len(blink) * times
         else:
             sign = 1.0 if action == TURN_LEFT else -1.0
             ears += [0.30] * len(TURN_YAWS)
@@ -100,17 +102,25 @@ def challenge(
     return body
 
 
-def scan_with(kit: Kit, frames: Sequence[bytes], nonce: str | None, camera: str = "door") -> Any:
+def scan_with(
+    kit: Kit, frames: Sequence[bytes], nonce: str | None, camera: str = "door", wait: bool = True
+) -> Any:
+    """Send a burst at 25 frames a second, after the time it took to film (``wait``): the
+    clock moves on by its length and a little more."""
     form = {"fps": "25"}
     if nonce is not None:
         form["nonce"] = nonce
+    if wait:
+        kit.clock.advance(seconds=len(frames) / 25 + 0.2)
     response = kit.recognize(*frames, camera=camera, **form)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
 
 
-def assert_refused(body: dict[str, Any], reason: str) -> None:
-    assert (body["status"], body["reason"]) == ("liveness_failed", reason), body
+def assert_refused(body: dict[str, Any], reason: str | None = None) -> None:
+    assert body["status"] == "liveness_failed", body
+    if reason is not None:
+        assert body["reason"] == reason, body
     assert set(body) == {"status", "reason", "faces"}
     assert all(face["name"] is None for face in body["faces"])
 
@@ -122,11 +132,11 @@ def marked(kit: Kit) -> list[str]:
 # --- GET /liveness/challenge --------------------------------------------------------------------
 
 
-def test_a_challenge_is_a_random_nonce_and_one_or_two_actions(live: Kit) -> None:
+def test_a_challenge_is_a_random_nonce_and_one_to_three_actions(live: Kit) -> None:
     seen: set[tuple[str, ...]] = set()
     nonces = set()
-    for _ in range(60):
-        response = live.get("/liveness/challenge?camera=door")
+    for n in range(30):  # a camera's first challenge each: drawn afresh
+        response = live.get(f"/liveness/challenge?camera=door-{n}")
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
         body = response.get_json()
@@ -134,18 +144,17 @@ def test_a_challenge_is_a_random_nonce_and_one_or_two_actions(live: Kit) -> None
         assert body["mode"] == "challenge"
         assert re.fullmatch(r"[A-Za-z0-9_-]{32}", body["nonce"])  # 192 bits, URL-safe
         actions = tuple(body["actions"])
-        assert 1 <= len(actions) <= 2 and set(actions) <= set(ACTIONS)
+        assert 1 <= len(actions) <= 3 and set(actions) <= set(ACTIONS)
+        assert actions in rules.CHALLENGES
         assert body["prompts"] == [PROMPTS[a] for a in actions]
-        turns = [a for a in actions if a.startswith("turn_")]
-        assert len(turns) <= 1  # never two turns, nor two kinds of blink
-        assert len(actions) - len(turns) <= 1
+        assert not any(a in (BLINK, BLINK_TWICE) for a in actions[:-1])  # blinks: last only
         assert body["expires_in"] == 20.0
         assert body["expires_at"] == "2026-11-23T07:55:20+00:00"  # 08:55 Paris, plus 20 s
         seen.add(actions)
         nonces.add(body["nonce"])
-    assert len(nonces) == 60
-    assert len(seen) >= 5  # drawn from the eight challenges
-    assert live.services.store.challenge_count() == 60
+    assert len(nonces) == 30
+    assert len(seen) >= 8  # drawn from the eighteen challenges
+    assert live.services.store.challenge_count() == 30
 
 
 def test_the_prompts_name_each_action_in_plain_words() -> None:
@@ -196,6 +205,7 @@ def test_a_camera_key_asks_for_challenges_and_uses_them(
 ) -> None:
     camera_key = live.services.keys.add("door-1").key
     nonce = challenge(live, monkeypatch, [BLINK], key=camera_key)["nonce"]
+    live.clock.advance(seconds=1.5)
     response = live.recognize(
         *burst(live, "ana_lima", BLINK), key=camera_key, camera="door", fps="25", nonce=nonce
     )
@@ -233,6 +243,7 @@ def test_a_burst_that_follows_the_challenge_marks(
 def test_the_nonce_may_come_as_a_header(live: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
     nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
     frames = burst(live, "ana_lima", BLINK)
+    live.clock.advance(seconds=1.5)
     data = {"image": [(io_bytes(f), f"{i}.jpg") for i, f in enumerate(frames)]}
     response = live.client.post(
         "/recognize",
@@ -282,7 +293,7 @@ def test_an_expired_nonce_marks_nobody(live: Kit, monkeypatch: pytest.MonkeyPatc
 def test_a_nonce_just_in_time_marks(live: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
     nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
     live.clock.advance(seconds=19.9)
-    assert scan_with(live, burst(live, "ana_lima", BLINK), nonce)["status"] == "success"
+    assert scan_with(live, burst(live, "ana_lima", BLINK), nonce, wait=False)["status"] == "success"
 
 
 def test_the_validity_follows_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,6 +365,230 @@ def test_a_burst_without_the_actions_in_order_marks_nobody(
     assert marked(live) == []
 
 
+@pytest.mark.parametrize(
+    ("actions", "performed", "reason"),
+    [
+        ([TURN_LEFT], [TURN_LEFT, TURN_RIGHT], "action_not_asked:turn_right"),
+        ([BLINK, TURN_LEFT], [TURN_RIGHT, BLINK, TURN_LEFT], "action_not_asked:turn_right"),
+        ([TURN_LEFT, BLINK], [TURN_LEFT, BLINK, TURN_LEFT], "action_not_asked:turn_left"),
+        ([BLINK], [BLINK, BLINK, BLINK], "action_not_asked:blink"),
+        ([TURN_RIGHT], [BLINK, BLINK, TURN_RIGHT], "action_not_asked:blink"),
+    ],
+)
+def test_a_burst_with_movements_not_asked_for_marks_nobody(
+    live: Kit,
+    monkeypatch: pytest.MonkeyPatch,
+    actions: list[str],
+    performed: list[str],
+    reason: str,
+) -> None:
+    nonce = challenge(live, monkeypatch, actions)["nonce"]
+    assert_refused(scan_with(live, burst(live, "ana_lima", *performed), nonce), reason)
+    assert marked(live) == []
+
+
+@pytest.mark.parametrize(
+    ("actions", "performed"),
+    [
+        ([TURN_LEFT], [BLINK, TURN_LEFT]),
+        ([BLINK], [BLINK_TWICE]),
+        ([TURN_RIGHT, BLINK], [TURN_RIGHT, BLINK_TWICE]),
+        ([BLINK_TWICE, TURN_LEFT], [BLINK_TWICE, TURN_LEFT, BLINK]),
+    ],
+)
+def test_one_blink_more_than_asked_is_allowed(
+    live: Kit, monkeypatch: pytest.MonkeyPatch, actions: list[str], performed: list[str]
+) -> None:
+    """People blink on their own: one blink more than the challenge asks still marks."""
+    nonce = challenge(live, monkeypatch, actions)["nonce"]
+    assert scan_with(live, burst(live, "ana_lima", *performed), nonce)["status"] == "success"
+
+
+# A clip recorded once: blink, blink, turn left, blink, turn right, blink (short blinks, so that
+# the whole clip fits in one burst of 58 frames).
+UNIVERSAL = (BLINK, BLINK, TURN_LEFT, BLINK, TURN_RIGHT, BLINK)
+SHORT_BLINK = BLINK_EARS[:7]
+
+
+def test_one_universal_clip_passes_no_challenge(live: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, this clip passed all eight challenges (the actions were looked for as a
+    subsequence); now it has movements that no challenge asks for."""
+    ears, yaws = moves(*UNIVERSAL, blink=SHORT_BLINK)
+    frames = [
+        live.probe("ana_lima", seed=i, ear=ear, yaw=yaw)
+        for i, (ear, yaw) in enumerate(zip(ears[:-4], yaws[:-4], strict=True))
+    ]
+    assert len(frames) <= 60
+    for n, actions in enumerate(([BLINK], [TURN_LEFT, BLINK], [BLINK, TURN_RIGHT])):
+        nonce = challenge(live, monkeypatch, actions, camera=f"door-{n}")["nonce"]
+        body = scan_with(live, frames, nonce, camera=f"door-{n}")
+        assert body["status"] == "liveness_failed", (actions, body)
+        assert body["reason"].startswith("action_not_asked:"), body
+    assert marked(live) == []
+    faces = [Face(BOX, ear=e, yaw=y) for e, y in zip(ears, yaws, strict=True)]
+    seen = rules.events(faces, 25.0)
+    assert [e.action for e in seen] == list(UNIVERSAL)
+    for actions in rules.CHALLENGES:  # every challenge that can be drawn
+        assert rules.check_burst(faces, actions, 25.0) is not None, actions
+
+
+def test_a_burst_must_start_neutral(live: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A head already half turned when the burst starts, which turns on from there; eyes
+    closed through the start, then a blink: neither is a neutral start."""
+    yaws = [0.22] * 8 + [0.3, 0.4, 0.45, 0.45, 0.4, 0.3, 0.22] + [0.22] * 6
+    frames = [live.probe("ana_lima", seed=i, yaw=y) for i, y in enumerate(yaws)]
+    nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
+    assert_refused(scan_with(live, frames, nonce), "no_neutral_start")
+    ears = [0.1] * 8 + LEAD + BLINK_EARS + TAIL
+    frames = [live.probe("ana_lima", seed=i, ear=e) for i, e in enumerate(ears)]
+    nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
+    assert_refused(scan_with(live, frames, nonce), "no_neutral_start")
+    assert marked(live) == []
+
+
+def test_an_action_right_on_top_of_the_one_before_is_too_soon(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn and a blink cut together with no time to read the next prompt in between."""
+    yaws = [0.0] * 8 + TURN_YAWS + [0.0] * 6
+    ears = [0.30] * 8 + [0.30] * 3 + [0.28, 0.08, 0.12, 0.29] + [0.30] * 3 + [0.30] * 6
+    frames = [
+        live.probe("ana_lima", seed=i, ear=e, yaw=y)
+        for i, (e, y) in enumerate(zip(ears, yaws, strict=True))
+    ]
+    nonce = challenge(live, monkeypatch, [TURN_LEFT, BLINK])["nonce"]
+    assert_refused(scan_with(live, frames, nonce), "action_too_soon:blink")
+
+
+def test_the_two_blinks_of_blink_twice_come_close_together(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two blinks 2 s apart (at 20 frames a second) are two single blinks, not blink_twice."""
+    ears = LEAD + SHORT_BLINK + [0.30] * 33 + SHORT_BLINK + [0.30] * 2
+    frames = [live.probe("ana_lima", seed=i, ear=e) for i, e in enumerate(ears)]
+    nonce = challenge(live, monkeypatch, [BLINK_TWICE])["nonce"]
+    live.clock.advance(seconds=4)
+    body = live.recognize(*frames, camera="door", fps="20", nonce=nonce).get_json()
+    assert_refused(body, "action_too_late:blink_twice")
+
+
+def test_a_burst_sent_the_moment_its_challenge_was_issued_is_refused(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames filmed before the prompt: the blink came before the challenge could be read."""
+    nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
+    body = scan_with(live, burst(live, "ana_lima", BLINK), nonce, wait=False)
+    assert_refused(body, "action_too_soon:blink")
+
+
+def test_the_frame_rate_must_fit_the_time_since_the_challenge(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 24-frame burst claimed at 8 frames a second lasts 2.9 s: not 1 s after the prompt.
+    Under 7 frames a second blinks fall between the frames: refused whatever the time."""
+    frames = burst(live, "ana_lima", TURN_LEFT)
+    nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
+    live.clock.advance(seconds=1)
+    body = live.recognize(*frames, camera="door", fps="8", nonce=nonce).get_json()
+    assert_refused(body, "fps_inconsistent")
+    nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
+    live.clock.advance(seconds=3)  # filmed at 8 frames a second: it fits
+    body = live.recognize(*frames, camera="door", fps="8", nonce=nonce).get_json()
+    assert body["status"] == "success", body
+    nonce = challenge(live, monkeypatch, [TURN_LEFT], camera="door-2")["nonce"]
+    live.clock.advance(seconds=6)
+    body = live.recognize(*frames, camera="door-2", fps="5", nonce=nonce).get_json()
+    assert_refused(body, "fps_too_low")
+
+
+def test_the_time_windows_of_the_rules() -> None:
+    def at(*pairs: tuple[int, str]) -> list[rules.Event]:
+        return [rules.Event(frame, action) for frame, action in pairs]
+
+    # at 25 frames a second: a turn at 0.6 s, a blink 1 s later
+    assert rules.check_timing(at((15, TURN_LEFT), (40, BLINK)), [TURN_LEFT, BLINK], 25, 50) is None
+    assert rules.check_timing(at((15, TURN_LEFT), (20, BLINK)), [TURN_LEFT, BLINK], 25, 50) == (
+        "action_too_soon:blink"
+    )
+    late = at((15, TURN_LEFT), (15 + 25 * 7, BLINK))
+    assert rules.check_timing(late, [TURN_LEFT, BLINK], 25, 200) == "action_too_late:blink"
+    assert rules.check_timing(at((3, BLINK)), [BLINK], 25, 20) == "action_too_soon:blink"
+    assert rules.check_timing(at((10, BLINK)), [BLINK], 25, 20) is None
+    # with the time since the challenge: the blink 9 frames before the end, 0.2 s after it
+    assert rules.check_timing(at((10, BLINK)), [BLINK], 25, 20, elapsed_s=0.56) == (
+        "action_too_soon:blink"
+    )
+    assert rules.check_timing(at((10, BLINK)), [BLINK], 25, 20, elapsed_s=1.0) is None
+    assert rules.fps_consistent(50, 25.0, 1.0)  # 2 s of frames, 1 s after: the lead allowed
+    assert not rules.fps_consistent(50, 10.0, 1.0)
+    assert rules.fps_consistent(50, 10.0, None)  # no challenge time: not checked
+
+
+# --- one challenge per camera, drawn at a bounded rate ------------------------------------------
+
+
+def test_a_new_challenge_replaces_the_cameras_last_and_keeps_its_actions(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking again while a challenge is outstanding gives a new nonce for the same actions:
+    drawing until an easy challenge comes up draws nothing new."""
+    first = challenge(live, monkeypatch, [TURN_LEFT, BLINK, TURN_RIGHT])
+    monkeypatch.setattr(scan, "draw_actions", lambda: (BLINK,))  # an easy draw, if any
+    asked = [live.get("/liveness/challenge?camera=door").get_json() for _ in range(20)]
+    assert {tuple(a["actions"]) for a in asked} == {(TURN_LEFT, BLINK, TURN_RIGHT)}
+    frames = burst(live, "ana_lima", TURN_LEFT, BLINK, TURN_RIGHT)
+    for old in [first, *asked[:-1]]:  # one outstanding challenge: the last
+        assert_refused(scan_with(live, frames, old["nonce"], wait=False), "nonce_replaced")
+    assert scan_with(live, frames, asked[-1]["nonce"])["status"] == "success"
+    # used: the next one is drawn anew; another camera's challenge is its own
+    assert live.get("/liveness/challenge?camera=door").get_json()["actions"] == [BLINK]
+    assert live.get("/liveness/challenge?camera=door-2").get_json()["actions"] == [BLINK]
+    # expired unused: drawn anew too
+    monkeypatch.setattr(scan, "draw_actions", lambda: (TURN_RIGHT,))
+    live.clock.advance(seconds=21)
+    assert live.get("/liveness/challenge?camera=door").get_json()["actions"] == [TURN_RIGHT]
+
+
+def test_challenges_are_rate_limited_per_key_and_camera(live: Kit) -> None:
+    camera_key = live.services.keys.add("door-1").key
+    for _ in range(30):
+        assert live.get("/liveness/challenge?camera=door-1", key=camera_key).status_code == 200
+        live.clock.advance(seconds=1)
+    refused = live.get("/liveness/challenge?camera=door-1", key=camera_key)
+    assert refused.status_code == 429
+    assert refused.get_json()["status"] == "too_many_requests"
+    assert "at most 30 a minute" in refused.get_json()["error"]
+    assert refused.headers["Retry-After"] == "30"  # the first of the minute leaves in 30 s
+    assert live.get("/liveness/challenge?camera=door-2").status_code == 200  # another camera
+    assert live.services.store.challenge_count() == 31
+    live.clock.advance(seconds=30)
+    assert live.get("/liveness/challenge?camera=door-1", key=camera_key).status_code == 200
+
+
+def test_liveness_failures_are_counted_per_camera_and_shown_to_the_admin(
+    live: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for camera in ("door-a", "door-a", "door-b"):
+        nonce = challenge(live, monkeypatch, [TURN_LEFT], camera=camera)["nonce"]
+        assert_refused(scan_with(live, burst(live, "ana_lima"), nonce, camera=camera))
+    assert_refused(scan_with(live, burst(live, "ana_lima"), None, camera="door-c"))
+    nonce = challenge(live, monkeypatch, [BLINK], camera="door-b")["nonce"]
+    assert scan_with(live, burst(live, "ana_lima", BLINK), nonce, camera="door-b")["status"] == (
+        "success"
+    )
+    counts = {(f.camera, f.count) for f in live.services.store.liveness_failures(MONDAY, MONDAY)}
+    assert counts == {("door-a", 2), ("door-b", 1), ("door-c", 1)}
+    sign_in(live)
+    page = live.client.get("/admin").get_data(as_text=True)
+    row = re.search(r'<tr data-camera="door-a">(.*?)</tr>', page)
+    assert row and re.findall(r"<td[^>]*>(\d+)</td>", row[1]) == ["2", "2"]
+    live.clock.advance(days=1)
+    sign_in(live)
+    page = live.client.get("/admin").get_data(as_text=True)
+    row = re.search(r'<tr data-camera="door-a">(.*?)</tr>', page)
+    assert row and re.findall(r"<td[^>]*>(\d+)</td>", row[1]) == ["0", "2"]  # today, the week
+
+
 def test_a_still_photo_and_a_single_frame_mark_nobody(
     live: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -366,9 +601,11 @@ def test_a_still_photo_and_a_single_frame_mark_nobody(
 
 
 def test_a_photo_of_a_turned_head_makes_no_turn(live: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turned from the start: no neutral start, and no turn either."""
     nonce = challenge(live, monkeypatch, [TURN_LEFT])["nonce"]
     turned = [live.probe("ana_lima", seed=i, yaw=0.4) for i in range(30)]
-    assert_refused(scan_with(live, turned, nonce), "action_missing:turn_left")
+    assert_refused(scan_with(live, turned, nonce), "no_neutral_start")
+    assert rules.turns([Face(BOX, ear=0.3, yaw=0.4)] * 30) == []
 
 
 def test_a_burst_spliced_from_two_students_is_refused(
@@ -482,6 +719,8 @@ def race(first: Kit, second: Kit, nonce: str, seed: int) -> list[str]:
         body = kit.recognize(*frames, camera="door", fps="25", nonce=nonce).get_json()
         answers.append(body.get("reason") or body["status"])
 
+    for kit in (first, second):  # the time the burst took
+        kit.clock.advance(seconds=1.5)
     threads = [threading.Thread(target=send, args=(kit,)) for kit in (first, second)]
     for thread in threads:
         thread.start()
@@ -625,8 +864,15 @@ def test_actions_are_checked_in_order() -> None:
 
 
 def test_draw_actions_draws_from_the_challenges() -> None:
-    assert rules.draw_actions(lambda options: options[4]) == (TURN_LEFT, BLINK)
-    assert {rules.draw_actions() for _ in range(300)} == set(rules.CHALLENGES)
+    assert rules.draw_actions(lambda options: options[4]) == (TURN_LEFT, TURN_LEFT)
+    assert {rules.draw_actions() for _ in range(1000)} == set(rules.CHALLENGES)
+    lengths = Counter(len(actions) for actions in rules.CHALLENGES)
+    assert lengths == {1: 4, 2: 6, 3: 8}
+    assert (TURN_LEFT, TURN_RIGHT, TURN_LEFT) in rules.CHALLENGES
+    assert (TURN_RIGHT, BLINK) in rules.CHALLENGES
+    # measured and left out: blinks first or in the middle, blink_twice with another action
+    assert (BLINK, TURN_LEFT) not in rules.CHALLENGES
+    assert (TURN_LEFT, BLINK_TWICE) not in rules.CHALLENGES
 
 
 def _decision(*faces: tuple[Box, np.ndarray | None, str | None]) -> FrameDecision:
@@ -675,13 +921,18 @@ def test_the_answers_are_as_the_openapi_document_describes(
     from smart_attendance.web.openapi import document
 
     schema = schemathesis.openapi.from_dict(document())
-    answer = live.get("/liveness/challenge?camera=door")
+    answer = live.get("/liveness/challenge?camera=door-2")
     schema["/liveness/challenge"]["GET"].validate_response(answer)
+    for _ in range(31):
+        answer = live.get("/liveness/challenge?camera=door-3")
+    schema["/liveness/challenge"]["GET"].validate_response(answer)
+    assert answer.status_code == 429  # the 31st in a minute
     nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
     for frames, sent in ((burst(live, "ana_lima"), nonce), (burst(live, "ana_lima"), nonce)):
         answer = live.recognize(*frames, camera="door", fps="25", nonce=sent)
         schema["/recognize"]["POST"].validate_response(answer)
     nonce = challenge(live, monkeypatch, [BLINK])["nonce"]
+    live.clock.advance(seconds=1.5)
     answer = live.recognize(*burst(live, "ana_lima", BLINK), camera="door", fps="25", nonce=nonce)
     assert answer.get_json()["marks"][0]["display_name"] == "ana_lima"
     schema["/recognize"]["POST"].validate_response(answer)

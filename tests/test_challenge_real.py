@@ -76,8 +76,11 @@ def blink_twice_burst() -> tuple[list[bytes], float]:
 
 
 def turn_burst(mirror: bool) -> Callable[[], tuple[list[bytes], float]]:
+    """From where she faces the camera with her eyes open (just before the turn she looks
+    down, lids over her eyes: no neutral start), every other frame (15 a second)."""
+
     def burst() -> tuple[list[bytes], float]:
-        return list(clip_frames(D3, mirror)[232:292]), 30.0
+        return list(clip_frames(D3, mirror)[192:292:2]), 15.0
 
     return burst
 
@@ -123,21 +126,33 @@ def ask(server: ServerProcess, camera: str = "door") -> dict[str, Any]:
 
 
 def ask_for(server: ServerProcess, wanted: set[tuple[str, ...]]) -> dict[str, Any]:
-    """Challenges until one whose actions are in ``wanted`` (each draw is random)."""
-    for _ in range(200):
-        body = ask(server)
+    """Challenges until one whose actions are in ``wanted``, each for a new camera id (the
+    admin key names any): a camera asking again keeps its actions. The camera is added to the
+    answer as ``camera``."""
+    for n in range(1000):
+        camera = f"door-{n}-{time.monotonic_ns()}"[:64]
+        body = ask(server, camera)
         if tuple(body["actions"]) in wanted:
-            return body
-    raise AssertionError(f"no challenge among {wanted} in 200 draws")
+            return {**body, "camera": camera}
+    raise AssertionError(f"no challenge among {wanted} in 1000 draws")
 
 
 def send(
-    server: ServerProcess, frames: list[bytes], fps: float, nonce: str | None
+    server: ServerProcess,
+    frames: list[bytes],
+    fps: float,
+    nonce: str | None,
+    camera: str = "door",
+    wait: bool = True,
 ) -> dict[str, Any]:
+    """Send a burst; first wait as long as it lasts (``wait``), as a camera filming it would:
+    a burst sent the moment its challenge is issued was filmed before the prompt."""
     extra = {"fps": str(fps)}
     if nonce is not None:
         extra["nonce"] = nonce
-    response = server.recognize(*frames, camera="door", **extra)
+    if wait:
+        time.sleep(len(frames) / fps)
+    response = server.recognize(*frames, camera=camera, **extra)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -193,14 +208,15 @@ def test_a_burst_spliced_from_two_people_is_refused(server: ServerProcess) -> No
     blinks: the blink is not the student's."""
     body = ask_for(server, {("blink",)})
     frames = list(clip_frames(AOC)[40:55]) + list(clip_frames(D14)[6:30])  # d14 blinks at 16-20
-    assert_refused(send(server, frames, 25.0, body["nonce"]), "face_changed")
+    assert_refused(send(server, frames, 25.0, body["nonce"], body["camera"]), "face_changed")
     assert nobody_marked(server)
 
 
 def test_a_burst_without_the_action_is_refused(server: ServerProcess) -> None:
     body = ask_for(server, {("turn_left",), ("turn_right",)})
     frames, fps = blink_burst()  # blinks, never turns
-    assert_refused(send(server, frames, fps, body["nonce"]), f"action_missing:{body['actions'][0]}")
+    answer = send(server, frames, fps, body["nonce"], body["camera"])
+    assert_refused(answer, f"action_missing:{body['actions'][0]}")
     assert nobody_marked(server)
 
 
@@ -211,14 +227,30 @@ def test_bursts_that_follow_the_challenge_mark_and_a_nonce_is_used_once(
     for actions, burst in PERFORMABLE.items():
         body = ask_for(server, {actions})
         frames, fps = burst()
-        answer = send(server, frames, fps, body["nonce"])
+        answer = send(server, frames, fps, body["nonce"], body["camera"])
         assert answer["status"] == "success", (actions, answer)
         expected = names.get(actions, "dana_fox")
         assert answer["name"] == expected
         assert answer["marks"][0]["display_name"] == expected
         # the same burst with the same nonce again: refused, whoever sends it
-        assert_refused(send(server, frames, fps, body["nonce"]), "nonce_used")
+        again = send(server, frames, fps, body["nonce"], body["camera"], wait=False)
+        assert_refused(again, "nonce_used")
     assert not nobody_marked(server)
+
+
+def test_one_recorded_clip_does_not_pass_whatever_is_drawn(server: ServerProcess) -> None:
+    """A clip of the student doing more than one thing (a blink, a double blink, another
+    blink: three blinks more than a plain blink asks) is refused, and a burst sent the moment
+    its challenge is issued too (recorded before the prompt)."""
+    body = ask_for(server, {("blink",)})
+    frames = list(clip_frames(AOC)[44:120])[::2]  # blinks at 56-58, 80-82, 97, 110-111
+    assert_refused(
+        send(server, frames, 12.5, body["nonce"], body["camera"]), "action_not_asked:blink"
+    )
+    body = ask_for(server, {("blink",)})
+    frames, fps = blink_burst()
+    answer = send(server, frames, fps, body["nonce"], body["camera"], wait=False)
+    assert_refused(answer, "action_too_soon:blink")
 
 
 def test_no_scan_left_a_worker_behind(server: ServerProcess) -> None:

@@ -46,7 +46,8 @@ from smart_attendance.client import hud
 from smart_attendance.client.outbox import Outbox, Scan
 from smart_attendance.client.uploader import Uploader
 from smart_attendance.errors import SourceError
-from smart_attendance.models import Box, MarkResult, Recognition
+from smart_attendance.models import Box, Face, MarkResult, Recognition
+from smart_attendance.recognition import challenge as rules
 
 CLIP = "talking_head_wda_aoc.mp4"
 SERVER = "http://attendance.test"  # never resolved: the transport below is the app itself
@@ -653,6 +654,112 @@ def test_a_challenge_is_shown_followed_and_sent_with_its_nonce(
     assert states[-1].guidance == "Done: next student, please"  # not "Blink to scan"
     scanner.on_answer(scan, Recognition.from_json(server.answer))
     assert scanner.state.result["title"] == "Gregory Hall"
+
+
+def _sent_track(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    challenge: dict[str, Any],
+    script: list[tuple[float, float] | None],
+) -> tuple[list[Face | None], float, float]:
+    """Play ``script`` through the client following ``challenge``; the face of each frame it
+    sent (from the script's eye ratio and yaw), the frame rate sent, and the seconds from the
+    challenge's arrival to the burst's queuing."""
+    server = ChallengeServer(challenge)
+    scanner = _scanner(tmp_path, monkeypatch, server, script)
+    index_of: dict[int, int] = {}
+    frames: list[np.ndarray] = []
+    sent: list[tuple[list[np.ndarray], float]] = []
+    fit = scanner._fit
+
+    def spy(chosen: list[np.ndarray], fps: float) -> tuple[list[bytes], float, int]:
+        jpegs, rate, step = fit(chosen, fps)
+        sent.append((chosen[::step], rate))
+        return jpegs, rate, step
+
+    monkeypatch.setattr(scanner, "_fit", spy)
+    asked_at = queued_at = None
+    for i in range(len(script)):
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        frames.append(frame)  # kept, so that no other array takes its id
+        index_of[id(frame)] = i
+        scanner.process(frame, i / 25)
+        scanner.asker.wait()
+        if asked_at is None and scanner.follower is not None:
+            asked_at = i
+        if queued_at is None and sent:
+            queued_at = i
+    assert asked_at is not None and queued_at is not None, "no challenge burst was queued"
+    [(chosen, rate)] = sent
+    track: list[Face | None] = []
+    for frame in chosen:
+        row = script[index_of[id(frame)]]
+        track.append(None if row is None else Face(Box(200, 120, 360, 280), ear=row[0], yaw=row[1]))
+    return track, rate, (queued_at - asked_at) / 25
+
+
+def test_the_burst_the_client_sends_passes_the_servers_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frames the client keeps for a challenge, as the server checks them: a neutral start,
+    the actions and no others, in their time windows, a frame rate that fits the time since the
+    challenge was issued."""
+    script = _turn_then_blink()
+    track, rate, elapsed = _sent_track(tmp_path, monkeypatch, TURN_THEN_BLINK, script)
+    assert rules.fps_consistent(len(track), rate, elapsed)
+    assert rules.check_burst(track, ["turn_left", "blink"], rate, elapsed) is None
+
+
+def test_the_burst_starts_where_the_student_last_faced_the_camera(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A student who looks down (eyes nearly shut) just before turning: the burst reaches back
+    to where they faced the camera with open eyes, which the server needs."""
+    script: list[tuple[float, float] | None] = [(0.30, 0.0)] * 45
+    script += [(0.10, 0.0)] * 30  # looking down, lids low, for 1.2 s
+    script += [(0.30, 0.1 * k) for k in range(1, 7)] + [(0.30, 0.6)] * 6
+    script += [(0.30, 0.6 - 0.1 * k) for k in range(1, 7)] + [(0.30, 0.0)] * 40
+    challenge = {**TURN_THEN_BLINK, "actions": ["turn_left"], "prompts": ["Turn"]}
+    track, rate, elapsed = _sent_track(tmp_path, monkeypatch, challenge, script)
+    assert track[0] is not None and track[0].ear == 0.30  # from before the look down
+    assert rules.check_burst(track, ["turn_left"], rate, elapsed) is None
+
+
+def test_blink_twice_needs_two_blinks_close_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two blinks 2.4 s apart are not "blink twice" (the server would refuse them): the client
+    waits for a second blink soon after a first."""
+    from smart_attendance.client import challenge as ch
+    from smart_attendance.recognition.liveness import Blink
+
+    asked = ch.Challenge("n" * 20, ("blink_twice",), ("Blink twice",), 20.0)
+    follower = ch.Follower(asked, 25.0, 0.0, 17.0)
+
+    def blink(frame: int) -> Blink:
+        return Blink(frame, frame / 25, frame - 1, frame + 1, 0.2)
+
+    assert not follower.update(30, 1.2, blink(30), 0.0)
+    assert not follower.update(90, 3.6, blink(90), 0.0)  # too late: a new first blink
+    assert follower.update(110, 4.4, blink(110), 0.0)  # 0.8 s after it
+    assert follower.first_start == 89
+
+
+def test_the_servers_new_reasons_have_words() -> None:
+    from smart_attendance.client import words
+
+    for reason in (
+        "action_not_asked:turn_right",
+        "action_too_soon:blink",
+        "action_too_late:turn_left",
+        "no_neutral_start",
+        "nonce_replaced",
+        "fps_inconsistent",
+        "fps_too_low",
+    ):
+        title, detail = words.liveness_card(reason)
+        assert (title, detail) != words.card("liveness"), reason  # not the generic blink card
+        assert detail and "_" not in detail
 
 
 def test_a_challenge_not_done_in_time_is_said_and_a_new_one_asked(

@@ -360,9 +360,10 @@ SPECS: tuple[Spec, ...] = (
         "0 (off): one frame is enough (the original's clients). 1 or blink: mark a student "
         "only when a burst of frames (several `image` parts) shows that same face blinking; a "
         "single frame or a still photo is refused. challenge: before each scan the camera asks "
-        "`GET /liveness/challenge` for a one-use nonce and one or two random actions (blink, "
-        "blink twice, turn the head left or right), and the burst must show the recognised face "
-        "doing them in order (docs/liveness.md).",
+        "`GET /liveness/challenge` for a one-use nonce and one to three random actions "
+        "(blink, blink twice, turn the head left or right), and the burst must show the "
+        "recognised face doing them and nothing else, in order, at a human pace "
+        "(docs/liveness.md).",
     ),
     Spec(
         "ATTENDANCE_CHALLENGE_SECONDS",

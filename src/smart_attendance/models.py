@@ -369,6 +369,7 @@ NONCE_MISSING = "nonce_missing"
 NONCE_UNKNOWN = "nonce_unknown"  # never issued, issued to another camera, or long purged
 NONCE_EXPIRED = "nonce_expired"
 NONCE_USED = "nonce_used"
+NONCE_REPLACED = "nonce_replaced"  # a newer challenge was issued to the camera since
 
 
 @dataclass(frozen=True)

@@ -125,11 +125,12 @@ class ScanService:
         settings = self.attendance.settings  # the request's pixel budget, from headers only
         imaging.request_pixels(frames, settings.max_image_pixels, settings.max_request_pixels)
         actions: tuple[str, ...] = ()
+        elapsed_s: float | None = None  # since the challenge was issued
         if self.recognition.liveness == "challenge":
-            actions, refused = self._use_nonce(nonce, camera, key_name)
+            actions, elapsed_s, refused = self._use_nonce(nonce, camera, key_name)
             if refused:
-                return Recognition(LIVENESS_FAILED, (), reason=refused)
-        sighting = self.recognition.look(frames, self.enrolment.current(), fps, actions)
+                return self._failed(camera, Recognition(LIVENESS_FAILED, (), reason=refused))
+        sighting = self.recognition.look(frames, self.enrolment.current(), fps, actions, elapsed_s)
         if sighting.uncertain:
             self.review.record(camera, seen_at, frames[sighting.best], sighting.uncertain)
         if sighting.status == UNKNOWN:
@@ -138,13 +139,20 @@ class ScanService:
             return Recognition(UNKNOWN, sighting.faces, reason=sighting.reason)
         self.intruders.known(camera)
         if sighting.status == LIVENESS_FAILED:
-            return Recognition(LIVENESS_FAILED, sighting.faces, reason=sighting.reason)
+            failed = Recognition(LIVENESS_FAILED, sighting.faces, reason=sighting.reason)
+            return self._failed(camera, failed)
         marks = self.attendance.mark(
             sighting.names, seen_at, camera, event_id, key_name=key_name, received_at=received_at
         )
         if any(mark.new for mark in marks):
             self.files.update(seen_at.date())
         return Recognition(RECOGNISED, sighting.faces, self._with_display_names(marks))
+
+    def _failed(self, camera: str, answer: Recognition) -> Recognition:
+        """A liveness failure, counted for the camera on today's date (the dashboard's Admin
+        page shows the counts)."""
+        self.attendance.store.count_liveness_failure(camera, self.attendance.today())
+        return answer
 
     def _with_display_names(self, marks: Sequence[MarkResult]) -> tuple[MarkResult, ...]:
         """The marks with the name to greet each student with (the registry's display name,
@@ -169,14 +177,15 @@ class ScanService:
             return LivenessChallenge(mode)
         settings = self.attendance.settings
         nonce = secrets.token_urlsafe(NONCE_BYTES)
-        actions = draw_actions()
         issued = self.attendance.clock().astimezone(timezone.utc)
         expires = issued + timedelta(seconds=settings.challenge_seconds)
-        self.attendance.store.issue_challenge(
+        # The camera's last challenge is replaced; its actions are kept while it was unused
+        # and unexpired (asking again draws nothing easier); at most so many a minute.
+        actions = self.attendance.store.issue_challenge(
             nonce_digest(nonce),
             camera,
             key_name,
-            actions,
+            draw_actions(),
             issued.replace(tzinfo=None),
             expires.replace(tzinfo=None),
         )
@@ -184,18 +193,20 @@ class ScanService:
 
     def _use_nonce(
         self, nonce: str | None, camera: str, key_name: str
-    ) -> tuple[tuple[str, ...], str | None]:
-        """The actions of the challenge ``nonce`` (used up now), or why there are none:
-        ``nonce_missing``, ``nonce_unknown``, ``nonce_expired`` or ``nonce_used``."""
+    ) -> tuple[tuple[str, ...], float | None, str | None]:
+        """The actions of the challenge ``nonce`` (used up now) and the seconds since it was
+        issued, or why there are none: ``nonce_missing``, ``nonce_unknown``,
+        ``nonce_expired``, ``nonce_used`` or ``nonce_replaced``."""
         nonce = (nonce or "").strip()
         if not nonce:
-            return (), NONCE_MISSING
+            return (), None, NONCE_MISSING
         if not NONCE_RE.match(nonce):
-            return (), NONCE_UNKNOWN
+            return (), None, NONCE_UNKNOWN
         now = self.attendance.clock().astimezone(timezone.utc).replace(tzinfo=None)
         used = self.attendance.store.use_challenge(nonce_digest(nonce), camera, key_name, now)
         if used.refused:
-            return (), used.refused
+            return (), None, used.refused
         if not used.actions:  # a row that lost its actions: nothing to check against
-            return (), NONCE_UNKNOWN
-        return used.actions, None
+            return (), None, NONCE_UNKNOWN
+        elapsed = (now - used.issued_at).total_seconds() if used.issued_at else None
+        return used.actions, elapsed, None

@@ -387,9 +387,11 @@ class Scanner:
         if t > follower.deadline_t and not follower.done:
             self._end_challenge(t, "challenge_too_slow")
             return
-        follower.update(self.index, t, blink, yaw if box is not None else None)
-        if follower.first_start is not None:
-            recording.fix_front(follower.first_start - int(self.options.pre_s * self.fps))
+        openness = self.state.openness if box is not None else None
+        follower.update(self.index, t, blink, yaw if box is not None else None, openness)
+        first = follower.burst_start(int(self.options.pre_s * self.fps))
+        if first is not None:
+            recording.fix_front(first)
         if follower.done and follower.done_t is not None and t - follower.done_t >= ch.TAIL_S:
             self._queue_challenge(t)
             return

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 import requests
 
+from ..recognition.challenge import DOUBLE_BLINK_S, NEUTRAL_S
+from ..recognition.challenge import NEUTRAL_YAW as SERVER_NEUTRAL_YAW
 from ..recognition.challenge import TURN_CHANGE as SERVER_TURN_CHANGE
 from ..recognition.challenge import TURN_YAW as SERVER_TURN_YAW
 from ..recognition.liveness import Blink
@@ -50,6 +52,12 @@ TURN_YAW_RATIO = SERVER_TURN_YAW + 0.05
 TURN_CHANGE_RATIO = SERVER_TURN_CHANGE + 0.03
 # A turn starts where the head was last within this fraction of the threshold (for trimming).
 TURN_CALM_FRACTION = 0.5
+# The server wants a neutral start (the head facing the camera, eyes open): the burst starts
+# at the last such frame before the first action (within the recording), NEUTRAL_S before it;
+# a margin under the server's yaw limit, and eyes at least this open (share of the open level).
+NEUTRAL_YAW = SERVER_NEUTRAL_YAW - 0.05
+NEUTRAL_OPEN = 0.8
+NEUTRAL_FRAMES_KEPT = 300  # frames remembered before the first action (the recording keeps 3 s)
 MAX_BURST_FRAMES = 60  # the server's limit (attendance/scan.py MAX_BURST)
 MAX_BURST_PIXELS = 100_000_000  # the server's default ATTENDANCE_MAX_REQUEST_PIXELS
 MAX_BURST_BYTES = 8_000_000  # under the server's default ATTENDANCE_MAX_UPLOAD_MB (10)
@@ -181,11 +189,26 @@ class Follower:
     step: int = 0
     done_t: float | None = None
     first_start: int | None = None  # frame index where the first action began
+    neutral: dict[int, bool] = field(default_factory=dict)  # before it: facing, eyes open
     _blinks: int = 0
     _step_t: float = 0.0
     _calm_index: int | None = None
     _least: float | None = None  # the least yaw towards the side asked, in this step
-    _seen: list[int] = field(default_factory=list)
+    _seen: list[int] = field(default_factory=list)  # the blinks' frames, in this step
+    _first_blink_start: int = 0
+
+    def burst_start(self, pre_frames: int) -> int | None:
+        """Where the burst should start, once the first action has begun: ``pre_frames``
+        before it, or earlier where the student last faced the camera with open eyes for
+        ``NEUTRAL_S`` (the server's neutral start), if that is still in view."""
+        if self.first_start is None:
+            return None
+        target = self.first_start - pre_frames
+        span = max(3, round(NEUTRAL_S * self.fps))
+        for start in range(target, min(self.neutral, default=target) - 1, -1):
+            if all(self.neutral.get(i, False) for i in range(start, start + span)):
+                return start
+        return target
 
     def __post_init__(self) -> None:
         self._step_t = self.started_t
@@ -199,18 +222,35 @@ class Follower:
         actions = self.challenge.actions
         return actions[min(self.step, len(actions) - 1)]
 
-    def update(self, index: int, t: float, blink: Blink | None, yaw: float | None) -> bool:
-        """Follow one frame; True once every action has been seen."""
+    def update(
+        self,
+        index: int,
+        t: float,
+        blink: Blink | None,
+        yaw: float | None,
+        openness: float | None = None,
+    ) -> bool:
+        """Follow one frame (``openness``: the eyes' share of their open level); True once
+        every action has been seen."""
         if self.done:
             return True
         action = self.action
         start: int | None = None
+        if self.first_start is None:
+            opened = openness is None or openness >= NEUTRAL_OPEN
+            self.neutral[index] = yaw is not None and abs(yaw) <= NEUTRAL_YAW and opened
+            if len(self.neutral) > NEUTRAL_FRAMES_KEPT:
+                del self.neutral[min(self.neutral)]
         if action in ("blink", "blink_twice"):
             if blink is not None:
+                if self._seen and (blink.frame - self._seen[-1]) / self.fps > DOUBLE_BLINK_S:
+                    self._blinks, self._seen = 0, []  # too long after: a new first blink
                 self._blinks += 1
-                self._seen.append(blink.start)
+                self._seen.append(blink.frame)
                 if self._blinks >= (2 if action == "blink_twice" else 1):
-                    start = self._seen[0]
+                    start = blink.start if self._blinks == 1 else self._first_blink_start
+                elif self._blinks == 1:
+                    self._first_blink_start = blink.start
         elif action in ("turn_left", "turn_right"):
             if yaw is not None:
                 toward = yaw if action == "turn_left" else -yaw

@@ -7,8 +7,9 @@ the register and the review queue is the attendance service's business.
 
 Liveness (``ATTENDANCE_REQUIRE_LIVENESS``): ``off``; ``blink``, a face is named only if it
 blinks in the burst (``decisions.blinked``); ``challenge``, only if it stays the same face and
-performs the challenge's actions in order (``challenge.verify``). In challenge mode every frame
-of the burst is described, so that a face that changes anywhere in it is seen.
+performs the challenge's actions and no others, in order, in time (``challenge.verify``). In
+challenge mode every frame of the burst is described, so that a face that changes anywhere in
+it is seen.
 """
 
 from __future__ import annotations
@@ -87,9 +88,12 @@ class RecognitionService:
         matcher: Matcher,
         fps: float,
         actions: Sequence[str] = (),
+        elapsed_s: float | None = None,
     ) -> Sighting:
         """Recognise the faces of a burst (one frame or several, in time order). In challenge
-        mode, ``actions`` are the challenge's (the scan service has used up its nonce)."""
+        mode, ``actions`` are the challenge's (the scan service has used up its nonce) and
+        ``elapsed_s`` the time from its issue to now, which the burst's length and timing must
+        fit (``challenge.verify``)."""
         challenged = self.liveness == "challenge"
         if challenged and not actions:
             raise ValueError("a scan in challenge mode needs the challenge's actions")
@@ -104,7 +108,7 @@ class RecognitionService:
         def refused(face: FaceResult) -> str | None:
             """Why ``face`` does not pass the liveness check (None: it passes)."""
             if challenged:
-                return challenge.verify(decisions, best, face, actions, fps)
+                return challenge.verify(decisions, best, face, actions, fps, elapsed_s)
             if self.liveness == "blink" and not blinked(decisions, face, fps):
                 return (
                     "send a burst of frames around a blink"

@@ -162,9 +162,12 @@ SCHEMAS: dict[str, Schema] = {
                 "string",
                 description="no_face, face_too_small, unknown_face; or why liveness failed: "
                 "no blink seen (blink mode); nonce_missing, nonce_unknown, nonce_expired, "
-                "nonce_used, face_changed, action_missing:ACTION, actions_out_of_order "
-                "(challenge mode); with status success and attendance null, why the student "
-                "was not marked: no_period_now, closure_day, not_in_a_class, student_left",
+                "nonce_used, nonce_replaced, fps_inconsistent, face_changed, fps_too_low, "
+                "no_neutral_start, "
+                "action_missing:ACTION, action_not_asked:MOVEMENT, actions_out_of_order, "
+                "action_too_soon:ACTION, action_too_late:ACTION (challenge mode); with status "
+                "success and attendance null, why the student was not marked: no_period_now, "
+                "closure_day, not_in_a_class, student_left",
             ),
         ),
         "oneOf": [
@@ -195,8 +198,9 @@ SCHEMAS: dict[str, Schema] = {
                     "enum": ["blink", "blink_twice", "turn_left", "turn_right"],
                 },
                 "minItems": 1,
-                "maxItems": 2,
-                "description": "To perform in this order; turn_left is the student's own left",
+                "maxItems": 3,
+                "description": "To perform in this order, and nothing else (one blink more "
+                "is allowed); turn_left is the student's own left",
             },
             prompts={
                 "type": "array",
@@ -590,7 +594,8 @@ def _paths() -> dict[str, Schema]:
         "/liveness/challenge": {
             "get": _operation(
                 "What the camera's next scan must show: the liveness mode, and in challenge "
-                "mode a one-use nonce and one or two actions",
+                "mode a one-use nonce and one to three actions (it replaces the camera's "
+                "last challenge; at most 30 a minute per key and camera, else 429)",
                 {"200": _json(_ref("Challenge"), "The mode (and the challenge)")},
                 ("400", "503", *KEYED),
                 parameters=[

@@ -13,12 +13,16 @@ and the server's health.
 * ``POST /admin/cameras/<name>/revoke``: revoke a camera key (it opens nothing from its next
   request on).
 
+The camera keys' section also counts each camera's liveness failures (scans answered
+``liveness_failed``: a refused nonce, a burst that does not perform the challenge), today and
+over the last ``FAILURE_DAYS`` days: a door where they pile up is worth a look.
+
 Office and teachers get 403 on every route here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time, timezone, tzinfo
+from datetime import date, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from flask import Blueprint, jsonify, make_response, request, session, url_for
@@ -28,6 +32,7 @@ from ...app import Services
 from ...attendance.rosters import unmatched_roster_names
 from ...attendance.timetable import Period, Timetable, minutes_text
 from ...config import SPECS, Settings, Spec
+from ...db.challenges import LivenessFailures
 from ...db.store import TimetableRow
 from ...errors import AttendanceError, BadRequestError, ForbiddenError
 from ...people.accounts import ROLES, TEACHER
@@ -36,6 +41,7 @@ from .common import access, act, render, require, wants_json
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 ATTEMPTS_SHOWN = 10
+FAILURE_DAYS = 7  # the liveness failures shown: today and the six days before
 
 
 def require_admin() -> None:
@@ -140,6 +146,25 @@ def history(rows: list[TimetableRow], zone: tzinfo) -> list[InForce]:
     return list(reversed(out))
 
 
+@dataclass(frozen=True)
+class CameraFailures:
+    camera: str
+    today: int
+    week: int
+
+
+def camera_failures(rows: list[LivenessFailures], today: date) -> list[CameraFailures]:
+    """Liveness failures per camera: today's and the last ``FAILURE_DAYS`` days' (most first)."""
+    per: dict[str, list[int]] = {}
+    for row in rows:
+        counts = per.setdefault(row.camera, [0, 0])
+        counts[1] += row.count
+        if row.day == today:
+            counts[0] += row.count
+    out = [CameraFailures(camera, t, w) for camera, (t, w) in per.items()]
+    return sorted(out, key=lambda c: (-c.today, -c.week, c.camera))
+
+
 def _form_passwords() -> str:
     password = request.form.get("password", "")
     if password != request.form.get("confirm", ""):
@@ -153,11 +178,17 @@ def register(routes: Blueprint, services: Services) -> None:
     def admin_page(new_key: NewCameraKey | None = None) -> tuple[str, int]:
         timetable: Timetable = services.attendance.timetable
         report = services.enrolment.report
+        today = services.attendance.today()
+        first = today - timedelta(days=FAILURE_DAYS - 1)
         return render(
             "admin.html",
             "Admin",
             camera_keys=services.keys.camera_keys(),
             new_key=new_key,
+            liveness_failures=camera_failures(
+                services.store.liveness_failures(first, today), today
+            ),
+            failure_days=FAILURE_DAYS,
             users=accounts.users(),
             roles=ROLES,
             teacher=TEACHER,
