@@ -548,3 +548,19 @@ def test_the_first_day_walked_through_as_the_docs_say(tmp_path: Path) -> None:
         assert not any(name == "cleo_park" for _cls, _p, name in rows)  # in no class
     finally:
         kit.services.close()
+
+
+def test_a_large_schools_board_shows_counts_and_a_link_per_class(
+    school: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smart_attendance.web.dashboard import today
+
+    sign_in(school, "olga", "office")
+    full = school.client.get("/?date=2026-11-23").get_data(as_text=True)
+    assert 'class="roster"' in full and "Open the board of" not in full
+    monkeypatch.setattr(today, "BOARD_ROWS", 3)  # this school's day has 5 rows
+    summary = school.client.get("/?date=2026-11-23").get_data(as_text=True)
+    assert 'class="roster"' not in summary
+    assert 'href="/?date=2026-11-23&amp;class=math-7b">Open the board of math-7b' in summary
+    one = school.client.get("/?date=2026-11-23&class=math-7b").get_data(as_text=True)
+    assert 'class="roster"' in one  # a class's own board lists its students

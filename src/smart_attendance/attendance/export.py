@@ -84,8 +84,11 @@ def register_rows(
 ) -> list[list[str]]:
     """One row per student per class period (raw text; the writers make it formula-safe);
     ``ordered``: the entries are in the file's order already."""
-    people = _people(students)
-    return [
+    return list(_rows(entries if ordered else _order(entries), _people(students)))
+
+
+def _rows(entries: Iterable[Entry], people: dict[str, tuple[str, str]]) -> Iterator[list[str]]:
+    return (
         [
             e.day.isoformat(),
             e.class_name,
@@ -98,8 +101,8 @@ def register_rows(
             e.reason,
             e.received if e.arrived_late else "",
         ]
-        for e in (entries if ordered else _order(entries))
-    ]
+        for e in entries
+    )
 
 
 def day_rows(
@@ -178,7 +181,7 @@ def _xlsx_stream(
     letters: dict[str, dict[date, list[str]]] = {}
     start: date | None = None
     for chunk in chunks:
-        for row in register_rows(chunk, students, ordered=True):
+        for row in _rows(chunk, people):
             register.append(cells(row))
         counted.rows += len(chunk)
         for e in chunk:
@@ -204,13 +207,14 @@ def _xlsx_stream(
 def _csv_stream(
     chunks: Iterable[list[Entry]], students: Sequence[StudentRow], counted: Counted
 ) -> Iterator[bytes]:
+    people = _people(students)
     yield (BOM + render(REGISTER_HEADER, ())).encode("utf-8")
     for chunk in chunks:
         counted.rows += len(chunk)
-        yield render_rows(register_rows(chunk, students, ordered=True)).encode("utf-8")
+        yield render_rows(_rows(chunk, people)).encode("utf-8")
 
 
-CHUNK_DAYS = 14  # days of the register read and written at a time
+CHUNK_DAYS = 7  # days of the register read and written at a time (memory: a week)
 
 
 def _register_chunks(

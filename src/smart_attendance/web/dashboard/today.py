@@ -25,6 +25,11 @@ from ...models import Correction
 from .charts import PENDING, stacked_bar
 from .common import access, act, back_to, parse_day, render, require, shown
 
+# A school's whole day (every class, every period) on one board: each student one by one up
+# to this many rows; past it, each class's periods in counts, and a link to the class's board
+# (1,000 students x 6 periods would be 6,000 rows of buttons: seconds to render, unreadable).
+BOARD_ROWS = 600
+
 
 @dataclass(frozen=True)
 class Row:
@@ -73,8 +78,10 @@ def board(services: Services, day: date, class_name: str | None) -> dict[str, An
         for name, periods in view.classes
         if user.may_see_class(name)
     ]
+    rows = sum(len(p.rows) for _name, periods in classes for p in periods)
     return {
         "access": user,
+        "summary": class_name is None and rows > BOARD_ROWS,
         "day": day,
         "today": services.attendance.today(),
         "class_name": class_name,
