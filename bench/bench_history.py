@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
@@ -311,7 +311,7 @@ def main() -> None:
     header = list(rows[0])
     text = (
         f"# bench_history: a school year beside an empty database\n\n"
-        f"{common.machine()}, {datetime.now():%Y-%m-%d %H:%M}; servers' folders on disk; "
+        f"{common.machine()} (at the start); servers' folders on disk; "
         f"{args.students} students, {args.days} school days; page times are medians of 3 "
         "requests as the client sees them.\n\n"
         + common.table(header, [list(r.values()) for r in rows])
