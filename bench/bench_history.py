@@ -44,6 +44,22 @@ import common
 from common import KEY, WrongAnswer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "history.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+BEGIN, END = "<!-- history:begin -->", "<!-- history:end -->"
+
+
+def readme_block(results: str) -> str:
+    """The README's copy of the results: everything after the file's title."""
+    return results.split("\n", 1)[1].strip()
+
+
+def write_readme(results: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    _old, tail = rest.split(END, 1)
+    README.write_text(f"{head}{BEGIN}\n{readme_block(results)}\n{END}{tail}", encoding="utf-8")
+
+
 PASSWORD = "a bench password, long enough"  # noqa: S105  (a throw-away bench account)
 
 
@@ -319,6 +335,7 @@ def main() -> None:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text, encoding="utf-8")
+    write_readme(text)
     print(text)
     print(f"written to {RESULTS}")
 

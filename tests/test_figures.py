@@ -226,3 +226,13 @@ def test_the_security_tested_by_column_names_tests_that_exist() -> None:
         assert named or files, f"no test named for: {row[:60]}"
         assert set(named) <= defined, set(named) - defined
         assert all((ROOT / "tests" / f).is_file() for f in files), files
+
+
+def test_the_readme_year_table_is_the_one_bench_history_wrote() -> None:
+    import bench_history
+
+    results = bench_history.RESULTS.read_text(encoding="utf-8")
+    text = README.read_text(encoding="utf-8")
+    block = text.split(bench_history.BEGIN, 1)[1].split(bench_history.END, 1)[0]
+    assert block.strip() == bench_history.readme_block(results)
+    assert "1000 x 180 days" in block and "postgresql" in block
