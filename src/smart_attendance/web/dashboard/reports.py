@@ -26,7 +26,6 @@ from werkzeug.wrappers import Response
 from ...app import Services
 from ...attendance import export
 from ...attendance.calendar import NOT_YET
-from ...attendance.register import Entry
 from ...attendance.tallies import RangeCounts, stats_row
 from ...models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
 from .. import _attachment
@@ -53,11 +52,6 @@ class Scope:
     def classes_counted(self) -> tuple[str, ...] | None:
         """The classes whose periods count (None: all)."""
         return (self.class_name,) if self.class_name is not None else self.classes
-
-    def holds(self, entry: Entry) -> bool:
-        if self.class_name is not None:
-            return entry.class_name == self.class_name
-        return self.classes is None or entry.class_name in self.classes
 
 
 @dataclass(frozen=True)
