@@ -18,7 +18,7 @@ late* (a queued scan sent much later, or a capture time set back) and says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
@@ -146,31 +146,49 @@ class Register:
         return self.statistics_of(self.entries(first, last, class_name), alert_below)
 
     def statistics_of(self, entries: list[Entry], alert_below: float = 0.0) -> list[StudentStats]:
+        """Per-student statistics of ``entries``: every active student, and every student
+        with an entry (one of a period still running counts nothing)."""
         tally: dict[str, list[int]] = {}
         for student in self.store.students():
             if student.active:
-                tally.setdefault(student.name, [0, 0, 0, 0, 0])
+                tally.setdefault(student.name, [0, 0, 0, 0])
         for entry in entries:
-            counts = tally.setdefault(entry.student, [0, 0, 0, 0, 0])
-            if entry.status is None:
-                continue
-            counts[0] += 1
-            index = {STATUS_PRESENT: 1, STATUS_LATE: 2, STATUS_EXCUSED: 3}.get(entry.status, 4)
-            counts[index] += 1
-        stats = []
-        for name in sorted(tally, key=lambda n: (n.casefold(), n)):
-            expected, present, late, excused, absent = tally[name]
-            row = StudentStats(
-                name,
-                days_present=present + late,
-                days_on_time=present,
-                days_late=late,
-                total_days=expected,
-                excused=excused,
-                absent=absent,
-            )
-            stats.append(row.flagged(alert_below))
-        return stats
+            tally.setdefault(entry.student, [0, 0, 0, 0])
+        for (_day, _cls, name), counts in counts_of(entries).items():
+            total = tally[name]
+            for index, value in enumerate(counts):
+                total[index] += value
+        return [
+            stats_row(name, tally[name], alert_below)
+            for name in sorted(tally, key=lambda n: (n.casefold(), n))
+        ]
+
+
+def counts_of(entries: list[Entry]) -> dict[tuple[date, str, str], list[int]]:
+    """(day, class, student) -> [present, late, excused, absent], as ``statistics_of`` counts:
+    an entry without a status (a period still running) is not counted, and any status other
+    than Present, Late and Excused counts as Absent."""
+    out: dict[tuple[date, str, str], list[int]] = {}
+    for entry in entries:
+        if entry.status is None:
+            continue
+        counts = out.setdefault((entry.day, entry.class_name, entry.student), [0, 0, 0, 0])
+        index = {STATUS_PRESENT: 0, STATUS_LATE: 1, STATUS_EXCUSED: 2}.get(entry.status, 3)
+        counts[index] += 1
+    return out
+
+
+def stats_row(name: str, counts: Sequence[int], alert_below: float) -> StudentStats:
+    present, late, excused, absent = counts
+    return StudentStats(
+        name,
+        days_present=present + late,
+        days_on_time=present,
+        days_late=late,
+        total_days=present + late + excused + absent,
+        excused=excused,
+        absent=absent,
+    ).flagged(alert_below)
 
 
 def in_force(history: list[Correction]) -> Correction | None:

@@ -26,7 +26,7 @@ from ..db.store import Store
 from ..db.tallies import Tally
 from ..models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
 from .calendar import NOT_YET
-from .register import Entry, Register
+from .register import Register, counts_of, days, stats_row
 
 COUNTED = (STATUS_PRESENT, STATUS_LATE, STATUS_EXCUSED, STATUS_ABSENT)
 
@@ -34,20 +34,6 @@ log = logging.getLogger(__name__)
 
 CHUNK_DAYS = 31  # closed days computed together (one read of their marks and corrections)
 SUMS_KEPT = 32  # ranges whose closed days' sums are kept in memory
-
-
-def counts_of(entries: list[Entry]) -> dict[tuple[date, str, str], list[int]]:
-    """(day, class, student) -> [present, late, excused, absent], as ``statistics_of`` counts:
-    an entry without a status (a period still running) is not counted, and any status other
-    than Present, Late and Excused counts as Absent."""
-    out: dict[tuple[date, str, str], list[int]] = {}
-    for entry in entries:
-        if entry.status is None:
-            continue
-        counts = out.setdefault((entry.day, entry.class_name, entry.student), [0, 0, 0, 0])
-        index = {STATUS_PRESENT: 0, STATUS_LATE: 1, STATUS_EXCUSED: 2}.get(entry.status, 3)
-        counts[index] += 1
-    return out
 
 
 class Tallies:
@@ -80,7 +66,7 @@ class Tallies:
                 seen = kept.get(day)
                 if seen is not None and (mark > seen[0] or fix > seen[1]):
                     del kept[day]
-        missing = [d for d in _days(first, last) if d not in kept]
+        missing = [d for d in days(first, last) if d not in kept]
         start = 0
         while start < len(missing):
             chunk = [missing[start]]
@@ -179,11 +165,10 @@ class Tallies:
         class_name: str | None,
         active: list[str],
         alert_below: float,
-        student: str | None = None,
     ) -> tuple[list[StudentStats], int]:
         """Per-student statistics of the range (the students of ``active`` always listed) and
         how many days of it had a counted class period."""
-        found = self.counts(first, last, None if class_name is None else (class_name,), student)
+        found = self.counts(first, last, None if class_name is None else (class_name,))
         tally = {name: [0, 0, 0, 0] for name in active}
         for name, counts in found.students.items():
             tally[name] = counts
@@ -221,20 +206,3 @@ class RangeCounts:
 
     def daily(self) -> list[tuple[date, Counter[str]]]:
         return sorted(self.days.items())
-
-
-def stats_row(name: str, counts: Sequence[int], alert_below: float) -> StudentStats:
-    present, late, excused, absent = counts
-    return StudentStats(
-        name,
-        days_present=present + late,
-        days_on_time=present,
-        days_late=late,
-        total_days=present + late + excused + absent,
-        excused=excused,
-        absent=absent,
-    ).flagged(alert_below)
-
-
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]

@@ -23,9 +23,8 @@ from flask import Blueprint, Response, request
 
 from ...app import Services
 from ...attendance import calendar
-from ...attendance.register import Entry
+from ...attendance.register import Entry, stats_row
 from ...attendance.register import days as each_day
-from ...attendance.tallies import stats_row
 from ...attendance.timetable import DAYS, Period, minutes_text
 from ...db.store import StudentRow
 from ...errors import BadRequestError, NotFoundError

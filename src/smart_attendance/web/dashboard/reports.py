@@ -26,7 +26,8 @@ from werkzeug.wrappers import Response
 from ...app import Services
 from ...attendance import export
 from ...attendance.calendar import NOT_YET
-from ...attendance.tallies import RangeCounts, stats_row
+from ...attendance.register import stats_row
+from ...attendance.tallies import RangeCounts
 from ...models import STATUS_ABSENT, STATUS_EXCUSED, STATUS_LATE, STATUS_PRESENT, StudentStats
 from .. import _attachment
 from .charts import daily_columns
