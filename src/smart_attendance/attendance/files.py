@@ -33,7 +33,6 @@ import re
 import stat
 import tempfile
 import threading
-import time as monotonic_time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timezone
@@ -212,9 +211,9 @@ class DiskCap:
     def room_for(self, size: int) -> bool:
         """Whether ``size`` more bytes keep the folder under the cap."""
         with self._lock:
-            if self.used is None or monotonic_time.monotonic() - self.counted_at >= DISK_RECOUNT_S:
+            if self.used is None or monotonic() - self.counted_at >= DISK_RECOUNT_S:
                 self.used = folder_bytes(self.root)
-                self.counted_at = monotonic_time.monotonic()
+                self.counted_at = monotonic()
             return self.used + size <= self.max_bytes
 
     def added(self, size: int) -> None:
